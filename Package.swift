@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module map (one job each; arrows point at dependencies):
+//
+//   TetherProtocol   pure wire format: frames, messages, records. No I/O.
+//   CTetherPosix     one-line C wrappers for Linux calls Swift can't see (accept4, SO_PEERCRED…).
+//   TetherIO         the poll(2) event loop, fds, Unix sockets, peer credentials, spawn.
+//   TetherRunspace   host: one process per session, drives bash, journals output.
+//   TetherRegistry   host: one process per user, the durable session table.
+//   TetherSubsystem  host: what sshd runs; multiplexes stdio onto registry + runspaces.
+//   TetherHostMain   host: argument handling shared by the `tether-subsystem` modes.
+//   TetherSSH        client: libssh2 transport, ~/.ssh/config, known_hosts.
+//   TetherClient     client: the async library API (sessions, invoke, receive).
+//   TetherCLI        client: the `tether` verbs, one file each.
+let package = Package(
+    name: "Tether",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "TetherClient", targets: ["TetherClient"]),
+        .library(name: "TetherProtocol", targets: ["TetherProtocol"]),
+        .executable(name: "tether", targets: ["tether"]),
+        .executable(name: "tether-subsystem", targets: ["tether-subsystem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
+                       providers: [.apt(["libssh2-1-dev"])]),
+        .target(name: "CTetherPosix"),
+        .target(name: "TetherProtocol"),
+        .target(name: "TetherIO", dependencies: ["TetherProtocol", "CTetherPosix"]),
+        .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO"]),
+        .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO"]),
+        .target(name: "TetherSubsystem", dependencies: ["TetherProtocol", "TetherIO", "TetherRegistry"]),
+        .target(name: "TetherHostMain", dependencies: [
+            "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
+        ]),
+        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "TetherIO"]),
+        .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH"]),
+        .target(name: "TetherCLI", dependencies: [
+            "TetherClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "tether", dependencies: ["TetherCLI"]),
+        .executableTarget(name: "tether-subsystem", dependencies: ["TetherHostMain"]),
+        .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO"],
+                path: "Tests/TetherTestSupport"),
+        .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),
+        .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
+        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient"]),
+    ]
+)

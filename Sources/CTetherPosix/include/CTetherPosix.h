@@ -1,0 +1,25 @@
+#ifndef CTETHERPOSIX_H
+#define CTETHERPOSIX_H
+// Linux calls that Glibc's Swift overlay hides behind _GNU_SOURCE, wrapped so Swift can
+// reach them. Each wrapper is a single call; keep logic in Swift.
+#include <sys/types.h>
+#include <signal.h>
+
+int tether_pipe2(int fds[2], int flags);
+int tether_accept4(int listener, int flags);
+/// Peer credentials of a Unix socket: returns 0 and fills uid/pid, or -1 with errno.
+int tether_peer_credentials(int fd, uid_t *uid, pid_t *pid);
+/// posix_spawn flag that makes the child a session leader (glibc ≥ 2.26), or 0.
+short tether_posix_spawn_setsid_flag(void);
+int tether_tcp_quickack(int fd);
+int tether_tcp_nodelay(int fd);
+int tether_wifexited(int status);
+int tether_wexitstatus(int status);
+int tether_wifsignaled(int status);
+int tether_wtermsig(int status);
+int tether_sock_cloexec(void);
+int tether_sock_stream(void);
+#include <spawn.h>
+int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+#endif

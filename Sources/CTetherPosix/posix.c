@@ -1,0 +1,39 @@
+#define _GNU_SOURCE
+#include "CTetherPosix.h"
+#include <fcntl.h>
+#include <unistd.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int tether_accept4(int listener, int flags) { return accept4(listener, NULL, NULL, flags); }
+
+int tether_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *uid = cred.uid;
+    *pid = cred.pid;
+    return 0;
+}
+
+short tether_posix_spawn_setsid_flag(void) {
+#ifdef POSIX_SPAWN_SETSID
+    return POSIX_SPAWN_SETSID;
+#else
+    return 0;
+#endif
+}
+
+int tether_tcp_quickack(int fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)); }
+int tether_tcp_nodelay(int fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); }
+int tether_wifexited(int status) { return WIFEXITED(status); }
+int tether_wexitstatus(int status) { return WEXITSTATUS(status); }
+int tether_wifsignaled(int status) { return WIFSIGNALED(status); }
+int tether_wtermsig(int status) { return WTERMSIG(status); }
+int tether_sock_cloexec(void) { return SOCK_CLOEXEC; }
+int tether_sock_stream(void) { return SOCK_STREAM; }
+int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) { return posix_spawn_file_actions_addchdir_np(actions, path); }

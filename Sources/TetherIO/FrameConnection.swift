@@ -1,0 +1,298 @@
+import Glibc
+import TetherProtocol
+
+/// Why a `FrameConnection` ended.
+public enum CloseReason: Sendable, CustomStringConvertible {
+    /// The peer closed cleanly between frames.
+    case endOfStream
+    /// The peer sent bytes that are not valid frames; an error frame was sent back.
+    case protocolError(ProtocolError)
+    case ioError(SystemError)
+    /// `close()` was called on this side.
+    case local
+
+    public var description: String {
+        switch self {
+        case .endOfStream: "connection closed by peer"
+        case .protocolError(let e): e.description
+        case .ioError(let e): e.description
+        case .local: "closed"
+        }
+    }
+}
+
+/// A framed, non-blocking, reactor-driven byte stream: stdio, a Unix socket or a pipe pair.
+///
+/// Reads are decoded into `Frame`s and handed to `onFrame`; writes are queued and flushed
+/// as the descriptor allows. Backpressure both ways: `pauseReading()` stops reading (so the
+/// kernel buffer fills and the peer blocks), and `onDrained` fires once queued output falls
+/// below `lowWatermark`, which a producer uses to resume. Nothing here sleeps.
+public final class FrameConnection {
+    public let name: String
+    public let reactor: Reactor
+    public let readFD: Int32
+    public let writeFD: Int32
+
+    public var onFrame: (Frame) -> Void = { _ in }
+    public var onClose: (CloseReason) -> Void = { _ in }
+    /// Queued output fell to `lowWatermark` or below after having been above `highWatermark`.
+    public var onDrained: () -> Void = {}
+
+    public var highWatermark = 4 << 20
+    public var lowWatermark = 1 << 20
+
+    private var decoder = FrameDecoder()
+    private var readRegistration: Registration?
+    private var writeRegistration: Registration?
+    private var outbox: [[UInt8]] = []
+    private var outboxHead = 0
+    private var headOffset = 0
+    public private(set) var pendingWriteBytes = 0
+    private var wasAboveHighWatermark = false
+    private var readingPaused = false
+    private var closeWhenFlushed = false
+    public private(set) var isClosed = false
+    private var readBuffer: [UInt8]
+
+    /// `readFD` and `writeFD` may be the same descriptor (a socket). They are set
+    /// non-blocking and closed by `close()` unless `ownsDescriptors` is false.
+    public let ownsDescriptors: Bool
+
+    public init(reactor: Reactor, readFD: Int32, writeFD: Int32, name: String,
+                ownsDescriptors: Bool = true, maxPayloadLength: Int = Frame.maxPayloadLength) {
+        self.reactor = reactor
+        self.readFD = readFD
+        self.writeFD = writeFD
+        self.name = name
+        self.ownsDescriptors = ownsDescriptors
+        self.decoder = FrameDecoder(maxPayloadLength: maxPayloadLength)
+        self.readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
+        setNonBlocking(readFD)
+        if writeFD != readFD { setNonBlocking(writeFD) }
+    }
+
+    public convenience init(reactor: Reactor, socket: Int32, name: String) {
+        self.init(reactor: reactor, readFD: socket, writeFD: socket, name: name)
+    }
+
+    /// Starts reading. Call once, after setting the callbacks.
+    public func start() {
+        guard !isClosed, readRegistration == nil else { return }
+        readRegistration = reactor.register(fd: readFD, interest: readingPaused ? .none : .readable) { [weak self] readiness in
+            self?.handleReadable(readiness)
+        }
+    }
+
+    // MARK: Writing
+
+    public func send(_ frame: Frame) {
+        send(bytes: frame.encoded())
+    }
+
+    public func send(type: FrameType, channel: UInt32, payload: [UInt8] = []) {
+        send(Frame(type: type, channel: channel, payload: payload))
+    }
+
+    /// Queues already-encoded frame bytes (relays forward frames without re-encoding).
+    public func send(bytes: [UInt8]) {
+        guard !isClosed, !closeWhenFlushed, !bytes.isEmpty else { return }
+        outbox.append(bytes)
+        pendingWriteBytes += bytes.count
+        if pendingWriteBytes > highWatermark { wasAboveHighWatermark = true }
+        if writeRegistration == nil {
+            flush()
+        }
+    }
+
+    /// Sends an error frame, then closes once everything queued has been written.
+    public func fail(channel: UInt32 = 0, _ body: ErrorBody) {
+        send(ControlCodec.errorFrame(channel: channel, body))
+        closeAfterFlush()
+    }
+
+    /// True when queued output is above the high watermark: producers should hold off.
+    public var isBackedUp: Bool { pendingWriteBytes > highWatermark }
+
+    private func flush() {
+        while outboxHead < outbox.count {
+            let chunk = outbox[outboxHead]
+            let n = chunk.withUnsafeBytes { raw in
+                write(writeFD, raw.baseAddress! + headOffset, chunk.count - headOffset)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    armWritable()
+                    return
+                }
+                finish(.ioError(SystemError.last("write to \(name)")))
+                return
+            }
+            headOffset += n
+            pendingWriteBytes -= n
+            if headOffset == chunk.count {
+                outbox[outboxHead] = []
+                outboxHead += 1
+                headOffset = 0
+            }
+        }
+        outbox.removeAll(keepingCapacity: true)
+        outboxHead = 0
+        disarmWritable()
+        if wasAboveHighWatermark && pendingWriteBytes <= lowWatermark {
+            wasAboveHighWatermark = false
+            onDrained()
+        }
+        if closeWhenFlushed { finish(.local) }
+    }
+
+    private func armWritable() {
+        if outboxHead > 64 {
+            outbox.removeFirst(outboxHead)
+            outboxHead = 0
+        }
+        if wasAboveHighWatermark && pendingWriteBytes <= lowWatermark {
+            wasAboveHighWatermark = false
+            onDrained()
+        }
+        guard writeRegistration == nil, !isClosed else { return }
+        writeRegistration = reactor.register(fd: writeFD, interest: .writable) { [weak self] readiness in
+            guard let self else { return }
+            if readiness.contains(.error) && !readiness.contains(.writable) {
+                self.finish(.ioError(SystemError("write to \(self.name)", errno: EPIPE)))
+                return
+            }
+            self.flush()
+        }
+    }
+
+    private func disarmWritable() {
+        if let registration = writeRegistration {
+            reactor.unregister(registration)
+            writeRegistration = nil
+        }
+    }
+
+    // MARK: Reading
+
+    public func pauseReading() {
+        readingPaused = true
+        if let registration = readRegistration { reactor.update(registration, interest: .none) }
+    }
+
+    public func resumeReading() {
+        readingPaused = false
+        if let registration = readRegistration { reactor.update(registration, interest: .readable) }
+    }
+
+    private func handleReadable(_ readiness: Readiness) {
+        guard !isClosed else { return }
+        // Read a bounded amount per wakeup so one busy peer can't starve the loop.
+        for _ in 0..<4 {
+            let n = readBuffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                finish(.ioError(SystemError.last("read from \(name)")))
+                return
+            }
+            if n == 0 {
+                if decoder.hasPartialFrame {
+                    let error = ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)
+                    finish(.protocolError(error))
+                } else {
+                    finish(.endOfStream)
+                }
+                return
+            }
+            decoder.append(readBuffer[0..<n])
+            deliverFrames()
+            if isClosed || readingPaused || n < readBuffer.count { break }
+        }
+    }
+
+    private func deliverFrames() {
+        while !isClosed {
+            do {
+                guard let frame = try decoder.next() else { return }
+                onFrame(frame)
+                if readingPaused { return }
+            } catch {
+                // Say what was wrong, then stop reading this stream: nothing after a bad
+                // frame can be trusted to be aligned.
+                protocolFailure(error)
+                return
+            }
+        }
+    }
+
+    /// Frames still buffered after `pauseReading()` are delivered on resume.
+    public func deliverBufferedFrames() {
+        if !readingPaused { deliverFrames() }
+    }
+
+    /// Answers a protocol violation with an error frame and closes.
+    public func protocolFailure(_ error: ProtocolError) {
+        guard !isClosed else { return }
+        if let registration = readRegistration {
+            reactor.unregister(registration)
+            readRegistration = nil
+        }
+        send(ControlCodec.errorFrame(channel: 0, ErrorBody(error.code, error.description)))
+        pendingFailure = error
+        closeAfterFlush()
+    }
+    private var pendingFailure: ProtocolError?
+
+    // MARK: Closing
+
+    /// Closes once queued output is written.
+    public func closeAfterFlush() {
+        guard !isClosed else { return }
+        closeWhenFlushed = true
+        if let registration = readRegistration {
+            reactor.unregister(registration)
+            readRegistration = nil
+        }
+        if pendingWriteBytes == 0 { finish(.local) }
+    }
+
+    /// Closes now, dropping queued output.
+    public func close() {
+        finish(.local)
+    }
+
+    private func finish(_ reason: CloseReason) {
+        guard !isClosed else { return }
+        isClosed = true
+        if let registration = readRegistration { reactor.unregister(registration) }
+        disarmWritable()
+        readRegistration = nil
+        outbox.removeAll()
+        pendingWriteBytes = 0
+        if ownsDescriptors {
+            Glibc.close(readFD)
+            if writeFD != readFD { Glibc.close(writeFD) }
+        }
+        if case .local = reason, let failure = pendingFailure {
+            onClose(.protocolError(failure))
+        } else {
+            onClose(reason)
+        }
+    }
+}
+
+public func setNonBlocking(_ fd: Int32) {
+    let flags = fcntl(fd, F_GETFL)
+    if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+}
+
+public func setBlocking(_ fd: Int32) {
+    let flags = fcntl(fd, F_GETFL)
+    if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+}
+
+public func setCloseOnExec(_ fd: Int32) {
+    let flags = fcntl(fd, F_GETFD)
+    if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+}

@@ -1,0 +1,260 @@
+import Glibc
+import CTetherPosix
+
+/// What a registered descriptor wants to hear about.
+public struct Interest: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let readable = Interest(rawValue: 1)
+    public static let writable = Interest(rawValue: 2)
+    public static let none: Interest = []
+}
+
+/// What poll(2) reported for a descriptor. `hangup` and `error` arrive whatever the interest.
+public struct Readiness: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let readable = Readiness(rawValue: 1)
+    public static let writable = Readiness(rawValue: 2)
+    public static let hangup = Readiness(rawValue: 4)
+    public static let error = Readiness(rawValue: 8)
+}
+
+/// A handle to a registered descriptor; pass it back to `update` or `unregister`.
+public struct Registration: Hashable, Sendable {
+    fileprivate let id: UInt64
+}
+
+/// A handle to a scheduled timer; pass it back to `cancel`.
+public struct TimerHandle: Hashable, Sendable {
+    fileprivate let id: UInt64
+}
+
+/// One thread, one poll(2) loop: every process of Tether runs its I/O here.
+///
+/// Why not SwiftNIO: libssh2's non-blocking model needs the loop to poll exactly the
+/// directions `libssh2_session_block_directions` asks for and to re-arm `TCP_QUICKACK`
+/// before every poll (see docs/architecture.md); a loop of our own makes both one line.
+/// The host processes use the same loop so there is one model to learn.
+///
+/// Confinement: everything except `execute` and `stop` must be called on the loop's own
+/// thread (from handlers, timers, or before `run`). `execute` is the only door in from
+/// other threads; it wakes the loop through a pipe, so nothing ever sleeps to poll.
+public final class Reactor: @unchecked Sendable {
+    private struct Entry {
+        var fd: Int32
+        var interest: Interest
+        var handler: (Readiness) -> Void
+    }
+    private struct Timer {
+        var deadline: UInt64
+        var body: () -> Void
+    }
+
+    private var entries: [UInt64: Entry] = [:]
+    private var timers: [UInt64: Timer] = [:]
+    private var nextID: UInt64 = 1
+    private var beforePoll: [() -> Void] = []
+    private var running = false
+
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let lock = Lock()
+    private var injected: [@Sendable () -> Void] = []  // guarded by lock
+    private var stopRequested = false                   // guarded by lock
+
+    public init() throws {
+        var fds: [Int32] = [0, 0]
+        guard tether_pipe2(&fds, Int32(O_NONBLOCK | O_CLOEXEC)) == 0 else {
+            throw SystemError.last("pipe2")
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    // MARK: Descriptors
+
+    @discardableResult
+    public func register(fd: Int32, interest: Interest, _ handler: @escaping (Readiness) -> Void) -> Registration {
+        let id = nextID
+        nextID += 1
+        entries[id] = Entry(fd: fd, interest: interest, handler: handler)
+        return Registration(id: id)
+    }
+
+    public func update(_ registration: Registration, interest: Interest) {
+        entries[registration.id]?.interest = interest
+    }
+
+    public func interest(of registration: Registration) -> Interest? {
+        entries[registration.id]?.interest
+    }
+
+    public func unregister(_ registration: Registration) {
+        entries[registration.id] = nil
+    }
+
+    // MARK: Timers
+
+    /// Runs `body` on the loop once `seconds` have passed (monotonic clock).
+    @discardableResult
+    public func schedule(after seconds: Double, _ body: @escaping () -> Void) -> TimerHandle {
+        let id = nextID
+        nextID += 1
+        let delay = UInt64(max(0, seconds) * 1_000_000_000)
+        timers[id] = Timer(deadline: Reactor.now() &+ delay, body: body)
+        return TimerHandle(id: id)
+    }
+
+    public func cancel(_ timer: TimerHandle) {
+        timers[timer.id] = nil
+    }
+
+    /// Runs before every poll(2); the SSH transport re-arms TCP_QUICKACK here.
+    public func addBeforePollHook(_ body: @escaping () -> Void) {
+        beforePoll.append(body)
+    }
+
+    // MARK: Cross-thread
+
+    /// Runs `body` on the loop thread soon. Safe from any thread.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        lock.withLock { injected.append(body) }
+        wake()
+    }
+
+    /// Makes `run` return after the current iteration. Safe from any thread.
+    public func stop() {
+        lock.withLock { stopRequested = true }
+        wake()
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)  // EAGAIN means a wake is already pending: fine.
+    }
+
+    // MARK: The loop
+
+    /// Monotonic nanoseconds.
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Runs until `stop()`; returns then. Also returns when there is nothing left to wait
+    /// for (no descriptors, no timers) if `untilIdle` is true.
+    public func run(untilIdle: Bool = false) {
+        running = true
+        defer { running = false }
+        var pollSet: [pollfd] = []
+        var ids: [UInt64] = []
+        while true {
+            if lock.withLock({ stopRequested }) { lock.withLock { stopRequested = false }; return }
+            runInjected()
+            runDueTimers()
+            if lock.withLock({ stopRequested }) { lock.withLock { stopRequested = false }; return }
+            if untilIdle && entries.isEmpty && timers.isEmpty && lock.withLock({ injected.isEmpty }) {
+                return
+            }
+            for hook in beforePoll { hook() }
+
+            pollSet.removeAll(keepingCapacity: true)
+            ids.removeAll(keepingCapacity: true)
+            pollSet.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            ids.append(0)
+            for (id, entry) in entries {
+                var events: Int16 = 0
+                if entry.interest.contains(.readable) { events |= Int16(POLLIN) }
+                if entry.interest.contains(.writable) { events |= Int16(POLLOUT) }
+                // An fd with no interest is still polled with events 0 so HUP/ERR arrive.
+                pollSet.append(pollfd(fd: entry.fd, events: events, revents: 0))
+                ids.append(id)
+            }
+            let timeout = pollTimeoutMillis()
+            let n = poll(&pollSet, nfds_t(pollSet.count), timeout)
+            if n < 0 {
+                if errno == EINTR { continue }
+                fatalError("poll failed: errno \(errno)")
+            }
+            if n == 0 { continue }
+            if pollSet[0].revents != 0 { drainWakePipe() }
+            for index in 1..<pollSet.count where pollSet[index].revents != 0 {
+                let revents = Int32(pollSet[index].revents)
+                // The handler may have been removed by an earlier handler in this round.
+                guard let entry = entries[ids[index]] else { continue }
+                var readiness: Readiness = []
+                if revents & Int32(POLLIN) != 0 { readiness.insert(.readable) }
+                if revents & Int32(POLLOUT) != 0 { readiness.insert(.writable) }
+                if revents & Int32(POLLHUP) != 0 { readiness.insert(.hangup) }
+                if revents & Int32(POLLERR | POLLNVAL) != 0 { readiness.insert(.error) }
+                // Don't report readiness the handler no longer asked for, unless it's fatal.
+                if !entry.interest.contains(.readable) { readiness.remove(.readable) }
+                if !entry.interest.contains(.writable) { readiness.remove(.writable) }
+                if readiness.isEmpty { continue }
+                if readiness.contains(.error) || readiness.contains(.hangup) {
+                    // Level-triggered HUP would spin if the handler ignores it: the handler
+                    // must unregister or it is unregistered for it after this call.
+                    entry.handler(readiness)
+                    if let still = entries[ids[index]], still.fd == entry.fd,
+                       !readiness.contains(.readable) {
+                        entries[ids[index]] = nil
+                    }
+                } else {
+                    entry.handler(readiness)
+                }
+            }
+        }
+    }
+
+    private func pollTimeoutMillis() -> Int32 {
+        if lock.withLock({ !injected.isEmpty }) { return 0 }
+        guard let next = timers.values.map(\.deadline).min() else { return -1 }
+        let now = Reactor.now()
+        if next <= now { return 0 }
+        let millis = (next - now + 999_999) / 1_000_000
+        return Int32(min(millis, UInt64(Int32.max)))
+    }
+
+    private func runInjected() {
+        let work = lock.withLock { () -> [@Sendable () -> Void] in
+            let w = injected
+            injected.removeAll()
+            return w
+        }
+        for body in work { body() }
+    }
+
+    private func runDueTimers() {
+        guard !timers.isEmpty else { return }
+        let now = Reactor.now()
+        let due = timers.filter { $0.value.deadline <= now }.sorted { $0.value.deadline < $1.value.deadline }
+        for (id, timer) in due {
+            guard timers.removeValue(forKey: id) != nil else { continue }
+            timer.body()
+        }
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+}
+
+/// A plain mutex; `Synchronization.Mutex` needs newer deployment targets on some hosts.
+public final class Lock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

@@ -1,0 +1,145 @@
+import Glibc
+import CTetherPosix
+
+/// Unix-domain stream sockets with the owner checks every Tether socket needs.
+public enum UnixSocket {
+    /// Binds and listens on `path` (removing a stale socket file first), mode 0600.
+    public static func listen(path: String, backlog: Int32 = 128) throws -> Int32 {
+        let fd = socket(AF_UNIX, tether_sock_stream() | tether_sock_cloexec(), 0)
+        guard fd >= 0 else { throw SystemError.last("socket") }
+        var address = try makeAddress(path)
+        unlink(path)
+        let oldMask = umask(0o177)
+        defer { umask(oldMask) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0 else {
+            let error = SystemError.last("bind \(path)")
+            Glibc.close(fd)
+            throw error
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let error = SystemError.last("listen \(path)")
+            Glibc.close(fd)
+            throw error
+        }
+        setNonBlocking(fd)
+        return fd
+    }
+
+    /// Connects (blocking; local sockets answer at once or refuse) and checks that the
+    /// listener runs as our own user. Returns a blocking descriptor.
+    public static func connect(path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, tether_sock_stream() | tether_sock_cloexec(), 0)
+        guard fd >= 0 else { throw SystemError.last("socket") }
+        var address = try makeAddress(path)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let error = SystemError.last("connect \(path)")
+            Glibc.close(fd)
+            throw error
+        }
+        do {
+            try requirePeerIsSelf(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Accepts one connection if any is pending and checks the peer's uid.
+    /// Returns nil when none is pending; throws on a peer of another user (already closed).
+    public static func accept(_ listener: Int32) throws -> Int32? {
+        let fd = tether_accept4(listener, tether_sock_cloexec())
+        if fd < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { return nil }
+            throw SystemError.last("accept")
+        }
+        do {
+            try requirePeerIsSelf(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The uid and pid of the process at the other end of a Unix socket.
+    public static func peerCredentials(_ fd: Int32) throws -> (uid: uid_t, pid: pid_t) {
+        var uid: uid_t = 0
+        var pid: pid_t = 0
+        guard tether_peer_credentials(fd, &uid, &pid) == 0 else {
+            throw SystemError.last("getsockopt(SO_PEERCRED)")
+        }
+        return (uid, pid)
+    }
+
+    /// Refuses a peer that is not running as our effective uid.
+    public static func requirePeerIsSelf(_ fd: Int32) throws {
+        let peer = try peerCredentials(fd)
+        guard peer.uid == geteuid() else {
+            throw TetherIOError("refusing a Unix socket peer with uid \(peer.uid) (pid \(peer.pid)): only uid \(geteuid()) may connect")
+        }
+    }
+
+    private static func makeAddress(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            throw TetherIOError("socket path too long (\(bytes.count) bytes, limit \(capacity - 1)): \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() { raw[i] = byte }
+            raw[bytes.count] = 0
+        }
+        return address
+    }
+}
+
+/// A listening Unix socket on the reactor that hands accepted, uid-checked peers to
+/// `onAccept` and reports refused peers to `onRefused`.
+public final class UnixListener {
+    public let path: String
+    public let fd: Int32
+    private let reactor: Reactor
+    private var registration: Registration?
+
+    public init(reactor: Reactor, path: String,
+                onAccept: @escaping (Int32) -> Void,
+                onRefused: @escaping (Error) -> Void = { _ in }) throws {
+        self.reactor = reactor
+        self.path = path
+        self.fd = try UnixSocket.listen(path: path)
+        registration = reactor.register(fd: fd, interest: .readable) { [fd] _ in
+            while true {
+                do {
+                    guard let client = try UnixSocket.accept(fd) else { return }
+                    onAccept(client)
+                } catch let error as SystemError {
+                    onRefused(error)
+                    return  // accept itself failed (EMFILE…): wait for the next wakeup
+                } catch {
+                    onRefused(error)
+                }
+            }
+        }
+    }
+
+    /// Stops listening and removes the socket file.
+    public func close(unlinkPath: Bool = true) {
+        if let registration { reactor.unregister(registration) }
+        registration = nil
+        Glibc.close(fd)
+        if unlinkPath { unlink(path) }
+    }
+}

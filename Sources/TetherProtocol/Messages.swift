@@ -1,0 +1,363 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The protocol version both sides must speak exactly. Bump on any incompatible change.
+public let tetherProtocolVersion: UInt16 = 1
+
+/// Eight bytes that open every `hello` payload, so a stray peer is told apart at once.
+public let helloMagic: [UInt8] = Array("TETHER\r\n".utf8)
+
+/// Who is on the other end of a connection; sent in `Hello`.
+public enum PeerRole: String, Codable, Sendable {
+    case client       // a Tether client, through sshd and the subsystem
+    case subsystem    // tether-subsystem talking to the registry or a runspace for a client
+    case registry     // the registry's control connection to a runspace
+    case host         // the answer from a host process (subsystem, registry, runspace)
+}
+
+/// `hello` body (after magic and u16 version).
+public struct Hello: Codable, Sendable, Equatable {
+    public var role: PeerRole
+    /// The client's stable id (from TETHER_HOME). Set by clients and relayed by subsystems.
+    public var clientID: String?
+    /// A human name for the client machine, shown to other clients ("held by …").
+    public var clientHost: String?
+    public var software: String
+    public var hostname: String?
+    public var user: String?
+
+    public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,
+                software: String = "tether/0.1", hostname: String? = nil, user: String? = nil) {
+        self.role = role
+        self.clientID = clientID
+        self.clientHost = clientHost
+        self.software = software
+        self.hostname = hostname
+        self.user = user
+    }
+
+    public func payload(version: UInt16 = tetherProtocolVersion) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(contentsOf: helloMagic)
+        w.write(version)
+        w.write(contentsOf: WireJSON.encode(self))
+        return w.bytes
+    }
+
+    /// Parses a hello payload; a different version throws `.versionMismatch` *after* the
+    /// magic matched, so the caller can answer with a clear error frame.
+    public static func decode(_ payload: [UInt8], expecting version: UInt16 = tetherProtocolVersion) throws(ProtocolError) -> Hello {
+        var r = ByteReader(payload)
+        guard payload.count >= helloMagic.count + 2,
+              Array(try r.readBytes(helloMagic.count)) == helloMagic else { throw .badMagic }
+        let peerVersion = try r.readU16()
+        guard peerVersion == version else { throw .versionMismatch(peer: peerVersion, ours: version) }
+        return try WireJSON.decode(Hello.self, from: Array(r.readRest()))
+    }
+}
+
+/// Machine-readable error codes; the message beside them is for people.
+public enum ErrorCode: String, Codable, Sendable {
+    case badFrame = "bad_frame"
+    case frameTooLarge = "frame_too_large"
+    case unknownFrameType = "unknown_frame_type"
+    case badPayload = "bad_payload"
+    case badRequest = "bad_request"
+    case versionMismatch = "version_mismatch"
+    case notFound = "not_found"
+    case busy
+    case heldElsewhere = "held_elsewhere"
+    case notAttached = "not_attached"
+    case sessionClosed = "session_closed"
+    case sessionBroken = "session_broken"
+    case permissionDenied = "permission_denied"
+    case unavailable
+    case `internal`
+}
+
+public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// How a runspace treats output while nobody reads it.
+public enum OutputBuffering: String, Codable, Sendable, CaseIterable {
+    /// Stop reading the command's output when the buffer is full; the command waits.
+    case block
+    /// Keep the newest output, discard the oldest, and report how much was dropped.
+    case drop
+}
+
+/// Host-side (absolute) life state of a session. Clients derive PowerShell's relative
+/// states (Opened/Disconnected) from this plus `holder`.
+public enum HostSessionState: String, Codable, Sendable {
+    case running     // the runspace is alive
+    case closed      // the interpreter exited (exit in a command, or removed)
+    case broken      // the runspace or its interpreter died abnormally
+}
+
+public struct Holder: Codable, Sendable, Equatable {
+    public var clientID: String
+    public var clientHost: String
+    /// Seconds since 1970.
+    public var since: Double
+    public init(clientID: String, clientHost: String, since: Double) {
+        self.clientID = clientID
+        self.clientHost = clientHost
+        self.since = since
+    }
+}
+
+/// Everything a host knows about one session.
+public struct SessionInfo: Codable, Sendable, Equatable {
+    public var instanceID: String
+    public var name: String
+    public var configuration: String
+    public var state: HostSessionState
+    public var holder: Holder?
+    /// A command is running now.
+    public var busy: Bool
+    public var createdAt: Double
+    public var lastUsedAt: Double
+    /// Seconds without any attachment and without a running command before removal.
+    public var idleTimeout: Double
+    public var outputBuffering: OutputBuffering
+    /// Bytes of unacknowledged output the runspace keeps at most.
+    public var bufferLimit: Int
+    /// Why the session is Closed or Broken.
+    public var reason: String?
+    public var exitCode: Int32?
+    public var runspacePID: Int32?
+
+    public init(instanceID: String, name: String, configuration: String, state: HostSessionState,
+                holder: Holder?, busy: Bool, createdAt: Double, lastUsedAt: Double,
+                idleTimeout: Double, outputBuffering: OutputBuffering, bufferLimit: Int,
+                reason: String? = nil, exitCode: Int32? = nil, runspacePID: Int32? = nil) {
+        self.instanceID = instanceID
+        self.name = name
+        self.configuration = configuration
+        self.state = state
+        self.holder = holder
+        self.busy = busy
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.idleTimeout = idleTimeout
+        self.outputBuffering = outputBuffering
+        self.bufferLimit = bufferLimit
+        self.reason = reason
+        self.exitCode = exitCode
+        self.runspacePID = runspacePID
+    }
+}
+
+public struct SessionFilter: Codable, Sendable, Equatable {
+    /// Shell-style wildcard (`*`, `?`) on the name.
+    public var name: String?
+    public var instanceID: String?
+    public var state: HostSessionState?
+    public var configuration: String?
+    public init(name: String? = nil, instanceID: String? = nil, state: HostSessionState? = nil, configuration: String? = nil) {
+        self.name = name
+        self.instanceID = instanceID
+        self.state = state
+        self.configuration = configuration
+    }
+}
+
+public enum Signal: String, Codable, Sendable {
+    /// SIGINT to the running command's process group; the session lives on.
+    case interrupt
+    /// Ends the session: the interpreter and its children are killed.
+    case terminate
+}
+
+/// Control requests. Channel 0 carries the connection-level ones (create, list, claim,
+/// release, remove, ping); a channel N > 0 is opened by `attach` and carries the rest.
+public enum Request: Codable, Sendable, Equatable {
+    case create(CreateRequest)
+    case list(SessionFilter)
+    /// Take the session for this client (`tether connect`). `force` takes it from another.
+    case claim(instanceID: String, force: Bool)
+    /// Let go of the session (`tether disconnect`); optionally change its settings.
+    case release(instanceID: String, idleTimeout: Double?, outputBuffering: OutputBuffering?)
+    case remove(instanceID: String)
+    case ping
+    /// On channel N: bind the channel to the session (claims it unless `force` is needed).
+    /// The runspace then replays every record after its acknowledged sequence number.
+    case attach(instanceID: String, force: Bool)
+    /// On channel N: unbind the channel. The session and its command go on.
+    case detach
+    /// On channel N: run a script. `wait` false fails at once with `busy` if a command runs.
+    case invoke(InvokeRequest)
+    /// On channel N: signal the running command.
+    case signal(Signal)
+}
+
+public struct CreateRequest: Codable, Sendable, Equatable {
+    public var name: String?
+    public var configuration: String?
+    public var idleTimeout: Double?
+    public var outputBuffering: OutputBuffering?
+    public var bufferLimit: Int?
+    public init(name: String? = nil, configuration: String? = nil, idleTimeout: Double? = nil,
+                outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil) {
+        self.name = name
+        self.configuration = configuration
+        self.idleTimeout = idleTimeout
+        self.outputBuffering = outputBuffering
+        self.bufferLimit = bufferLimit
+    }
+}
+
+public struct InvokeRequest: Codable, Sendable, Equatable {
+    public var script: String
+    public var arguments: [String]
+    /// The client will send `stdinData`/`stdinEOF`; otherwise the command reads /dev/null.
+    public var stdin: Bool
+    /// Wait for a running command to finish (up to `waitTimeout` seconds) or fail at once.
+    public var wait: Bool
+    public var waitTimeout: Double?
+    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil) {
+        self.script = script
+        self.arguments = arguments
+        self.stdin = stdin
+        self.wait = wait
+        self.waitTimeout = waitTimeout
+    }
+}
+
+/// Answers. `ok` carries the result of the request it answers.
+public enum Response: Codable, Sendable, Equatable {
+    case session(SessionInfo)
+    case sessions([SessionInfo])
+    case attached(AttachInfo)
+    case started(commandID: UInt64)
+    case pong
+    case done
+    case failure(ErrorBody)
+}
+
+public struct AttachInfo: Codable, Sendable, Equatable {
+    public var session: SessionInfo
+    /// Records after this one will be replayed, then live output follows.
+    public var ackedSeq: UInt64
+    /// The newest sequence number the runspace has assigned.
+    public var lastSeq: UInt64
+    /// The command running now, if any (a `receive` follows it to its end).
+    public var runningCommandID: UInt64?
+    /// True if this attach took the session from another client.
+    public var tookOver: Bool
+    public init(session: SessionInfo, ackedSeq: UInt64, lastSeq: UInt64, runningCommandID: UInt64?, tookOver: Bool) {
+        self.session = session
+        self.ackedSeq = ackedSeq
+        self.lastSeq = lastSeq
+        self.runningCommandID = runningCommandID
+        self.tookOver = tookOver
+    }
+}
+
+/// Unsolicited notices. Runspaces send `status` to the registry's control connection.
+public enum Event: Codable, Sendable, Equatable {
+    case status(RunspaceStatus)
+    /// A channel's session was taken by another client (`connect --force` elsewhere).
+    case takenOver(by: Holder)
+}
+
+public struct RunspaceStatus: Codable, Sendable, Equatable {
+    public var instanceID: String
+    public var state: HostSessionState
+    public var busy: Bool
+    /// Channels attached now (from any subsystem).
+    public var attachments: Int
+    public var pid: Int32
+    public var reason: String?
+    public var exitCode: Int32?
+    public init(instanceID: String, state: HostSessionState, busy: Bool, attachments: Int, pid: Int32, reason: String? = nil, exitCode: Int32? = nil) {
+        self.instanceID = instanceID
+        self.state = state
+        self.busy = busy
+        self.attachments = attachments
+        self.pid = pid
+        self.reason = reason
+        self.exitCode = exitCode
+    }
+}
+
+// MARK: Control frame payloads
+
+public enum ControlCodec {
+    public static func request(id: UInt32, _ request: Request) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(id)
+        w.write(contentsOf: WireJSON.encode(request))
+        return w.bytes
+    }
+
+    public static func decodeRequest(_ payload: [UInt8]) throws(ProtocolError) -> (UInt32, Request) {
+        var r = ByteReader(payload)
+        let id = try r.readU32()
+        return (id, try WireJSON.decode(Request.self, from: Array(r.readRest())))
+    }
+
+    public static func response(id: UInt32, _ response: Response) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(id)
+        w.write(contentsOf: WireJSON.encode(response))
+        return w.bytes
+    }
+
+    public static func decodeResponse(_ payload: [UInt8]) throws(ProtocolError) -> (UInt32, Response) {
+        var r = ByteReader(payload)
+        let id = try r.readU32()
+        return (id, try WireJSON.decode(Response.self, from: Array(r.readRest())))
+    }
+
+    public static func ack(_ seq: UInt64) -> [UInt8] {
+        var w = ByteWriter(); w.write(seq); return w.bytes
+    }
+
+    public static func decodeAck(_ payload: [UInt8]) throws(ProtocolError) -> UInt64 {
+        var r = ByteReader(payload)
+        return try r.readU64()
+    }
+
+    /// The request id of a request or response payload, without parsing the JSON.
+    public static func requestID(of payload: [UInt8]) -> UInt32? {
+        var r = ByteReader(payload)
+        return try? r.readU32()
+    }
+
+    public static func errorFrame(channel: UInt32, _ body: ErrorBody) -> Frame {
+        Frame(type: .error, channel: channel, payload: WireJSON.encode(body))
+    }
+
+    public static func eventFrame(channel: UInt32, _ event: Event) -> Frame {
+        Frame(type: .event, channel: channel, payload: WireJSON.encode(event))
+    }
+}
+
+/// JSON for control payloads only (never on the output path).
+public enum WireJSON {
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Encoding our own plain value types cannot fail.
+        return Array((try? encoder.encode(value)) ?? Data("null".utf8))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(ProtocolError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(bytes))
+        } catch {
+            throw .badPayload("\(T.self): \(error)")
+        }
+    }
+}

@@ -1,0 +1,122 @@
+/// A sequenced output record: what a runspace journals and replays.
+///
+/// Wire payload of a `.record` frame: `u64 seq | u8 kind | body`. Sequence numbers start
+/// at 1 per session and grow by one per record, so a gap or a repeat is detectable.
+public struct Record: Sendable, Equatable {
+    public enum Kind: UInt8, Sendable {
+        /// body: raw bytes the command wrote to stdout.
+        case stdout = 1
+        /// body: raw bytes the command wrote to stderr.
+        case stderr = 2
+        /// body: u64 command id. The command's output follows.
+        case commandStarted = 3
+        /// body: u64 command id, i32 exit status (128+N when killed by signal N).
+        case commandEnded = 4
+        /// body: u64 bytes dropped (`drop` buffering), u64 records dropped.
+        case dropped = 5
+        /// body: i32 interpreter exit code, then UTF-8 reason. The session is over.
+        case sessionClosed = 6
+        /// body: UTF-8 reason. The interpreter died abnormally; the session is Broken.
+        case sessionBroken = 7
+    }
+
+    public var seq: UInt64
+    public var kind: Kind
+    public var body: [UInt8]
+
+    /// Output bytes per record at most; keeps frames small and replay granular.
+    public static let maxDataLength = 64 * 1024
+
+    public init(seq: UInt64, kind: Kind, body: [UInt8]) {
+        self.seq = seq
+        self.kind = kind
+        self.body = body
+    }
+
+    /// Header bytes before the body in a record payload.
+    public static let headerLength = 9
+
+    public func payload() -> [UInt8] {
+        var w = ByteWriter(capacity: Record.headerLength + body.count)
+        w.write(seq)
+        w.write(kind.rawValue)
+        w.write(contentsOf: body)
+        return w.bytes
+    }
+
+    /// A whole `.record` frame, header included, built with one allocation.
+    public func frameBytes(channel: UInt32) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(4 + Frame.headerLength + Record.headerLength + body.count)
+        Frame.appendHeader(to: &out, type: .record, channel: channel,
+                           payloadLength: Record.headerLength + body.count)
+        var w = ByteWriter(capacity: Record.headerLength)
+        w.write(seq)
+        w.write(kind.rawValue)
+        out.append(contentsOf: w.bytes)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    public static func decode(_ payload: [UInt8]) throws(ProtocolError) -> Record {
+        var r = ByteReader(payload)
+        let seq = try r.readU64()
+        let rawKind = try r.readU8()
+        guard let kind = Kind(rawValue: rawKind) else {
+            throw .badPayload("unknown record kind \(rawKind)")
+        }
+        return Record(seq: seq, kind: kind, body: Array(r.readRest()))
+    }
+
+    // MARK: Typed bodies
+
+    public static func commandStarted(seq: UInt64, commandID: UInt64) -> Record {
+        var w = ByteWriter(); w.write(commandID)
+        return Record(seq: seq, kind: .commandStarted, body: w.bytes)
+    }
+
+    public static func commandEnded(seq: UInt64, commandID: UInt64, exitStatus: Int32) -> Record {
+        var w = ByteWriter(); w.write(commandID); w.write(exitStatus)
+        return Record(seq: seq, kind: .commandEnded, body: w.bytes)
+    }
+
+    public static func dropped(seq: UInt64, bytes: UInt64, records: UInt64) -> Record {
+        var w = ByteWriter(); w.write(bytes); w.write(records)
+        return Record(seq: seq, kind: .dropped, body: w.bytes)
+    }
+
+    public static func sessionClosed(seq: UInt64, exitCode: Int32, reason: String) -> Record {
+        var w = ByteWriter(); w.write(exitCode); w.write(contentsOf: Array(reason.utf8))
+        return Record(seq: seq, kind: .sessionClosed, body: w.bytes)
+    }
+
+    public static func sessionBroken(seq: UInt64, reason: String) -> Record {
+        Record(seq: seq, kind: .sessionBroken, body: Array(reason.utf8))
+    }
+
+    /// The command id of a `commandStarted` or `commandEnded` record.
+    public func commandID() throws(ProtocolError) -> UInt64 {
+        var r = ByteReader(body)
+        return try r.readU64()
+    }
+
+    /// The exit status of a `commandEnded` record.
+    public func exitStatus() throws(ProtocolError) -> Int32 {
+        var r = ByteReader(body)
+        _ = try r.readU64()
+        return try r.readI32()
+    }
+
+    /// (bytes, records) of a `dropped` record.
+    public func droppedCounts() throws(ProtocolError) -> (bytes: UInt64, records: UInt64) {
+        var r = ByteReader(body)
+        return (try r.readU64(), try r.readU64())
+    }
+
+    /// (exit code, reason) of a `sessionClosed` record.
+    public func closedInfo() throws(ProtocolError) -> (exitCode: Int32, reason: String) {
+        var r = ByteReader(body)
+        let code = try r.readI32()
+        return (code, String(decoding: r.readRest(), as: UTF8.self))
+    }
+}

@@ -1,0 +1,1 @@
+print("tether-subsystem: not built yet")

@@ -1,0 +1,1 @@
+print("tether: not built yet")
