@@ -190,9 +190,11 @@ public enum Request: Codable, Sendable, Equatable {
     case release(instanceID: String, idleTimeout: Double?, outputBuffering: OutputBuffering?)
     case remove(instanceID: String)
     case ping
-    /// On channel N: bind the channel to the session (claims it unless `force` is needed).
-    /// The runspace then replays every record after its acknowledged sequence number.
-    case attach(instanceID: String, force: Bool)
+    /// On channel N: bind the channel to the session (claims it; `force` takes it from
+    /// another client). With `receive`, the runspace replays every record after its
+    /// acknowledged sequence number and streams all output live to this channel; without,
+    /// the channel gets only the records of commands it starts itself.
+    case attach(instanceID: String, force: Bool, receive: Bool)
     /// On channel N: unbind the channel. The session and its command go on.
     case detach
     /// On channel N: run a script. `wait` false fails at once with `busy` if a command runs.
