@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "TetherSubsystem", dependencies: ["TetherProtocol", "TetherIO", "TetherRegistry"]),
         .target(name: "TetherHostMain", dependencies: [
             "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TetherSSH", dependencies: ["CLibSSH2", "TetherIO"]),
         .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH"]),

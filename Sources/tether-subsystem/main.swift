@@ -1,1 +1,3 @@
-print("tether-subsystem: not built yet")
+import TetherHostMain
+
+HostCommand.main()

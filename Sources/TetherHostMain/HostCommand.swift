@@ -1,0 +1,107 @@
+import ArgumentParser
+import TetherIO
+import TetherProtocol
+import TetherRegistry
+import TetherRunspace
+import TetherSubsystem
+
+/// `tether-subsystem`: one binary, three process roles. sshd runs the default role (the
+/// stdio multiplexer); the registry and the runspace hosts are the same binary re-executed
+/// in another mode, so an install is one file and every role speaks the same protocol build.
+public struct HostCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tether-subsystem",
+        abstract: "The host side of Tether: what sshd runs for the `tether` subsystem.",
+        discussion: """
+        sshd starts it per connection (see sshd_config.d/tether.conf); it speaks the Tether
+        session protocol on stdin/stdout and relays to the per-user registry and to one
+        runspace host per session. The registry and runspace modes are started by Tether
+        itself; you run them by hand only to debug.
+
+        Examples:
+          tether-subsystem                       # what sshd runs
+          ssh -s host tether                     # the same, through OpenSSH
+          tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
+        """,
+        subcommands: [Serve.self, Registry.self, Runspace.self],
+        defaultSubcommand: Serve.self
+    )
+    public init() {}
+}
+
+/// Options every role shares: where sockets and state live.
+public struct DirectoryOptions: ParsableArguments {
+    @Option(name: .customLong("runtime-dir"), help: ArgumentHelp(
+        "Directory for sockets, lock and pid files (0700, owned by you).",
+        discussion: "Default: $TETHER_RUNTIME_DIR, else /tmp/tether-UID.", valueName: "DIR"))
+    public var runtimeDirectory: String?
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "Directory for the durable session table.",
+        discussion: "Default: $TETHER_STATE_DIR, else ~/.local/state/tether.", valueName: "DIR"))
+    public var stateDirectory: String?
+
+    public init() {}
+
+    public var paths: HostPaths {
+        HostPaths(runtimeDirectory: runtimeDirectory, stateDirectory: stateDirectory)
+    }
+}
+
+extension HostCommand {
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Speak the session protocol on stdin/stdout (what sshd runs; the default).")
+        @OptionGroup var directories: DirectoryOptions
+        func run() throws {
+            Subsystem.run(paths: directories.paths)
+        }
+    }
+
+    struct Registry: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "registry",
+            abstract: "Run the per-user session registry (started on demand by the subsystem).")
+        @OptionGroup var directories: DirectoryOptions
+        @Option(name: .customLong("ready-fd"), help: "Write \"ok\" to this descriptor once listening.")
+        var readyFD: Int32?
+        func run() throws {
+            RegistryServer.run(paths: directories.paths, readyFD: readyFD)
+        }
+    }
+
+    struct Runspace: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "runspace",
+            abstract: "Run one session's runspace host (started by the registry).")
+        @OptionGroup var directories: DirectoryOptions
+        @Option(name: .customLong("instance-id"), help: "The session's instance id (UUID).")
+        var instanceID: String
+        @Option(help: "The session's name.")
+        var name: String = ""
+        @Option(help: "The session configuration (interpreter). Known: \(RunspaceConfigurations.known.joined(separator: ", ")).")
+        var configuration: String = "bash"
+        @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads output.")
+        var outputBuffering: String = "block"
+        @Option(name: .customLong("buffer-limit"), help: "Bytes of unacknowledged output to keep.")
+        var bufferLimit: Int = RunspaceOptions.defaultBufferLimit
+        @Option(name: .customLong("ready-fd"), help: "Write \"ok\" or \"error: …\" to this descriptor once ready.")
+        var readyFD: Int32?
+
+        func validate() throws {
+            guard OutputBuffering(rawValue: outputBuffering) != nil else {
+                throw ValidationError("--output-buffering must be block or drop, not \(outputBuffering)")
+            }
+            guard bufferLimit > 0 else { throw ValidationError("--buffer-limit must be positive") }
+        }
+
+        func run() throws {
+            RunspaceHost.run(RunspaceOptions(
+                instanceID: instanceID, paths: directories.paths, name: name,
+                configuration: configuration,
+                outputBuffering: OutputBuffering(rawValue: outputBuffering) ?? .block,
+                bufferLimit: bufferLimit, readyFD: readyFD))
+        }
+    }
+}
