@@ -199,8 +199,11 @@ public enum Request: Codable, Sendable, Equatable {
     case detach
     /// On channel N: run a script. `wait` false fails at once with `busy` if a command runs.
     case invoke(InvokeRequest)
-    /// On channel N: signal the running command.
+    /// On channel N: signal the running command. (From the registry's control
+    /// connection, `terminate` ends the runspace for remove and idle timeout.)
     case signal(Signal)
+    /// Registry → runspace: change how output is buffered while nobody reads it.
+    case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
 }
 
 public struct CreateRequest: Codable, Sendable, Equatable {
