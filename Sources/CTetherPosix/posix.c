@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -37,3 +38,4 @@ int tether_wtermsig(int status) { return WTERMSIG(status); }
 int tether_sock_cloexec(void) { return SOCK_CLOEXEC; }
 int tether_sock_stream(void) { return SOCK_STREAM; }
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) { return posix_spawn_file_actions_addchdir_np(actions, path); }
+int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

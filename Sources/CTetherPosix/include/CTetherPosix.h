@@ -19,6 +19,8 @@ int tether_wifsignaled(int status);
 int tether_wtermsig(int status);
 int tether_sock_cloexec(void);
 int tether_sock_stream(void);
+/// A pollable descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or -1.
+int tether_pidfd_open(pid_t pid);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
