@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "TetherProtocol"),
         .target(name: "TetherIO", dependencies: ["TetherProtocol", "CTetherPosix"]),
         .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO"]),
-        .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO"]),
+        .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO", "TetherRunspace"]),
         .target(name: "TetherSubsystem", dependencies: ["TetherProtocol", "TetherIO", "TetherRegistry"]),
         .target(name: "TetherHostMain", dependencies: [
             "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
@@ -50,6 +50,7 @@ let package = Package(
                 path: "Tests/TetherTestSupport"),
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),
         .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
+        .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO"]),
         .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient"]),
     ]
 )
