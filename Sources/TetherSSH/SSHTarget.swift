@@ -1,0 +1,86 @@
+/// How strictly a host's key is checked against known_hosts (OpenSSH's StrictHostKeyChecking).
+public enum HostKeyPolicy: String, Sendable {
+    /// Unknown hosts are refused; the user adds them deliberately.
+    case yes
+    /// Unknown hosts are added to the first known_hosts file; changed keys are refused.
+    case acceptNew = "accept-new"
+    /// Anything is accepted (tests, throwaway hosts). Changed keys are accepted too.
+    case no
+}
+
+/// Where and how to connect, after ~/.ssh/config and overrides are applied.
+public struct SSHTarget: Sendable, Equatable {
+    /// What the user typed (the host part), for messages.
+    public var alias: String
+    /// The host to connect to, after `HostName`.
+    public var hostName: String
+    public var port: Int
+    public var user: String
+    /// Expanded (~, %d %u %h %r %%), in order. The defaults (~/.ssh/id_ed25519, id_ecdsa,
+    /// id_rsa) when none are configured.
+    public var identityFiles: [String]
+    public var identitiesOnly: Bool
+    /// `UserKnownHostsFile`; the first one is where accept-new writes.
+    public var knownHostsFiles: [String]
+    public var strictHostKeyChecking: HostKeyPolicy
+    /// Seconds for the whole connection setup; 10 when nil at connect time.
+    public var connectTimeout: Double?
+    /// Protocol-level keepalives are the client library's job; the value is exposed here.
+    public var serverAliveInterval: Double?
+    /// The sshd subsystem to start.
+    public var subsystem: String
+
+    public init(alias: String, hostName: String, port: Int = 22, user: String,
+                identityFiles: [String], identitiesOnly: Bool = false,
+                knownHostsFiles: [String], strictHostKeyChecking: HostKeyPolicy = .acceptNew,
+                connectTimeout: Double? = nil, serverAliveInterval: Double? = nil,
+                subsystem: String = "tether") {
+        self.alias = alias
+        self.hostName = hostName
+        self.port = port
+        self.user = user
+        self.identityFiles = identityFiles
+        self.identitiesOnly = identitiesOnly
+        self.knownHostsFiles = knownHostsFiles
+        self.strictHostKeyChecking = strictHostKeyChecking
+        self.connectTimeout = connectTimeout
+        self.serverAliveInterval = serverAliveInterval
+        self.subsystem = subsystem
+    }
+
+    /// The name known_hosts uses for this host: `host`, or `[host]:port` off port 22.
+    public var knownHostsName: String {
+        port == 22 ? hostName : "[\(hostName)]:\(port)"
+    }
+
+    /// "alias" or "alias (host:port)" when the alias doesn't say where it goes.
+    public var displayName: String {
+        let endpoint = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
+        return alias == hostName && port == 22 ? alias : "\(alias) (\(endpoint))"
+    }
+}
+
+/// Command-line or API values that win over the ssh config file.
+public struct SSHOverrides: Sendable {
+    public var port: Int?
+    public var user: String?
+    /// Tried before any configured identity files.
+    public var identityFiles: [String]
+    /// The ssh config file to read instead of $TETHER_SSH_CONFIG or ~/.ssh/config.
+    public var configFile: String?
+    public var subsystem: String?
+    public var connectTimeout: Double?
+    public var strictHostKeyChecking: HostKeyPolicy?
+
+    public init(port: Int? = nil, user: String? = nil, identityFiles: [String] = [],
+                configFile: String? = nil, subsystem: String? = nil,
+                connectTimeout: Double? = nil, strictHostKeyChecking: HostKeyPolicy? = nil) {
+        self.port = port
+        self.user = user
+        self.identityFiles = identityFiles
+        self.configFile = configFile
+        self.subsystem = subsystem
+        self.connectTimeout = connectTimeout
+        self.strictHostKeyChecking = strictHostKeyChecking
+    }
+}
