@@ -22,6 +22,8 @@ public struct SSHTarget: Sendable, Equatable {
     public var identitiesOnly: Bool
     /// `UserKnownHostsFile`; the first one is where accept-new writes.
     public var knownHostsFiles: [String]
+    /// `GlobalKnownHostsFile`: consulted, never written.
+    public var globalKnownHostsFiles: [String] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
     public var strictHostKeyChecking: HostKeyPolicy
     /// Seconds for the whole connection setup; 10 when nil at connect time.
     public var connectTimeout: Double?
