@@ -2,10 +2,103 @@ import Glibc
 import TetherIO
 import TetherProtocol
 
-/// The per-user registry process. (Stub until the registry lands.)
+/// The per-user registry process: one per runtime directory, started on demand by the
+/// subsystem, holding the durable session table and the runspaces' control connections.
 public enum RegistryServer {
-    /// Runs the registry until it is told to stop. `readyFD` gets "ok\n" once listening.
+    /// Runs the registry until SIGTERM/SIGINT. `readyFD` gets "ok\n" once listening, or
+    /// "error: …\n" if the registry can't start. Exits 0 at once, quietly, if another
+    /// registry already runs for these directories.
     public static func run(paths: HostPaths, readyFD: Int32?) -> Never {
+        // A hung-up login or a vanished peer must never kill the registry; SIGHUP stays
+        // ignored in the runspaces it spawns, too.
+        Signals.ignore(SIGHUP)
+        Signals.ignore(SIGPIPE)
+        // Runspaces are our children; let the kernel reap them (their fate reaches us
+        // through the control connection, not through wait()).
+        Signals.ignore(SIGCHLD)
+        if let readyFD { setCloseOnExec(readyFD) }
+
+        do {
+            try paths.prepare()
+        } catch {
+            fail("cannot use the runtime or state directory: \(error)", readyFD: readyFD)
+        }
+        let log = HostLog(path: paths.logFile, tag: "registry")
+        let pidLock: RegistryPIDLock
+        do {
+            switch try RegistryPIDLock.acquire(path: paths.registryPIDFile) {
+            case .acquired(let lock):
+                pidLock = lock
+            case .heldByAnotherRegistry(let pid):
+                // The no-double-registry guarantee. Say nothing on the ready pipe: the
+                // starter sees it close and connects to the registry that is running.
+                log.write("another registry (pid \(pid.map(String.init) ?? "unknown")) holds \(paths.registryPIDFile); exiting")
+                exit(0)
+            }
+        } catch {
+            fail("cannot lock \(paths.registryPIDFile): \(error)", readyFD: readyFD, log: log)
+        }
+
+        let reactor: Reactor
+        do {
+            reactor = try Reactor()
+        } catch {
+            fail("cannot start the event loop: \(error)", readyFD: readyFD, log: log)
+        }
+        let policy = HostPolicy.load(paths: paths, log: log)
+        let registry = Registry(reactor: reactor, paths: paths, log: log, policy: policy)
+        log.write("starting (runtime \(paths.runtimeDirectory), state \(paths.stateDirectory), minimum idle timeout \(HostPolicy.seconds(policy.minimumIdleTimeout)))")
+        registry.loadAndAdopt()
+
+        var peers: [Int: RegistryPeer] = [:]
+        var peerNumber = 0
+        let listener: UnixListener
+        do {
+            listener = try UnixListener(reactor: reactor, path: paths.registrySocket, onAccept: { fd in
+                peerNumber += 1
+                let number = peerNumber
+                let peer = RegistryPeer(fd: fd, registry: registry, number: number)
+                peer.onClose = { peers[number] = nil }
+                peers[number] = peer
+            }, onRefused: { error in
+                log.write("refused a connection: \(error)")
+            })
+        } catch {
+            fail("cannot listen on \(paths.registrySocket): \(error)", readyFD: readyFD, log: log)
+        }
+
+        do {
+            try TerminationSignals.watch(reactor: reactor) { signal in
+                log.write("stopping on \(Signals.name(signal))")
+                listener.close()
+                registry.shutdown()
+                _ = pidLock
+                exit(0)
+            }
+        } catch {
+            fail("cannot watch for SIGTERM: \(error)", readyFD: readyFD, log: log)
+        }
+
+        if let readyFD { report("ok\n", to: readyFD) }
+        log.write("listening on \(paths.registrySocket)")
+        reactor.run()
+        exit(0)
+    }
+
+    private static func fail(_ message: String, readyFD: Int32?, log: HostLog? = nil) -> Never {
+        log?.write(message)
+        if let readyFD {
+            report("error: \(message)\n", to: readyFD)
+        } else {
+            report("tether-subsystem registry: \(message)\n", to: 2)
+        }
         exit(1)
+    }
+
+    /// Writes one line to the ready pipe and closes it, so the starter's read ends.
+    private static func report(_ line: String, to fd: Int32) {
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if fd > 2 { close(fd) }
     }
 }

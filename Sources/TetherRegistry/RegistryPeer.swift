@@ -1,0 +1,89 @@
+import TetherIO
+import TetherProtocol
+
+/// One accepted connection to the registry (a subsystem speaking for one client).
+/// Garbage closes this connection only, after an error frame saying what was wrong.
+final class RegistryPeer {
+    private enum Phase {
+        case awaitingHello
+        case ready(ClientIdentity)
+    }
+
+    private let connection: FrameConnection
+    private let registry: Registry
+    private var phase = Phase.awaitingHello
+    var onClose: () -> Void = {}
+
+    init(fd: Int32, registry: Registry, number: Int) {
+        self.registry = registry
+        connection = FrameConnection(reactor: registry.reactor, socket: fd, name: "registry peer \(number)")
+        connection.onFrame = { [weak self] frame in self?.handle(frame) }
+        connection.onClose = { [weak self] reason in
+            if case .protocolError(let error) = reason {
+                self?.registry.log.write("closed a connection that sent garbage: \(error)")
+            }
+            self?.onClose()
+        }
+        connection.start()
+    }
+
+    private func handle(_ frame: Frame) {
+        switch phase {
+        case .awaitingHello:
+            handleHello(frame)
+        case .ready(let client):
+            guard frame.type == .request else {
+                connection.fail(ErrorBody(.badFrame, "the registry only accepts requests after hello, not \(frame.type) frames"))
+                return
+            }
+            guard frame.channel == 0 else {
+                connection.fail(ErrorBody(.badFrame, "the registry serves channel 0 only; got a request on channel \(frame.channel)"))
+                return
+            }
+            guard let id = ControlCodec.requestID(of: frame.payload) else {
+                connection.fail(ErrorBody(.badPayload, "request frame of \(frame.payload.count) bytes has no request id"))
+                return
+            }
+            let request: Request
+            do {
+                (_, request) = try ControlCodec.decodeRequest(frame.payload)
+            } catch {
+                // The frame itself was sound, so the stream is still aligned: answer this
+                // request and keep the connection.
+                respond(id, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
+                return
+            }
+            registry.handle(request, from: client) { [weak self] response in
+                self?.respond(id, response)
+            }
+        }
+    }
+
+    private func handleHello(_ frame: Frame) {
+        guard frame.type == .hello, frame.channel == 0 else {
+            connection.fail(ErrorBody(.badFrame, "expected hello as the first frame, got \(frame.type) on channel \(frame.channel)"))
+            return
+        }
+        let hello: Hello
+        do {
+            hello = try Hello.decode(frame.payload)
+        } catch {
+            connection.fail(ErrorBody(error.code, error.description))
+            return
+        }
+        guard hello.role == .subsystem || hello.role == .client else {
+            connection.fail(ErrorBody(.badFrame, "the registry talks to subsystems, not to a peer with role \(hello.role.rawValue)"))
+            return
+        }
+        let client = ClientIdentity(clientID: hello.clientID ?? "unidentified",
+                                    clientHost: hello.clientHost ?? hello.hostname ?? "an unnamed host")
+        phase = .ready(client)
+        connection.send(type: .hello, channel: 0,
+                        payload: Hello(role: .host, hostname: Environment.hostName(),
+                                       user: Environment.userName()).payload())
+    }
+
+    private func respond(_ id: UInt32, _ response: Response) {
+        connection.send(type: .response, channel: 0, payload: ControlCodec.response(id: id, response))
+    }
+}
