@@ -1,0 +1,104 @@
+import TetherIO
+import TetherProtocol
+
+/// One open connection to a computer. Every method may be called from any task; the
+/// work happens on the client's event loop.
+public final class RemoteHost: Sendable {
+    /// The computer as it was named to `connect`.
+    public let computerName: String
+    /// What the host said about itself in its hello (hostname, user, software).
+    public let hostHello: Hello
+    let clientID: String
+    let loop: ClientLoop
+    let connection: LoopBound<HostConnection>
+
+    init(loop: ClientLoop, connection: LoopBound<HostConnection>, computerName: String, clientID: String, hostHello: Hello) {
+        self.loop = loop
+        self.connection = connection
+        self.computerName = computerName
+        self.clientID = clientID
+        self.hostHello = hostHello
+    }
+
+    /// Sends a channel-0 request and returns the answer.
+    func request(_ request: Request) async throws -> Response {
+        let connection = self.connection
+        return try await loop.await { done in
+            connection.value.request(request) { done($0.mapError { $0 }) }
+        }
+    }
+
+    private func sessionAnswer(_ response: Response, to what: String) throws -> SessionSummary {
+        guard case .session(let info) = response else {
+            throw TetherClientError(.protocolViolation, host: computerName, "unexpected answer to \(what): \(response)")
+        }
+        return SessionSummary(info: info, computerName: computerName, clientID: clientID)
+    }
+
+    /// Starts a new session (a runspace with a persistent interpreter); this client holds it.
+    public func createSession(name: String? = nil, configuration: String? = nil, idleTimeout: Double? = nil,
+                              outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil) async throws -> RemoteSession {
+        let response = try await request(.create(CreateRequest(
+            name: name, configuration: configuration, idleTimeout: idleTimeout,
+            outputBuffering: outputBuffering, bufferLimit: bufferLimit)))
+        let summary = try sessionAnswer(response, to: "create")
+        return session(summary.info)
+    }
+
+    /// The user's sessions on this computer (`name` may use `*` and `?`).
+    public func sessions(filter: SessionFilter = SessionFilter()) async throws -> [SessionSummary] {
+        let response = try await request(.list(filter))
+        guard case .sessions(let infos) = response else {
+            throw TetherClientError(.protocolViolation, host: computerName, "unexpected answer to list: \(response)")
+        }
+        return infos.map { SessionSummary(info: $0, computerName: computerName, clientID: clientID) }
+    }
+
+    /// Takes a session for this client (`tether connect`). Fails with `.remote(.heldElsewhere)`
+    /// while another client holds it, unless `force`.
+    public func claim(instanceID: String, force: Bool = false) async throws -> SessionSummary {
+        try sessionAnswer(try await request(.claim(instanceID: instanceID, force: force)), to: "claim")
+    }
+
+    /// Lets go of a session (`tether disconnect`); it and its command go on on the host.
+    public func release(instanceID: String, idleTimeout: Double? = nil,
+                        outputBuffering: OutputBuffering? = nil) async throws -> SessionSummary {
+        try sessionAnswer(try await request(.release(instanceID: instanceID, idleTimeout: idleTimeout,
+                                                     outputBuffering: outputBuffering)), to: "release")
+    }
+
+    /// Ends a session's runspace and forgets it on the host.
+    public func remove(instanceID: String) async throws {
+        _ = try await request(.remove(instanceID: instanceID))
+    }
+
+    public func ping() async throws {
+        _ = try await request(.ping)
+    }
+
+    /// A handle to run commands in a session (attaches on first use).
+    public func session(_ info: SessionInfo) -> RemoteSession {
+        session(instanceID: info.instanceID, name: info.name)
+    }
+
+    public func session(instanceID: String, name: String = "") -> RemoteSession {
+        RemoteSession(host: self, instanceID: instanceID, name: name)
+    }
+
+    /// Flushes what is queued (acknowledgements), ends the connection and waits for the
+    /// host to close its side (at most a few seconds). Sessions stay on the host.
+    public func close() async {
+        let connection = self.connection
+        _ = try? await loop.await { (done: @escaping (Result<Void, Error>) -> Void) in
+            connection.value.closeGracefully { done(.success(())) }
+        }
+    }
+
+    /// Why the connection ended, if it has.
+    public var closedError: TetherClientError? {
+        get async {
+            let connection = self.connection
+            return try? await loop.run { connection.value.closedError }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import TetherIO
+import TetherProtocol
+
+/// The entry point: this machine's client identity and the connections it opens.
+///
+/// ```swift
+/// let client = try TetherClient()
+/// let host = try await client.connect("web1")
+/// let session = try await host.createSession(name: "deploy")
+/// let run = try await session.invoke("cd /srv && git pull")
+/// for try await chunk in run.output { … }
+/// print(try await run.exitStatus)
+/// ```
+public final class TetherClient: Sendable {
+    public let home: ClientHome
+    /// This client's stable id (from `client.json`): hosts record who holds a session by it.
+    public let clientID: String
+    /// This machine's name, shown to other clients ("held by laptop since …").
+    public let clientHost: String
+    let loop: ClientLoop
+
+    public init(home: ClientHome = .default) throws {
+        self.home = home
+        self.clientID = try home.clientID()
+        self.clientHost = Environment.hostName()
+        self.loop = ClientLoop.shared
+    }
+
+    /// Opens a connection to `destination` (an ssh config alias or `[user@]host`) and
+    /// completes the Tether handshake. Each call opens a new connection.
+    public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {
+        let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
+                          software: "tether/0.1", hostname: clientHost, user: Environment.userName())
+        let reactor = loop.reactor
+        let (connection, hostHello) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
+            let transport: ByteTransport
+            do {
+                transport = try TransportFactory.make(reactor: reactor, destination: destination, options: options)
+            } catch let error as TetherClientError {
+                done(.failure(error.on(host: destination)))
+                return
+            } catch {
+                done(.failure(TetherClientError(.connection, host: destination, "\(error)")))
+                return
+            }
+            let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
+                                            clientHello: hello, handshakeTimeout: options.handshakeTimeout)
+            connection.start { result in
+                done(result.map { (LoopBound(connection), $0) }.mapError { $0 })
+            }
+        }
+        return RemoteHost(loop: loop, connection: connection, computerName: destination,
+                          clientID: clientID, hostHello: hostHello)
+    }
+}

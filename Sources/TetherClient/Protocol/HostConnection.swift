@@ -1,0 +1,340 @@
+import TetherIO
+import TetherProtocol
+
+/// What a channel (one attachment to a session) hears from its host connection.
+protocol ChannelEndpoint: AnyObject {
+    func deliver(_ record: Record)
+    func deliver(_ event: Event)
+    /// The channel is over: an error frame on it, or the whole connection ended.
+    func channelFailed(_ error: TetherClientError)
+}
+
+/// The session protocol over one transport to one computer. Loop-confined.
+///
+/// Owns the handshake (hello both ways, version check), request ids and their answers,
+/// channel numbers and the routing of frames to them, and the transport's read
+/// pausing on behalf of slow consumers.
+final class HostConnection {
+    enum Phase {
+        case connecting
+        case ready
+        case closed(TetherClientError?)
+    }
+
+    let reactor: Reactor
+    /// The computer as the user named it (used in every message and the local list).
+    let computerName: String
+    let clientID: String
+    private let transport: ByteTransport
+    private let clientHello: Hello
+    private var decoder = FrameDecoder()
+    private(set) var phase: Phase = .connecting
+    private(set) var hostHello: Hello?
+    private var readyWaiters: [(Result<Hello, TetherClientError>) -> Void] = []
+    private var pending: [UInt32: (Result<Response, TetherClientError>) -> Void] = [:]
+    private var nextRequestID: UInt32 = 1
+    private var nextChannelNumber: UInt32 = 1
+    private var channels: [UInt32: ChannelEndpoint] = [:]
+    private var pausedBy = Set<ObjectIdentifier>()
+    private var writableWaiters: [() -> Void] = []
+    private var handshakeTimer: TimerHandle?
+    private var closeTimer: TimerHandle?
+    private let handshakeTimeout: Double
+    /// Called once when the connection is over (the client forgets it then).
+    var onClosed: (() -> Void)?
+
+    /// Bytes of queued output above which writers (stdin) wait for `whenWritable`.
+    static let writeHighWatermark = 2 << 20
+
+    init(reactor: Reactor, computerName: String, transport: ByteTransport, clientHello: Hello,
+         handshakeTimeout: Double) {
+        self.reactor = reactor
+        self.computerName = computerName
+        self.transport = transport
+        self.clientHello = clientHello
+        self.clientID = clientHello.clientID ?? ""
+        self.handshakeTimeout = handshakeTimeout
+    }
+
+    // MARK: Handshake
+
+    func start(_ completion: @escaping (Result<Hello, TetherClientError>) -> Void) {
+        readyWaiters.append(completion)
+        transport.onDrained = { [weak self] in self?.drained() }
+        handshakeTimer = reactor.schedule(after: handshakeTimeout) { [weak self] in
+            guard let self, case .connecting = self.phase else { return }
+            self.shutdown(TetherClientError(.connection, host: self.computerName,
+                "no answer from the tether subsystem within \(Int(self.handshakeTimeout)) s"))
+        }
+        transport.start(
+            onReady: { [weak self] in
+                guard let self else { return }
+                self.send(Frame(type: .hello, channel: 0, payload: self.clientHello.payload()))
+            },
+            onData: { [weak self] bytes in self?.received(bytes) },
+            onClose: { [weak self] error in self?.transportClosed(error) })
+    }
+
+    var isReady: Bool {
+        if case .ready = phase { return true }
+        return false
+    }
+
+    var closedError: TetherClientError? {
+        if case .closed(let error) = phase {
+            return error ?? TetherClientError(.connection, host: computerName, "connection closed")
+        }
+        return nil
+    }
+
+    // MARK: Sending
+
+    func send(_ frame: Frame) {
+        guard !isClosed else { return }
+        transport.write(frame.encoded())
+    }
+
+    func send(bytes: [UInt8]) {
+        guard !isClosed else { return }
+        transport.write(bytes)
+    }
+
+    private var isClosed: Bool {
+        if case .closed = phase { return true }
+        return false
+    }
+
+    /// Sends a request on `channel` and calls `completion` with the answer. A `failure`
+    /// answer becomes a `.remote` error naming this computer.
+    func request(_ request: Request, channel: UInt32 = 0,
+                 _ completion: @escaping (Result<Response, TetherClientError>) -> Void) {
+        if let error = closedError { completion(.failure(error)); return }
+        let id = nextRequestID
+        nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
+        pending[id] = completion
+        send(Frame(type: .request, channel: channel, payload: ControlCodec.request(id: id, request)))
+    }
+
+    var isWriteBackedUp: Bool { transport.pendingWriteBytes > Self.writeHighWatermark }
+
+    /// Runs `body` now if the transport can take more, else once it has drained.
+    func whenWritable(_ body: @escaping () -> Void) {
+        if isClosed || transport.pendingWriteBytes <= Self.writeHighWatermark {
+            body()
+        } else {
+            writableWaiters.append(body)
+        }
+    }
+
+    private func drained() {
+        while !writableWaiters.isEmpty && transport.pendingWriteBytes <= Self.writeHighWatermark {
+            let body = writableWaiters.removeFirst()
+            body()
+        }
+    }
+
+    // MARK: Channels
+
+    func openChannel(_ endpoint: ChannelEndpoint) -> UInt32 {
+        var number = nextChannelNumber
+        while channels[number] != nil || number == 0 { number &+= 1 }
+        nextChannelNumber = number &+ 1
+        channels[number] = endpoint
+        return number
+    }
+
+    func closeChannel(_ number: UInt32) {
+        channels[number] = nil
+    }
+
+    // MARK: Backpressure from consumers
+
+    func pauseReading(for consumer: AnyObject) {
+        let wasEmpty = pausedBy.isEmpty
+        pausedBy.insert(ObjectIdentifier(consumer))
+        if wasEmpty { transport.pauseReading() }
+    }
+
+    func resumeReading(for consumer: AnyObject) {
+        guard pausedBy.remove(ObjectIdentifier(consumer)) != nil else { return }
+        if pausedBy.isEmpty && !isClosed {
+            transport.resumeReading()
+            // Frames already decoded but not delivered stay in the decoder: deliver them.
+            deliverFrames()
+        }
+    }
+
+    // MARK: Receiving
+
+    private func received(_ bytes: [UInt8]) {
+        decoder.append(bytes)
+        deliverFrames()
+    }
+
+    private func deliverFrames() {
+        while !isClosed && pausedBy.isEmpty {
+            let frame: Frame?
+            do {
+                frame = try decoder.next()
+            } catch {
+                shutdown(TetherClientError(.protocolViolation, host: computerName,
+                                           "the host sent garbage: \(error)"))
+                return
+            }
+            guard let frame else { return }
+            handle(frame)
+        }
+    }
+
+    private func handle(_ frame: Frame) {
+        if case .connecting = phase {
+            handleHandshake(frame)
+            return
+        }
+        switch frame.type {
+        case .response:
+            handleResponse(frame)
+        case .record:
+            guard let endpoint = channels[frame.channel] else { return }  // a detached channel's stragglers
+            do {
+                endpoint.deliver(try Record.decode(frame.payload))
+            } catch {
+                shutdown(TetherClientError(.protocolViolation, host: computerName, "bad output record: \(error)"))
+            }
+        case .event:
+            guard let event = try? WireJSON.decode(Event.self, from: frame.payload) else { return }
+            channels[frame.channel]?.deliver(event)
+        case .error:
+            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload))
+                ?? ErrorBody(.internal, "unreadable error frame")
+            if frame.channel == 0 {
+                shutdown(Self.error(from: body, host: computerName))
+            } else if let endpoint = channels.removeValue(forKey: frame.channel) {
+                endpoint.channelFailed(Self.error(from: body, host: computerName))
+            }
+        case .hello, .request, .stdinData, .stdinEOF, .ack:
+            shutdown(TetherClientError(.protocolViolation, host: computerName,
+                                       "the host sent an unexpected \(frame.type) frame"))
+        }
+    }
+
+    private func handleHandshake(_ frame: Frame) {
+        switch frame.type {
+        case .hello:
+            do {
+                let hello = try Hello.decode(frame.payload)
+                hostHello = hello
+                phase = .ready
+                if let timer = handshakeTimer { reactor.cancel(timer) }
+                let waiters = readyWaiters
+                readyWaiters.removeAll()
+                waiters.forEach { $0(.success(hello)) }
+            } catch .versionMismatch(let peer, let ours) {
+                shutdown(TetherClientError(.versionMismatch, host: computerName,
+                    "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
+            } catch {
+                shutdown(TetherClientError(.protocolViolation, host: computerName,
+                    "the \(clientHello.role == .client ? "subsystem" : "peer") did not answer like a Tether host: \(error)"))
+            }
+        case .error:
+            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload))
+                ?? ErrorBody(.internal, "unreadable error frame")
+            shutdown(Self.error(from: body, host: computerName))
+        default:
+            shutdown(TetherClientError(.protocolViolation, host: computerName,
+                "the host sent a \(frame.type) frame before its hello"))
+        }
+    }
+
+    private func handleResponse(_ frame: Frame) {
+        let id: UInt32
+        let response: Response
+        do {
+            (id, response) = try ControlCodec.decodeResponse(frame.payload)
+        } catch {
+            shutdown(TetherClientError(.protocolViolation, host: computerName, "bad response: \(error)"))
+            return
+        }
+        guard let completion = pending.removeValue(forKey: id) else { return }
+        if case .failure(let body) = response {
+            completion(.failure(Self.error(from: body, host: computerName)))
+        } else {
+            completion(.success(response))
+        }
+    }
+
+    static func error(from body: ErrorBody, host: String) -> TetherClientError {
+        switch body.code {
+        case .versionMismatch:
+            TetherClientError(.versionMismatch, host: host, body.message)
+        case .badFrame, .frameTooLarge, .unknownFrameType, .badPayload:
+            TetherClientError(.protocolViolation, host: host, body.message)
+        default:
+            TetherClientError(.remote(body.code), host: host, body.message)
+        }
+    }
+
+    // MARK: Closing
+
+    private func transportClosed(_ error: TetherClientError?) {
+        let reason: TetherClientError?
+        switch phase {
+        case .connecting:
+            reason = error ?? TetherClientError(.connection, host: computerName,
+                "the connection closed before the tether subsystem answered (is the \"tether\" subsystem configured in sshd?)")
+        case .ready:
+            reason = error ?? (pending.isEmpty && channels.isEmpty ? nil
+                : TetherClientError(.connection, host: computerName, "connection closed by the host"))
+        case .closed:
+            return
+        }
+        finish(reason)
+    }
+
+    /// Closes with an error: everything waiting hears it.
+    func shutdown(_ error: TetherClientError) {
+        guard !isClosed else { return }
+        transport.close()
+        finish(error)
+    }
+
+    /// Sends everything queued (acks!), ends the stream, and calls `completion` once the
+    /// host has closed its side — or after `timeout`, whichever comes first.
+    func closeGracefully(timeout: Double = 3, _ completion: @escaping () -> Void) {
+        if isClosed { completion(); return }
+        onClosedGracefully.append(completion)
+        guard closeTimer == nil else { return }
+        transport.sendEOF()
+        closeTimer = reactor.schedule(after: timeout) { [weak self] in
+            guard let self else { return }
+            self.transport.close()
+            self.finish(nil)
+        }
+    }
+    private var onClosedGracefully: [() -> Void] = []
+
+    private func finish(_ error: TetherClientError?) {
+        guard !isClosed else { return }
+        phase = .closed(error)
+        if let timer = handshakeTimer { reactor.cancel(timer) }
+        if let timer = closeTimer { reactor.cancel(timer) }
+        let failure = error ?? TetherClientError(.connection, host: computerName, "connection closed")
+        let waiters = readyWaiters
+        readyWaiters.removeAll()
+        waiters.forEach { $0(.failure(failure)) }
+        let requests = pending
+        pending.removeAll()
+        for (_, completion) in requests.sorted(by: { $0.key < $1.key }) { completion(.failure(failure)) }
+        let endpoints = channels
+        channels.removeAll()
+        for (_, endpoint) in endpoints.sorted(by: { $0.key < $1.key }) { endpoint.channelFailed(failure) }
+        let writers = writableWaiters
+        writableWaiters.removeAll()
+        writers.forEach { $0() }
+        let graceful = onClosedGracefully
+        onClosedGracefully.removeAll()
+        graceful.forEach { $0() }
+        onClosed?()
+        onClosed = nil
+    }
+}

@@ -1,0 +1,207 @@
+import TetherIO
+
+/// The hand-over point between the loop (which receives records) and the task that
+/// consumes a command's output — and the place where two promises are kept:
+///
+/// * **Backpressure.** When more than `highWatermark` bytes wait for the consumer, the
+///   loop stops reading the transport (`pause`), so the host's runspace blocks or drops
+///   by its own rules instead of this process growing without bound. Reading resumes once
+///   the consumer has caught up below `lowWatermark`.
+/// * **Acknowledgement on consumption.** A record is acknowledged only after the consumer
+///   took it (every ≥ 1 MiB, and at each command end), so output that was still queued
+///   here when the process died is replayed to the next `receive`, not lost.
+final class OutputQueue: @unchecked Sendable {
+    struct Entry {
+        var seq: UInt64
+        /// nil for records that carry no output (command start/end) but must be acked.
+        var chunk: OutputChunk?
+        /// Acknowledge as soon as this entry is consumed (command end).
+        var ackNow: Bool
+    }
+
+    static let highWatermark = 4 << 20
+    static let lowWatermark = 1 << 20
+    static let ackInterval = 1 << 20
+
+    private let lock = Lock()
+    private var entries: [Entry] = []
+    private var head = 0
+    private var bufferedBytes = 0
+    private var ending: Result<Void, Error>?
+    private var waiter: CheckedContinuation<OutputChunk?, Error>?
+    // Acknowledgement bookkeeping (consumer side, under lock).
+    private var consumedSeq: UInt64 = 0
+    private var ackedSeq: UInt64 = 0
+    private var bytesSinceAck = 0
+    // Backpressure (decided on the loop, under lock).
+    private var readingPaused = false
+    private var resumeScheduled = false
+
+    /// Called on the loop when this queue needs the transport paused.
+    private let pause: () -> Void
+    /// Called from the consumer; must hop to the loop and call `resumeIfDrained(resume:)`.
+    private let requestResume: @Sendable (OutputQueue) -> Void
+    /// Sends `ack seq`; called from the consumer, hops to the loop itself.
+    private let sendAck: @Sendable (UInt64) -> Void
+
+    init(pause: @escaping () -> Void, requestResume: @escaping @Sendable (OutputQueue) -> Void,
+         sendAck: @escaping @Sendable (UInt64) -> Void) {
+        self.pause = pause
+        self.requestResume = requestResume
+        self.sendAck = sendAck
+    }
+
+    // MARK: Loop side
+
+    /// Adds a record's worth of output (or a marker). Loop thread only.
+    func push(_ entry: Entry) {
+        var resume: CheckedContinuation<OutputChunk?, Error>?
+        var result: OutputChunk??
+        var needPause = false
+        lock.withLock {
+            guard ending == nil else { return }
+            entries.append(entry)
+            bufferedBytes += entry.chunk?.byteCount ?? 0
+            if let w = waiter, let chunk = popLocked() {
+                waiter = nil
+                resume = w
+                result = .some(chunk)
+            }
+            if !readingPaused && bufferedBytes > Self.highWatermark {
+                readingPaused = true
+                needPause = true
+            }
+        }
+        if needPause { pause() }
+        if let resume, let result { resume.resume(returning: result) }
+        flushAckIfDue()
+    }
+
+    /// No more entries: the consumer gets the rest, then nil (or the error).
+    func finish(_ result: Result<Void, Error> = .success(())) {
+        var resume: CheckedContinuation<OutputChunk?, Error>?
+        var deliver: Result<OutputChunk?, Error>?
+        lock.withLock {
+            guard ending == nil else { return }
+            ending = result
+            if let w = waiter {
+                // The waiter was parked on an empty queue, so only the ending remains —
+                // unless markers are queued, which pop as nothing.
+                if let chunk = popLocked() {
+                    deliver = .success(chunk)
+                } else {
+                    deliver = result.map { nil }
+                }
+                waiter = nil
+                resume = w
+            }
+            if readingPaused { resumeScheduled = true }
+        }
+        if let resume, let deliver { resume.resume(with: deliver) }
+        flushAckIfDue(final: true)
+        requestResumeIfPaused()
+    }
+
+    /// Loop side of `requestResume`: resumes the transport if still drained.
+    func resumeIfDrained(resume: () -> Void) {
+        let doResume: Bool = lock.withLock {
+            resumeScheduled = false
+            guard readingPaused, bufferedBytes <= Self.highWatermark || ending != nil else { return false }
+            readingPaused = false
+            return true
+        }
+        if doResume { resume() }
+    }
+
+    var isPausingReads: Bool { lock.withLock { readingPaused } }
+
+    // MARK: Consumer side
+
+    func next() async throws -> OutputChunk? {
+        let immediate: Result<OutputChunk?, Error>? = lock.withLock {
+            if let chunk = popLocked() { return .success(chunk) }
+            if let ending { return ending.map { nil } }
+            return nil
+        }
+        if let immediate {
+            afterPop()
+            return try immediate.get()
+        }
+        let value: OutputChunk? = try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<OutputChunk?, Error>? = lock.withLock {
+                if let chunk = popLocked() { return .success(chunk) }
+                if let ending { return ending.map { nil } }
+                waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+        afterPop()
+        return value
+    }
+
+    /// Takes the next output chunk, consuming marker entries on the way. Under lock.
+    private func popLocked() -> OutputChunk? {
+        while head < entries.count {
+            let entry = entries[head]
+            entries[head] = Entry(seq: 0, chunk: nil, ackNow: false)
+            head += 1
+            if head > 1024 && head * 2 > entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+            consumedSeq = max(consumedSeq, entry.seq)
+            if let chunk = entry.chunk {
+                bufferedBytes -= chunk.byteCount
+                bytesSinceAck += chunk.byteCount
+            }
+            if entry.ackNow { bytesSinceAck = Self.ackInterval }
+            if let chunk = entry.chunk { return chunk }
+        }
+        return nil
+    }
+
+    private func afterPop() {
+        flushAckIfDue()
+        requestResumeIfPaused()
+    }
+
+    private func requestResumeIfPaused() {
+        let schedule: Bool = lock.withLock {
+            guard readingPaused, !resumeScheduled, bufferedBytes <= Self.lowWatermark || ending != nil else { return false }
+            resumeScheduled = true
+            return true
+        }
+        if schedule { requestResume(self) }
+    }
+
+    private func flushAckIfDue(final: Bool = false) {
+        let seq: UInt64? = lock.withLock {
+            let drained = head >= entries.count
+            let due = bytesSinceAck >= Self.ackInterval || (final && drained) || (ending != nil && drained)
+            guard due, consumedSeq > ackedSeq else { return nil }
+            ackedSeq = consumedSeq
+            bytesSinceAck = 0
+            return consumedSeq
+        }
+        if let seq { sendAck(seq) }
+    }
+}
+
+/// A command's output as an `AsyncSequence`: stdout, stderr and drop notices in order.
+/// Iterate it to the end (or the command's output backs up on the host, by design).
+public struct OutputSequence: AsyncSequence, Sendable {
+    public typealias Element = OutputChunk
+    let queue: OutputQueue
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let queue: OutputQueue
+        public mutating func next() async throws -> OutputChunk? {
+            try await queue.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(queue: queue)
+    }
+}

@@ -1,0 +1,263 @@
+import TetherIO
+import TetherProtocol
+
+/// One attachment (channel N) to a session, used to run commands. Loop-confined.
+///
+/// Attached without `receive`: the runspace sends only the records of commands started
+/// on this channel. One command at a time; the runspace itself queues or refuses a
+/// second (`wait`), so this class only routes.
+final class SessionChannel: ChannelEndpoint {
+    enum State {
+        case detached
+        case attaching
+        case attached(AttachInfo)
+        case gone(TetherClientError)
+    }
+
+    let host: HostConnection
+    let instanceID: String
+    private(set) var number: UInt32 = 0
+    private(set) var state: State = .detached
+    private var attachWaiters: [(Result<AttachInfo, TetherClientError>) -> Void] = []
+    private var sequencer = RecordSequencer(after: 0, strict: false)
+    private var running: (core: CommandCore, pump: DescriptorStdinPump?)?
+
+    init(host: HostConnection, instanceID: String) {
+        self.host = host
+        self.instanceID = instanceID
+    }
+
+    // MARK: Attach / detach
+
+    func attach(force: Bool, _ completion: @escaping (Result<AttachInfo, TetherClientError>) -> Void) {
+        switch state {
+        case .attached(let info):
+            completion(.success(info))
+        case .attaching:
+            attachWaiters.append(completion)
+        case .detached, .gone:
+            if let error = host.closedError { completion(.failure(error)); return }
+            state = .attaching
+            attachWaiters.append(completion)
+            number = host.openChannel(self)
+            host.request(.attach(instanceID: instanceID, force: force, receive: false), channel: number) { [weak self] result in
+                self?.attachAnswered(result)
+            }
+        }
+    }
+
+    private func attachAnswered(_ result: Result<Response, TetherClientError>) {
+        let outcome: Result<AttachInfo, TetherClientError>
+        switch result {
+        case .success(.attached(let info)):
+            state = .attached(info)
+            sequencer = RecordSequencer(after: info.ackedSeq, strict: false)
+            outcome = .success(info)
+        case .success(let other):
+            outcome = .failure(TetherClientError(.protocolViolation, host: host.computerName, "unexpected answer to attach: \(other)"))
+        case .failure(let error):
+            outcome = .failure(error)
+        }
+        if case .failure(let error) = outcome {
+            host.closeChannel(number)
+            state = .gone(error)
+        }
+        let waiters = attachWaiters
+        attachWaiters.removeAll()
+        waiters.forEach { $0(outcome) }
+    }
+
+    func detach(_ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
+        guard case .attached = state else { completion(.success(())); return }
+        host.request(.detach, channel: number) { [weak self] result in
+            guard let self else { return }
+            self.host.closeChannel(self.number)
+            self.state = .detached
+            completion(result.map { _ in () })
+        }
+    }
+
+    // MARK: Invoke
+
+    /// Attaches if needed, starts the command, and answers once the runspace said
+    /// `started` (or refused). Output flows into the returned core's queue.
+    func invoke(_ request: InvokeRequest, stdin: StdinSource,
+                _ completion: @escaping (Result<CommandCore, TetherClientError>) -> Void) {
+        attach(force: false) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .failure(let error): completion(.failure(error))
+            case .success: self.startCommand(request, stdin: stdin, completion)
+            }
+        }
+    }
+
+    private func startCommand(_ request: InvokeRequest, stdin: StdinSource,
+                              _ completion: @escaping (Result<CommandCore, TetherClientError>) -> Void) {
+        if running != nil {
+            completion(.failure(TetherClientError(.remote(.busy), host: host.computerName,
+                "this attachment is already running a command; wait for it to end")))
+            return
+        }
+        let core = makeCore()
+        running = (core, nil)
+        var request = request
+        request.stdin = !stdin.isNone
+        host.request(.invoke(request), channel: number) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(.started(let commandID)):
+                core.commandID.resolve(.success(commandID))
+                self.startStdin(stdin, core: core)
+                completion(.success(core))
+            case .success(let other):
+                let error = TetherClientError(.protocolViolation, host: self.host.computerName, "unexpected answer to invoke: \(other)")
+                self.endRunning(core, error: error)
+                completion(.failure(error))
+            case .failure(let error):
+                self.endRunning(core, error: error)
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private func makeCore() -> CommandCore {
+        let reactor = host.reactor
+        let bound = LoopBound(self)
+        let queue = OutputQueue(
+            pause: { [weak self] in
+                guard let self else { return }
+                self.host.pauseReading(for: self)
+            },
+            requestResume: { queue in
+                reactor.execute {
+                    let channel = bound.value
+                    queue.resumeIfDrained { channel.host.resumeReading(for: channel) }
+                }
+            },
+            sendAck: { seq in
+                reactor.execute { bound.value.sendAck(seq) }
+            })
+        return CommandCore(output: queue)
+    }
+
+    private func sendAck(_ seq: UInt64) {
+        guard case .attached = state else { return }
+        host.send(Frame(type: .ack, channel: number, payload: ControlCodec.ack(seq)))
+    }
+
+    private func startStdin(_ stdin: StdinSource, core: CommandCore) {
+        let channel = number
+        switch stdin {
+        case .none:
+            break
+        case .bytes(let bytes):
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + 256 * 1024)
+                host.send(Frame(type: .stdinData, channel: channel, payload: Array(bytes[offset..<end])))
+                offset = end
+            }
+            host.send(Frame(type: .stdinEOF, channel: channel))
+        case .fileDescriptor(let fd):
+            let pump = DescriptorStdinPump(reactor: host.reactor, host: host, fd: fd, channel: channel)
+            running?.pump = pump
+            pump.start()
+        case .stream(let stream):
+            let bound = LoopBound(self)
+            let reactor = host.reactor
+            Task {
+                for await chunk in stream where !chunk.isEmpty {
+                    if core.exit.isResolved { return }
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        reactor.execute {
+                            let me = bound.value
+                            me.host.whenWritable {
+                                me.host.send(Frame(type: .stdinData, channel: channel, payload: chunk))
+                                continuation.resume()
+                            }
+                        }
+                    }
+                }
+                reactor.execute { bound.value.host.send(Frame(type: .stdinEOF, channel: channel)) }
+            }
+        }
+    }
+
+    /// Asks the runspace to SIGINT the running command's process group.
+    func interrupt(_ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
+        guard case .attached = state else {
+            completion(.failure(TetherClientError(.remote(.notAttached), host: host.computerName, "not attached to the session")))
+            return
+        }
+        host.request(.signal(.interrupt), channel: number) { completion($0.map { _ in () }) }
+    }
+
+    private func endRunning(_ core: CommandCore, error: TetherClientError? = nil, status: Int32? = nil) {
+        guard let current = running, current.core === core else { return }
+        current.pump?.stop()
+        running = nil
+        host.resumeReading(for: self)
+        if let error { core.fail(error) } else { core.end(status: status ?? 0) }
+    }
+
+    // MARK: ChannelEndpoint
+
+    func deliver(_ record: Record) {
+        do {
+            guard try sequencer.check(record.seq) == .accept else { return }
+        } catch {
+            if let core = running?.core { endRunning(core, error: error.on(host: host.computerName)) }
+            return
+        }
+        guard let core = running?.core else { return }
+        let queue = core.output
+        switch record.kind {
+        case .commandStarted:
+            sequencer.strict = true
+            queue.push(.init(seq: record.seq, chunk: nil, ackNow: false))
+        case .stdout:
+            queue.push(.init(seq: record.seq, chunk: .stdout(record.body), ackNow: false))
+        case .stderr:
+            queue.push(.init(seq: record.seq, chunk: .stderr(record.body), ackNow: false))
+        case .dropped:
+            let counts: (bytes: UInt64, records: UInt64) = (try? record.droppedCounts()) ?? (0, 0)
+            queue.push(.init(seq: record.seq, chunk: .dropped(bytes: counts.bytes, records: counts.records), ackNow: false))
+        case .commandEnded:
+            sequencer.strict = false
+            queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
+            endRunning(core, status: (try? record.exitStatus()) ?? -1)
+        case .sessionClosed:
+            // `exit N` in a script ends the interpreter: the command's status is N.
+            sequencer.strict = false
+            queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
+            endRunning(core, status: (try? record.closedInfo().exitCode) ?? -1)
+        case .sessionBroken:
+            sequencer.strict = false
+            queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
+            let reason = String(decoding: record.body, as: UTF8.self)
+            endRunning(core, error: TetherClientError(.remote(.sessionBroken), host: host.computerName,
+                                                      "the session broke: \(reason)"))
+        }
+    }
+
+    func deliver(_ event: Event) {
+        guard case .takenOver(let holder) = event else { return }
+        let error = TetherClientError(.remote(.heldElsewhere), host: host.computerName,
+            "the session was taken over by \(holder.clientHost) (tether connect --force); the command goes on there")
+        host.closeChannel(number)
+        state = .gone(error)
+        if let core = running?.core { endRunning(core, error: error) }
+    }
+
+    func channelFailed(_ error: TetherClientError) {
+        // A pending attach hears the same error through its request.
+        state = .gone(error)
+        if let core = running?.core {
+            let message = error.isConnectionLevel
+                ? "\(error.message) (the command goes on on the host; `tether receive` collects its output)"
+                : error.message
+            endRunning(core, error: TetherClientError(error.kind, host: error.host ?? host.computerName, message))
+        }
+    }
+}
