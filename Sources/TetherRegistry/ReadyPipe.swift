@@ -3,14 +3,14 @@ import TetherIO
 
 /// The pipe a child writes one line on ("ok", or "error: why") once it is ready.
 /// The write end goes to the child as fd 3; the read end stays with us.
-struct ReadyPipe {
-    let readEnd: Int32
-    let writeEnd: Int32
+public struct ReadyPipe {
+    public let readEnd: Int32
+    public let writeEnd: Int32
 
     /// The child's descriptor number for the write end (its `--ready-fd`).
-    static let childFD: Int32 = 3
+    public static let childFD: Int32 = 3
 
-    init() throws {
+    public init() throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError.last("pipe") }
         for fd in fds { setCloseOnExec(fd) }
@@ -31,12 +31,12 @@ struct ReadyPipe {
     }
 
     /// What the child said, from the bytes up to its first newline (or EOF).
-    enum Report: Equatable {
+    public enum Report: Equatable, Sendable {
         case ready
         case failed(String)
     }
 
-    static func interpret(_ bytes: [UInt8], role: String) -> Report {
+    public static func interpret(_ bytes: [UInt8], role: String) -> Report {
         let text = String(decoding: bytes.prefix { $0 != 0x0a }, as: UTF8.self)
         if text == "ok" { return .ready }
         if text.isEmpty { return .failed("the \(role) exited before it was ready") }

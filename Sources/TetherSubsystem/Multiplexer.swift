@@ -1,0 +1,320 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+import TetherRegistry
+
+/// Routes one client's frames: channel 0 to the registry, each channel N > 0 to the
+/// runspace it is attached to. Holds nothing worth keeping — killing it is a dropped
+/// network for every session it served.
+final class Multiplexer {
+    private enum Phase {
+        case awaitingHello
+        case serving(ClientHello)
+    }
+
+    /// Who the client said it is.
+    struct ClientHello {
+        var clientID: String
+        var clientHost: String
+    }
+
+    private let reactor: Reactor
+    private let paths: HostPaths
+    private let log: HostLog
+    private let client: FrameConnection
+    private var phase = Phase.awaitingHello
+    private var registry: RegistryLink?
+    private var channels: [UInt32: RunspaceChannel] = [:]
+    /// Channels whose runspace connection is backed up; stdin stays paused while any is.
+    private var backedUpChannels: Set<UInt32> = []
+    /// stdout is backed up: every runspace connection stays paused until it drains.
+    private var clientBackedUp = false
+
+    /// Called once with the exit status when the client link is over.
+    var onFinished: (Int32) -> Void = { _ in }
+
+    init(reactor: Reactor, paths: HostPaths, log: HostLog, client: FrameConnection) {
+        self.reactor = reactor
+        self.paths = paths
+        self.log = log
+        self.client = client
+        client.onFrame = { [weak self] frame in self?.fromClient(frame) }
+        client.onClose = { [weak self] reason in self?.clientClosed(reason) }
+        client.onDrained = { [weak self] in self?.clientDrained() }
+    }
+
+    // MARK: Client frames
+
+    private func fromClient(_ frame: Frame) {
+        switch phase {
+        case .awaitingHello:
+            handshake(frame)
+        case .serving(let hello):
+            if frame.channel == 0 {
+                fromClientOnConnection(frame, hello: hello)
+            } else {
+                fromClient(frame, onChannel: frame.channel, hello: hello)
+            }
+        }
+    }
+
+    private func handshake(_ frame: Frame) {
+        guard frame.type == .hello, frame.channel == 0 else {
+            refuse(ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)"))
+            return
+        }
+        let hello: Hello
+        do {
+            hello = try Hello.decode(frame.payload)
+        } catch {
+            refuse(ErrorBody(error.code, error.description))
+            return
+        }
+        guard hello.role == .client else {
+            refuse(ErrorBody(.badFrame, "expected hello with role client, got role \(hello.role.rawValue)"))
+            return
+        }
+        let identity = ClientHello(clientID: hello.clientID ?? "unidentified",
+                                   clientHost: hello.clientHost ?? hello.hostname ?? "an unnamed host")
+        phase = .serving(identity)
+        log.write("client \(identity.clientHost) (\(identity.clientID.prefix(8))) connected, \(hello.software)")
+        client.send(type: .hello, channel: 0,
+                    payload: Hello(role: .host, hostname: Environment.hostName(), user: Environment.userName()).payload())
+        registry = RegistryLink(reactor: reactor, paths: paths, log: log,
+                                hello: Hello(role: .subsystem, clientID: identity.clientID,
+                                             clientHost: identity.clientHost,
+                                             hostname: Environment.hostName(), user: Environment.userName()))
+    }
+
+    /// Channel 0: requests for the registry.
+    private func fromClientOnConnection(_ frame: Frame, hello: ClientHello) {
+        guard frame.type == .request else {
+            if frame.type == .error {
+                log.write("client sent an error: \(RegistryLink.failureBody(from: frame).message)")
+                client.closeAfterFlush()
+                return
+            }
+            violation("a \(frame.type) frame on channel 0 from the client")
+            return
+        }
+        guard let id = ControlCodec.requestID(of: frame.payload) else {
+            violation("a request frame of \(frame.payload.count) bytes without a request id")
+            return
+        }
+        if let problem = problem(withClientRequestID: id) {
+            answer(id, channel: 0, .failure(problem))
+            return
+        }
+        let request: Request
+        do {
+            (_, request) = try ControlCodec.decodeRequest(frame.payload)
+        } catch {
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
+            return
+        }
+        switch request {
+        case .create, .list, .claim, .release, .remove, .ping:
+            registry?.relay(frame.payload, id: id) { [weak self] answer in
+                self?.client.send(answer)
+            }
+        case .attach, .detach, .invoke, .signal:
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest,
+                "'\(request.kindName)' goes on a channel N > 0 (attach one first), not on channel 0")))
+        case .configure:
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'configure' is for the registry's use only")))
+        }
+    }
+
+    /// Channel N > 0: attach, or frames for an attached session.
+    private func fromClient(_ frame: Frame, onChannel number: UInt32, hello: ClientHello) {
+        switch frame.type {
+        case .request:
+            guard let id = ControlCodec.requestID(of: frame.payload) else {
+                violation("a request frame of \(frame.payload.count) bytes without a request id")
+                return
+            }
+            let request: Request
+            do {
+                (_, request) = try ControlCodec.decodeRequest(frame.payload)
+            } catch {
+                answer(id, channel: number, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
+                return
+            }
+            if case .attach(let instanceID, let force, _) = request {
+                if let existing = channels[number] {
+                    answer(id, channel: number, .failure(ErrorBody(.badRequest,
+                        "channel \(number) is already attached to session \(existing.instanceID); detach it first or use another channel")))
+                    return
+                }
+                if let problem = problem(withClientRequestID: id) {
+                    answer(id, channel: number, .failure(problem))
+                    return
+                }
+                attach(frame, number: number, requestID: id, instanceID: instanceID, force: force, hello: hello)
+                return
+            }
+            guard let channel = channels[number] else {
+                answer(id, channel: number, .failure(ErrorBody(.notAttached,
+                    "channel \(number) is not attached to a session; send attach on it first")))
+                return
+            }
+            if case .create = request {
+                answer(id, channel: number, .failure(ErrorBody(.badRequest, "'create' goes on channel 0")))
+                return
+            }
+            channel.fromClient(frame, detachID: request == .detach ? id : nil)
+        case .stdinData, .stdinEOF, .ack:
+            // Late stdin or acks for a channel that just detached or lost its runspace
+            // are moot, like stdin for a command that has ended.
+            channels[number]?.fromClient(frame, detachID: nil)
+        case .error:
+            // The client gives up on this channel.
+            channels[number]?.close()
+        case .hello, .response, .event, .record:
+            violation("a \(frame.type) frame on channel \(number) from the client")
+        }
+    }
+
+    private func problem(withClientRequestID id: UInt32) -> ErrorBody? {
+        guard id & RegistryLink.internalIDBit != 0 else { return nil }
+        return ErrorBody(.badRequest, "request id \(id) has the top bit set; ids 0x80000000 and up are reserved for the host")
+    }
+
+    // MARK: Attach
+
+    /// Claims the session at the registry, then binds channel N to its runspace.
+    private func attach(_ frame: Frame, number: UInt32, requestID: UInt32, instanceID: String,
+                        force: Bool, hello: ClientHello) {
+        let channel = RunspaceChannel(number: number, instanceID: instanceID.lowercased(),
+                                      attachRequestID: requestID, attachFrame: frame)
+        channel.toClient = { [weak self] frame in self?.toClient(frame) }
+        channel.onFinished = { [weak self, weak channel] in
+            guard let self, let channel, self.channels[number] === channel else { return }
+            self.channels[number] = nil
+            self.channelDrained(number)
+        }
+        channel.onBackedUp = { [weak self] in self?.channelBackedUp(number) }
+        channel.onDrained = { [weak self] in self?.channelDrained(number) }
+        channels[number] = channel
+
+        let claim = { [weak self] (previousHolder: Holder?) in
+            self?.registry?.request(.claim(instanceID: instanceID, force: force)) { [weak self] response in
+                guard let self, self.channels[number] === channel else { return }
+                switch response {
+                case .session(let session):
+                    channel.session = session
+                    if let previousHolder, previousHolder.clientID != hello.clientID {
+                        channel.tookOver = true
+                    }
+                    self.log.write("channel \(number): attaching to session \(session.instanceID) '\(session.name)'")
+                    channel.open(reactor: self.reactor, paths: self.paths,
+                                 hello: Hello(role: .subsystem, clientID: hello.clientID, clientHost: hello.clientHost,
+                                              hostname: Environment.hostName(), user: Environment.userName()),
+                                 readingPaused: self.clientBackedUp)
+                case .failure(let error):
+                    channel.fail(error)
+                default:
+                    channel.fail(ErrorBody(.internal, "unexpected answer from the registry to claim"))
+                }
+            }
+        }
+        guard force else {
+            claim(nil)
+            return
+        }
+        // Only a forced claim can take a session over; ask who held it first so the
+        // `attached` answer can say whether it did.
+        registry?.request(.list(SessionFilter(instanceID: instanceID))) { response in
+            if case .sessions(let sessions) = response {
+                claim(sessions.first?.holder)
+            } else {
+                claim(nil)
+            }
+        }
+    }
+
+    // MARK: Sending and flow control
+
+    private func toClient(_ frame: Frame) {
+        client.send(frame)
+        if client.isBackedUp && !clientBackedUp {
+            clientBackedUp = true
+            for channel in channels.values { channel.connection?.pauseReading() }
+        }
+    }
+
+    private func clientDrained() {
+        guard clientBackedUp else { return }
+        clientBackedUp = false
+        for channel in channels.values {
+            channel.connection?.resumeReading()
+            channel.connection?.deliverBufferedFrames()
+        }
+    }
+
+    private func channelBackedUp(_ number: UInt32) {
+        if backedUpChannels.isEmpty { client.pauseReading() }
+        backedUpChannels.insert(number)
+    }
+
+    private func channelDrained(_ number: UInt32) {
+        guard backedUpChannels.remove(number) != nil, backedUpChannels.isEmpty else { return }
+        client.resumeReading()
+        client.deliverBufferedFrames()
+    }
+
+    private func answer(_ id: UInt32, channel: UInt32, _ response: Response) {
+        toClient(Frame(type: .response, channel: channel, payload: ControlCodec.response(id: id, response)))
+    }
+
+    // MARK: Ending
+
+    /// A bad hello: say why, then end once that is written.
+    private func refuse(_ error: ErrorBody) {
+        log.write("refused a client: \(error.message)")
+        client.fail(error)
+    }
+
+    /// A frame no client should send: the stream can't be trusted any more.
+    private func violation(_ what: String) {
+        let error = ProtocolError.unexpected(what)
+        log.write("closing: \(error)")
+        client.protocolFailure(error)
+    }
+
+    private func clientClosed(_ reason: CloseReason) {
+        for channel in Array(channels.values) { channel.close() }
+        channels = [:]
+        registry?.close()
+        switch reason {
+        case .endOfStream:
+            log.write("client disconnected")
+            onFinished(0)
+        case .protocolError(let error):
+            log.write("client sent garbage: \(error)")
+            if case .truncatedAtEOF = error {
+                // The stream ended inside a frame, so nothing was sent back yet; the
+                // client may still be reading.
+                writeNow(ControlCodec.errorFrame(channel: 0, ErrorBody(error.code, error.description)))
+            }
+            onFinished(2)
+        case .ioError(let error):
+            log.write("client connection failed: \(error)")
+            onFinished(1)
+        case .local:
+            if case .awaitingHello = phase { onFinished(2) } else { onFinished(0) }
+        }
+    }
+
+    /// Last words on stdout after the connection object is done with it.
+    private func writeNow(_ frame: Frame) {
+        setBlocking(client.writeFD)
+        let bytes = frame.encoded()
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(client.writeFD, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            written += n
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+import TetherRegistry
+
+/// The subsystem's connection to the registry, (re)established on demand: if the registry
+/// was killed, the next request starts a new one, which re-adopts every session.
+///
+/// Request ids: the client's channel-0 requests keep their own ids (so a response goes
+/// back byte for byte); the subsystem's own requests (claims for attaches) use ids with
+/// the top bit set, which clients may not use.
+final class RegistryLink {
+    static let internalIDBit: UInt32 = 0x8000_0000
+
+    private let reactor: Reactor
+    private let paths: HostPaths
+    private let log: HostLog
+    private let hello: Hello
+    private var connection: FrameConnection?
+    private var sawHello = false
+    /// Waiting for an answer, per request id (a client may reuse an id; answers to the
+    /// same id come back in order).
+    private var pending: [UInt32: [(Frame) -> Void]] = [:]
+    private var nextInternalID: UInt32 = 1
+
+    init(reactor: Reactor, paths: HostPaths, log: HostLog, hello: Hello) {
+        self.reactor = reactor
+        self.paths = paths
+        self.log = log
+        self.hello = hello
+    }
+
+    /// Relays a client's request payload as is; `onAnswer` gets the response frame.
+    func relay(_ payload: [UInt8], id: UInt32, onAnswer: @escaping (Frame) -> Void) {
+        send(payload, id: id, onAnswer: onAnswer)
+    }
+
+    /// Sends a request of the subsystem's own; `onAnswer` gets the decoded response (a
+    /// failure if the registry can't be reached or went away).
+    func request(_ request: Request, onAnswer: @escaping (Response) -> Void) {
+        let id = RegistryLink.internalIDBit | nextInternalID
+        nextInternalID = nextInternalID % 0x7fff_ffff + 1
+        send(ControlCodec.request(id: id, request), id: id) { frame in
+            switch frame.type {
+            case .response:
+                do {
+                    onAnswer(try ControlCodec.decodeResponse(frame.payload).1)
+                } catch {
+                    onAnswer(.failure(ErrorBody(.internal, "unreadable answer from the registry: \(error)")))
+                }
+            default:
+                onAnswer(.failure(RegistryLink.failureBody(from: frame)))
+            }
+        }
+    }
+
+    private func send(_ payload: [UInt8], id: UInt32, onAnswer: @escaping (Frame) -> Void) {
+        let connection: FrameConnection
+        do {
+            connection = try connected()
+        } catch {
+            log.write("registry unavailable: \(error)")
+            onAnswer(RegistryLink.failureFrame(id: id, ErrorBody(.unavailable, "\(error)")))
+            return
+        }
+        pending[id, default: []].append(onAnswer)
+        connection.send(type: .request, channel: 0, payload: payload)
+    }
+
+    private func connected() throws -> FrameConnection {
+        if let connection, !connection.isClosed { return connection }
+        try paths.prepare()
+        let fd = try RegistryStarter.connect(paths: paths, log: log)
+        let connection = FrameConnection(reactor: reactor, socket: fd, name: "registry")
+        sawHello = false
+        connection.onFrame = { [weak self, weak connection] frame in
+            guard let self, let connection else { return }
+            self.handle(frame, on: connection)
+        }
+        connection.onClose = { [weak self, weak connection] reason in
+            guard let self, let connection else { return }
+            self.lost(connection, why: reason.description)
+        }
+        self.connection = connection
+        connection.start()
+        connection.send(type: .hello, channel: 0, payload: hello.payload())
+        return connection
+    }
+
+    private func handle(_ frame: Frame, on connection: FrameConnection) {
+        if !sawHello {
+            if frame.type == .hello, (try? Hello.decode(frame.payload)) != nil {
+                sawHello = true
+                return
+            }
+            let why = frame.type == .error ? RegistryLink.failureBody(from: frame).message
+                                           : "expected hello from the registry, got \(frame.type)"
+            log.write("registry handshake failed: \(why)")
+            connection.close()
+            return
+        }
+        switch frame.type {
+        case .response:
+            guard let id = ControlCodec.requestID(of: frame.payload),
+                  var waiting = pending[id], !waiting.isEmpty else {
+                log.write("ignoring a registry response nobody asked for")
+                return
+            }
+            let onAnswer = waiting.removeFirst()
+            pending[id] = waiting.isEmpty ? nil : waiting
+            onAnswer(frame)
+        case .error:
+            log.write("registry sent an error: \(RegistryLink.failureBody(from: frame).message)")
+            connection.close()
+        default:
+            log.write("ignoring a \(frame.type) frame from the registry")
+        }
+    }
+
+    /// The registry went away: every unanswered request fails, the next one reconnects.
+    private func lost(_ connection: FrameConnection, why: String) {
+        guard connection === self.connection else { return }
+        self.connection = nil
+        let waiting = pending
+        pending = [:]
+        if !waiting.isEmpty { log.write("registry connection lost with requests outstanding: \(why)") }
+        for (id, handlers) in waiting {
+            for onAnswer in handlers {
+                onAnswer(RegistryLink.failureFrame(id: id, ErrorBody(.unavailable,
+                    "the registry went away before answering (\(why)); the request may or may not have taken effect — check with list and retry")))
+            }
+        }
+    }
+
+    func close() {
+        connection?.close()
+    }
+
+    // MARK: Helpers
+
+    static func failureFrame(id: UInt32, _ body: ErrorBody) -> Frame {
+        Frame(type: .response, channel: 0, payload: ControlCodec.response(id: id, .failure(body)))
+    }
+
+    static func failureBody(from frame: Frame) -> ErrorBody {
+        (try? WireJSON.decode(ErrorBody.self, from: frame.payload))
+            ?? ErrorBody(.internal, "unreadable error frame from the registry")
+    }
+}
