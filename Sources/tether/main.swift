@@ -1,1 +1,3 @@
-print("tether: not built yet")
+import TetherCLI
+
+await TetherCommand.runMain()

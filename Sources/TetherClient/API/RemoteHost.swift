@@ -42,7 +42,7 @@ public final class RemoteHost: Sendable {
             name: name, configuration: configuration, idleTimeout: idleTimeout,
             outputBuffering: outputBuffering, bufferLimit: bufferLimit)))
         let summary = try sessionAnswer(response, to: "create")
-        return session(summary.info)
+        return RemoteSession(host: self, instanceID: summary.instanceID, name: summary.name, summary: summary)
     }
 
     /// The user's sessions on this computer (`name` may use `*` and `?`).

@@ -6,12 +6,15 @@ public final class RemoteSession: Sendable {
     public let host: RemoteHost
     public let instanceID: String
     public let name: String
+    /// What the host said about the session when this handle was made (create), if known.
+    public let summary: SessionSummary?
     let channel: LoopBound<SessionChannel>
 
-    init(host: RemoteHost, instanceID: String, name: String) {
+    init(host: RemoteHost, instanceID: String, name: String, summary: SessionSummary? = nil) {
         self.host = host
         self.instanceID = instanceID
         self.name = name
+        self.summary = summary
         // Built on any thread, but touched only on the loop from here on.
         self.channel = LoopBound(SessionChannel(host: host.connection.value, instanceID: instanceID))
     }

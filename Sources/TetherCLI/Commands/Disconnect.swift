@@ -1,0 +1,59 @@
+import ArgumentParser
+import TetherClient
+import TetherProtocol
+
+struct Disconnect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Let go of sessions; they and their commands go on on the host.",
+        discussion: prose("""
+        Releases each selected session: its State becomes Disconnected and any client
+        (this one or another machine) can connect to it or receive its output later. A
+        running command keeps running; its output is kept (up to the buffer limit; in
+        block mode the command then waits, in drop mode the oldest output is dropped).
+        The idle timeout counts from now.
+
+        Examples:
+          tether disconnect --name deploy
+          tether disconnect --id 2 --idle-timeout 86400
+          tether disconnect --name 'build*' --output-buffering drop
+        """))
+
+    @OptionGroup(title: "Session selection") var selector: SelectorArguments
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
+        "Seconds the disconnected session is kept (minimum 60).", valueName: "SEC"))
+    var idleTimeout: Double?
+
+    @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads the output.")
+    var outputBuffering: OutputBuffering?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    func validate() throws {
+        if let idleTimeout, idleTimeout < 60 { throw ValidationError("--idle-timeout must be at least 60 seconds") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try CommandContext(connection: connection)
+            let targets = try await context.resolve(selector)
+            let rows: [SessionRow?] = await concurrentMap(targets) { [self] target in
+                do {
+                    let host = try await context.pool.host(target.computerName)
+                    let summary = try await host.release(instanceID: target.instanceID, idleTimeout: idleTimeout,
+                                                         outputBuffering: outputBuffering)
+                    return SessionRow(local: target.local, summary: summary)
+                } catch {
+                    context.failures.report(error, host: target.computerName)
+                    return nil
+                }
+            }
+            await context.pool.closeAll()
+            SessionTable.print(rows.compactMap { $0 }, json: json)
+            try context.failures.exitIfFailed()
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import TetherClient
+import TetherProtocol
+
+struct Get: AsyncParsableCommand {
+    enum StateFilter: String, ExpressibleByArgument, CaseIterable {
+        case all, opened, disconnected, closed, broken
+    }
+
+    static let configuration = CommandConfiguration(
+        abstract: "List sessions with their current state.",
+        discussion: prose("""
+        Without --computer: this client's sessions, with live state from their hosts
+        (asked concurrently). A host that cannot be reached is reported on stderr and its
+        sessions are shown with State Unknown. Sessions a host no longer has are shown
+        once as Closed and then dropped from the list.
+
+        With --computer: every session of your user on those computers, whichever client
+        started it; sessions new to this client get a local Id.
+
+        State is relative to this client: Opened (held here), Disconnected (free, or held
+        by another client), Closed, Broken. Availability: Available (held here, idle),
+        Busy (held here and running, or held by another client — see HeldBy), None.
+
+        Examples:
+          tether get
+          tether get --computer web1,web2
+          tether get --name 'deploy*' --state disconnected
+          tether get --id 2..5 --json
+        """))
+
+    @Option(help: ArgumentHelp("Ask these computers for all their sessions (comma-separated, repeatable).", valueName: "HOST"))
+    var computer: [String] = []
+
+    @Option(help: ArgumentHelp("Only sessions whose name matches PATTERN (* and ? wildcards).", valueName: "PATTERN"))
+    var name: String?
+
+    @Option(help: ArgumentHelp("Only these local Ids: N, A..B or a comma list.", valueName: "ID"))
+    var id: IdSet?
+
+    @Option(name: .customLong("instance-id"), help: ArgumentHelp("Only the session with this instance id.", valueName: "UUID"))
+    var instanceID: String?
+
+    @Option(help: "Only sessions in this state: all, opened, disconnected, closed, broken.")
+    var state: StateFilter = .all
+
+    @Option(help: "Only sessions of this configuration.")
+    var configuration: String?
+
+    @Flag(help: "Print a JSON array instead of a table.")
+    var json = false
+
+    @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try CommandContext(connection: connection)
+            let computers = splitList(computer)
+            var rows = computers.isEmpty ? try await localRows(context) : try await remoteRows(context, computers)
+            await context.pool.closeAll()
+            rows = rows.filter(keep)
+            rows.sort { ($0.id ?? Int.max, $0.computerName) < ($1.id ?? Int.max, $1.computerName) }
+            SessionTable.print(rows, json: json)
+            try context.failures.exitIfFailed()
+        }
+    }
+
+    private func keep(_ row: SessionRow) -> Bool {
+        if let id, !(row.id.map(id.contains) ?? false) { return false }
+        if let name, !wildcardMatch(name, row.name) { return false }
+        if let instanceID, row.instanceID.lowercased() != instanceID.lowercased() { return false }
+        if let configuration, row.configuration != configuration { return false }
+        switch state {
+        case .all: return true
+        case .opened: return row.state == .opened
+        case .disconnected: return row.state == .disconnected
+        case .closed: return row.state == .closed
+        case .broken: return row.state == .broken
+        }
+    }
+
+    /// This client's list, refreshed from each host.
+    private func localRows(_ context: CommandContext) async throws -> [SessionRow] {
+        let known = try context.store.all().filter { local in
+            if let id, !id.contains(local.id) { return false }
+            if let name, !wildcardMatch(name, local.name) { return false }
+            if let instanceID, local.instanceID.lowercased() != instanceID.lowercased() { return false }
+            return true
+        }
+        let byComputer = Dictionary(grouping: known, by: \.computerName)
+        let perHost: [(rows: [SessionRow], gone: [String])] = await concurrentMap(byComputer.keys.sorted()) { computer in
+            let locals = byComputer[computer] ?? []
+            do {
+                let host = try await context.pool.host(computer)
+                let live = try await host.sessions()
+                let byID = Dictionary(live.map { ($0.instanceID, $0) }, uniquingKeysWith: { a, _ in a })
+                var rows: [SessionRow] = []
+                var gone: [String] = []
+                for local in locals {
+                    if let summary = byID[local.instanceID] {
+                        rows.append(SessionRow(local: local, summary: summary))
+                    } else {
+                        rows.append(SessionRow(local: local, state: .closed, reason: "no longer on the host"))
+                        gone.append(local.instanceID)
+                    }
+                }
+                return (rows, gone)
+            } catch {
+                context.failures.report(error, host: computer)
+                return (locals.map { SessionRow(local: $0, state: .unknown, reason: Failures.message(for: error)) }, [])
+            }
+        }
+        try context.store.forget(instanceIDs: Set(perHost.flatMap(\.gone)))
+        return perHost.flatMap(\.rows)
+    }
+
+    /// Everything on the named computers; new sessions join this client's list.
+    private func remoteRows(_ context: CommandContext, _ computers: [String]) async throws -> [SessionRow] {
+        let filter = SessionFilter(name: name, instanceID: instanceID, configuration: configuration)
+        let perHost: [[SessionRow]] = await concurrentMap(computers) { computer in
+            do {
+                let host = try await context.pool.host(computer)
+                let summaries = try await host.sessions(filter: filter)
+                let locals = try context.record(summaries)
+                return zip(locals, summaries).map { SessionRow(local: $0, summary: $1) }
+            } catch {
+                context.failures.report(error, host: computer)
+                return []
+            }
+        }
+        return perHost.flatMap { $0 }
+    }
+}

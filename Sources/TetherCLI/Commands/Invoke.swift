@@ -1,0 +1,277 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import TetherClient
+import TetherIO
+import TetherProtocol
+
+struct Invoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in sessions (or in temporary sessions on computers).",
+        discussion: prose("""
+        Runs SCRIPT (bash source; ARGS become "$@") in each selected session. Sessions
+        keep their state, so a variable set by one invoke is there for the next.
+        Remote stdout goes to stdout, stderr to stderr. Piped or redirected stdin is
+        forwarded to the command (a terminal is not). With several sessions the commands
+        run concurrently (up to --throttle-limit) and every line is prefixed with
+        [computer].
+
+        With --computer alone, each computer gets a temporary session, removed afterwards.
+        With --in-disconnected-session, a new session named --session-name is created on
+        each computer, the command is started and the session released at once; collect
+        the output later with `tether receive`.
+
+        Exit status: the remote command's; with several sessions 0 if all succeeded, else
+        the first non-zero status in session order. 255 if a host could not be reached
+        (or its tether subsystem failed), 1 for other errors (busy, not found…).
+        Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130).
+
+        Examples:
+          tether invoke --name deploy -- 'cd /srv/app && git pull'
+          tether invoke --id 1 -- 'echo "$1 and $2"' one two
+          tether invoke --computer web1,web2 -- uptime
+          tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
+          tether invoke --name deploy --file ./migrate.sh -- --dry-run
+          tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
+        """))
+
+    @OptionGroup(title: "Session selection") var selector: SelectorArguments
+
+    @Option(help: ArgumentHelp("Run this local script file (the arguments after -- become its \"$@\").", valueName: "SCRIPT"))
+    var file: String?
+
+    @Option(name: .customLong("throttle-limit"), help: "How many sessions run at once.")
+    var throttleLimit: Int = 32
+
+    @Flag(name: .customLong("hide-computer-name"), help: "No [computer] prefix on output lines.")
+    var hideComputerName = false
+
+    @Flag(help: "Print one JSON object per session (stdout, stderr, exitStatus) at the end instead of streaming.")
+    var json = false
+
+    @Flag(name: .customLong("no-wait"), help: "Fail at once with \"busy\" if a command runs in the session, instead of waiting for it.")
+    var noWait = false
+
+    @Flag(name: .customLong("in-disconnected-session"), help: "Start the command in a new session and release it at once (needs --computer and --session-name).")
+    var inDisconnectedSession = false
+
+    @Option(name: .customLong("session-name"), help: "Name of the session --in-disconnected-session creates.")
+    var sessionName: String?
+
+    @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    @Argument(parsing: .remaining, help: ArgumentHelp("SCRIPT and its ARGS (after --).", valueName: "SCRIPT"))
+    var command: [String] = []
+
+    func validate() throws {
+        if throttleLimit < 1 { throw ValidationError("--throttle-limit must be at least 1") }
+        if file == nil && command.isEmpty {
+            throw ValidationError("give the command to run after --, e.g. tether invoke --name s -- 'uname -a', or use --file SCRIPT")
+        }
+        if inDisconnectedSession {
+            if selector.computers.isEmpty || sessionName == nil {
+                throw ValidationError("--in-disconnected-session needs --computer HOST and --session-name NAME")
+            }
+            if selector.hasSessionFilter {
+                throw ValidationError("--in-disconnected-session creates new sessions: use --computer and --session-name, not --name/--id/--instance-id")
+            }
+        } else if sessionName != nil {
+            throw ValidationError("--session-name goes with --in-disconnected-session")
+        }
+        if !selector.hasSessionFilter && selector.computers.isEmpty {
+            throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
+        }
+    }
+
+    /// (script, arguments) from --file or the words after --.
+    func scriptAndArguments() throws -> (String, [String]) {
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw TetherClientError(.usage, "cannot read script file \(file)")
+            }
+            return (String(decoding: data, as: UTF8.self), command)
+        }
+        return (command[0], Array(command.dropFirst()))
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try CommandContext(connection: connection)
+            let (script, arguments) = try scriptAndArguments()
+            if inDisconnectedSession {
+                try await startDisconnected(context: context, script: script, arguments: arguments)
+                return
+            }
+            let temporary = !selector.hasSessionFilter
+            let jobs: [InvokeJob]
+            if temporary {
+                jobs = selector.computers.map { InvokeJob(computerName: $0, target: nil) }
+            } else {
+                jobs = try await context.resolve(selector).map { InvokeJob(computerName: $0.computerName, target: $0) }
+            }
+            guard !jobs.isEmpty else {
+                await context.pool.closeAll()
+                try context.failures.exitIfFailed()
+                return
+            }
+            let stdinSources = stdinSources(count: jobs.count)
+            let running = RunningSessions()
+            InterruptHandler(onFirst: { running.interruptAll() }).install()
+            let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
+            let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
+                                          json: json, prefixLines: prefix, temporary: temporary)
+            let indexed = Array(zip(jobs, stdinSources))
+            let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
+                await job.run(settings: settings, stdin: stdin, context: context, running: running)
+            }
+            await context.pool.closeAll()
+            if json { Terminal.shared.out(InvokeResult.json(results)) }
+            // 0 if all succeeded, else the first non-zero status in session order.
+            if let failed = results.first(where: { $0.exitCode != 0 }) {
+                throw ExitCode(failed.exitCode)
+            }
+            try context.failures.exitIfFailed()
+        }
+    }
+
+    /// Piped or redirected stdin is forwarded; a terminal is not (it would wait forever).
+    private func stdinSources(count: Int) -> [StdinSource] {
+        guard isatty(0) == 0 else { return Array(repeating: .none, count: count) }
+        var info = stat()
+        guard fstat(0, &info) == 0 else { return Array(repeating: .none, count: count) }
+        if count == 1 { return [.fileDescriptor(0)] }
+        return StdinBroadcaster.streams(count: count).map { .stream($0) }
+    }
+
+    /// --in-disconnected-session: create, start, release, print the sessions.
+    private func startDisconnected(context: CommandContext, script: String, arguments: [String]) async throws {
+        let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
+            do {
+                let host = try await context.pool.host(computer)
+                let session = try await host.createSession(name: sessionName)
+                _ = try await session.invoke(script, arguments: arguments)
+                try await session.detach()
+                let summary = try await host.release(instanceID: session.instanceID)
+                let local = try context.record([summary]).first
+                return SessionRow(local: local, summary: summary)
+            } catch {
+                context.failures.report(error, host: computer)
+                return nil
+            }
+        }
+        await context.pool.closeAll()
+        SessionTable.print(rows.compactMap { $0 }, json: json)
+        try context.failures.exitIfFailed()
+    }
+}
+
+struct InvokeSettings: Sendable {
+    var script: String
+    var arguments: [String]
+    var wait: Bool
+    var json: Bool
+    var prefixLines: Bool
+    var temporary: Bool
+}
+
+/// The sessions with a command in flight, for Ctrl-C.
+final class RunningSessions: Sendable {
+    private let lock = Lock()
+    nonisolated(unsafe) private var sessions: [ObjectIdentifier: RemoteSession] = [:]  // guarded by lock
+
+    func add(_ session: RemoteSession) { lock.withLock { sessions[ObjectIdentifier(session)] = session } }
+    func remove(_ session: RemoteSession) { lock.withLock { sessions[ObjectIdentifier(session)] = nil } }
+
+    func interruptAll() {
+        let all = lock.withLock { Array(sessions.values) }
+        for session in all {
+            Task { try? await session.interrupt() }
+        }
+    }
+}
+
+/// One session to run the command in (or a computer to make a temporary one on).
+struct InvokeJob: Sendable {
+    var computerName: String
+    var target: SessionTarget?
+
+    func run(settings: InvokeSettings, stdin: StdinSource, context: CommandContext,
+             running: RunningSessions) async -> InvokeResult {
+        var result = InvokeResult(computerName: computerName, target: target)
+        let output = TargetOutput(prefix: settings.prefixLines ? "[\(computerName)] " : nil)
+        var temporarySession: RemoteSession?
+        do {
+            let host = try await context.pool.host(computerName)
+            let session: RemoteSession
+            if let target {
+                session = host.session(instanceID: target.instanceID, name: target.name)
+            } else {
+                session = try await host.createSession()
+                temporarySession = session
+            }
+            running.add(session)
+            defer { running.remove(session) }
+            let invocation = try await session.invoke(settings.script, arguments: settings.arguments,
+                                                      stdin: stdin, wait: settings.wait)
+            for try await chunk in invocation.output {
+                switch chunk {
+                case .stdout(let bytes):
+                    if settings.json { result.stdout += bytes } else { output.stdout(bytes) }
+                case .stderr(let bytes):
+                    if settings.json { result.stderr += bytes } else { output.stderr(bytes) }
+                case .dropped(let bytes, let records):
+                    result.droppedBytes += bytes
+                    if !settings.json {
+                        output.finish()
+                        Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+                    }
+                }
+            }
+            output.finish()
+            let status = try await invocation.exitStatus
+            result.exitStatus = status
+            result.exitCode = status
+        } catch {
+            output.finish()
+            result.error = Failures.message(for: error, host: computerName)
+            result.exitCode = context.failures.report(error, host: computerName)
+        }
+        if let temporarySession {
+            do {
+                try await temporarySession.host.remove(instanceID: temporarySession.instanceID)
+            } catch {
+                context.failures.report(error, host: computerName)
+            }
+        }
+        return result
+    }
+}
+
+struct InvokeResult: Sendable {
+    var computerName: String
+    var target: SessionTarget?
+    var stdout: [UInt8] = []
+    var stderr: [UInt8] = []
+    var droppedBytes: UInt64 = 0
+    var exitStatus: Int32?
+    var exitCode: Int32 = 0
+    var error: String?
+
+    static func json(_ results: [InvokeResult]) -> String {
+        let objects: [[String: Any]] = results.map { r in
+            [
+                "computerName": r.computerName,
+                "id": r.target.map { $0.local.id as Any } ?? NSNull(),
+                "name": r.target.map { $0.name as Any } ?? NSNull(),
+                "instanceId": r.target.map { $0.instanceID as Any } ?? NSNull(),
+                "stdout": String(decoding: r.stdout, as: UTF8.self),
+                "stderr": String(decoding: r.stderr, as: UTF8.self),
+                "droppedBytes": r.droppedBytes,
+                "exitStatus": r.exitStatus.map { $0 as Any } ?? NSNull(),
+                "error": r.error.map { $0 as Any } ?? NSNull(),
+            ]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}

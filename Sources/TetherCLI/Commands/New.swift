@@ -1,0 +1,72 @@
+import ArgumentParser
+import TetherClient
+import TetherProtocol
+
+struct New: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a session on each computer.",
+        discussion: prose("""
+        Starts one persistent session per computer (concurrently). This client holds the
+        new sessions (State Opened) and lists them with a local Id.
+
+        Examples:
+          tether new web1
+          tether new web1,web2 --name deploy
+          tether new db1 --name backup --idle-timeout 86400 --output-buffering drop
+        """))
+
+    @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
+    var computers: [String]
+
+    @Option(help: "Name of the new sessions (default: chosen by the host).")
+    var name: String?
+
+    @Option(help: "Session configuration (interpreter), e.g. bash.")
+    var configuration: String?
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
+        "Seconds a disconnected session is kept (default 7200, minimum 60).", valueName: "SEC"))
+    var idleTimeout: Double?
+
+    @Option(name: .customLong("output-buffering"), help: "block or drop: what happens when unread output fills the buffer.")
+    var outputBuffering: OutputBuffering?
+
+    @Option(name: .customLong("buffer-limit"), help: ArgumentHelp("Bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
+    var bufferLimit: Int?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    func validate() throws {
+        guard !splitList(computers).isEmpty else { throw ValidationError("name at least one computer") }
+        if let idleTimeout, idleTimeout < 60 { throw ValidationError("--idle-timeout must be at least 60 seconds") }
+        if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try CommandContext(connection: connection)
+            let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
+                do {
+                    let host = try await context.pool.host(computer)
+                    let session = try await host.createSession(
+                        name: name, configuration: configuration, idleTimeout: idleTimeout,
+                        outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+                    guard let summary = session.summary else {
+                        throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
+                    }
+                    let local = try context.record([summary]).first
+                    return SessionRow(local: local, summary: summary)
+                } catch {
+                    context.failures.report(error, host: computer)
+                    return nil
+                }
+            }
+            await context.pool.closeAll()
+            SessionTable.print(rows.compactMap { $0 }, json: json)
+            try context.failures.exitIfFailed()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import TetherClient
+import TetherProtocol
+
+struct Receive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the output a session recorded that was not yet received, then follow its running command.",
+        discussion: prose("""
+        Connects to each selected session (claiming it for this client), prints every
+        output record no client has received yet — stdout to stdout, stderr to stderr, in
+        order — then follows the command running now until it ends, and exits with its
+        status (else with the status of the last command that ended in the output, else
+        0). Prints nothing if there is nothing new. Output is acknowledged as it is
+        printed, so a second receive prints only what came after.
+
+        Examples:
+          tether receive --name deploy
+          tether receive --computer web1 --name deploy
+          tether receive --id 3 > deploy.log
+        """))
+
+    @OptionGroup(title: "Session selection") var selector: SelectorArguments
+
+    @Flag(name: .customLong("hide-computer-name"), help: "No [computer] prefix on output lines (several sessions).")
+    var hideComputerName = false
+
+    @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try CommandContext(connection: connection)
+            let targets = try await context.resolve(selector)
+            let prefix = targets.count > 1 && !hideComputerName
+            let codes: [Int32] = await concurrentMap(targets) { target in
+                let computer = target.computerName
+                let output = TargetOutput(prefix: prefix ? "[\(computer)] " : nil)
+                do {
+                    let host = try await context.pool.host(computer)
+                    let reception = try await host.session(instanceID: target.instanceID, name: target.name).receive()
+                    for try await chunk in reception.output {
+                        switch chunk {
+                        case .stdout(let bytes): output.stdout(bytes)
+                        case .stderr(let bytes): output.stderr(bytes)
+                        case .dropped(let bytes, let records):
+                            output.finish()
+                            Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+                        }
+                    }
+                    output.finish()
+                    if let ended = try await reception.sessionEnded {
+                        Terminal.shared.err("tether: \(computer): \(ended)\n")
+                    }
+                    return try await reception.exitStatus ?? 0
+                } catch {
+                    output.finish()
+                    return context.failures.report(error, host: computer)
+                }
+            }
+            await context.pool.closeAll()
+            if let code = codes.first(where: { $0 != 0 }) { throw ExitCode(code) }
+            try context.failures.exitIfFailed()
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import TetherClient
+import TetherProtocol
+
+/// What every verb needs: the client identity, its session list, and a connection pool.
+struct CommandContext: Sendable {
+    let client: TetherClient
+    let pool: HostPool
+    let failures = Failures()
+
+    init(connection: ConnectionArguments) throws {
+        client = try TetherClient(home: .default)
+        pool = HostPool(client: client, options: connection.options)
+    }
+
+    var store: LocalSessionStore { client.home.sessions }
+
+    /// Records sessions in the local list (so they get an Id) and returns the entries.
+    func record(_ summaries: [SessionSummary]) throws -> [LocalSession] {
+        try store.record(summaries.map {
+            (instanceID: $0.instanceID, name: $0.name, computerName: $0.computerName,
+             configuration: $0.info.configuration)
+        })
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import TetherClient
+import TetherProtocol
+
+extension HostKeyChecking: ExpressibleByArgument {}
+extension OutputBuffering: ExpressibleByArgument {}
+
+/// The ssh overrides every connecting verb takes (they win over the ssh config).
+struct ConnectionArguments: ParsableArguments {
+    @Option(name: .customShort("F"), help: ArgumentHelp(
+        "Use this ssh config file instead of ~/.ssh/config (default: $TETHER_SSH_CONFIG).", valueName: "FILE"))
+    var configFile: String?
+
+    @Option(help: ArgumentHelp("SSH port of every computer named.", valueName: "PORT"))
+    var port: Int?
+
+    @Option(help: ArgumentHelp("Log in as this user.", valueName: "USER"))
+    var user: String?
+
+    @Option(name: [.customShort("i"), .customLong("identity")], help: ArgumentHelp(
+        "Private key file to try first (repeatable).", valueName: "FILE"))
+    var identity: [String] = []
+
+    @Option(help: ArgumentHelp("SSH subsystem to start on the host (default: tether).", valueName: "NAME"))
+    var subsystem: String?
+
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
+        "Seconds to wait for the connection (TCP connect; the handshake gets 10 s more).", valueName: "SEC"))
+    var connectTimeout: Double?
+
+    @Option(name: .customLong("strict-host-key-checking"), help: ArgumentHelp(
+        "yes, accept-new or no: how to treat unknown host keys (changed keys are always refused unless no).",
+        valueName: "POLICY"))
+    var strictHostKeyChecking: HostKeyChecking?
+
+    func validate() throws {
+        if let port, !(1...65535).contains(port) {
+            throw ValidationError("--port must be between 1 and 65535, not \(port)")
+        }
+        if let connectTimeout, !(connectTimeout > 0) {
+            throw ValidationError("--connect-timeout must be a positive number of seconds")
+        }
+    }
+
+    var options: ConnectionOptions {
+        ConnectionOptions(configFile: configFile, port: port, user: user, identityFiles: identity,
+                          subsystem: subsystem, connectTimeout: connectTimeout,
+                          strictHostKeyChecking: strictHostKeyChecking)
+    }
+}
+
+/// Splits `a,b c` style host lists (repeatable option values, commas inside each).
+func splitList(_ values: [String]) -> [String] {
+    var seen = Set<String>()
+    var result: [String] = []
+    for value in values {
+        for part in value.split(separator: ",") {
+            let item = part.trimmingCharacters(in: .whitespaces)
+            if !item.isEmpty && seen.insert(item).inserted { result.append(item) }
+        }
+    }
+    return result
+}

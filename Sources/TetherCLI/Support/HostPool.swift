@@ -1,0 +1,58 @@
+import TetherClient
+
+/// One connection per computer per `tether` run, opened concurrently on first use and
+/// shared by every session on that computer. A failed connection is remembered so the
+/// same error is not paid for twice.
+actor HostPool {
+    let client: TetherClient
+    let options: ConnectionOptions
+    private var hosts: [String: Task<RemoteHost, Error>] = [:]
+
+    init(client: TetherClient, options: ConnectionOptions) {
+        self.client = client
+        self.options = options
+    }
+
+    func host(_ computerName: String) async throws -> RemoteHost {
+        if let task = hosts[computerName] { return try await task.value }
+        let client = self.client
+        let options = self.options
+        let task = Task { try await client.connect(computerName, options: options) }
+        hosts[computerName] = task
+        return try await task.value
+    }
+
+    /// Flushes acknowledgements and closes every connection (sessions stay on the hosts).
+    func closeAll() async {
+        let tasks = Array(hosts.values)
+        hosts.removeAll()
+        await withTaskGroup(of: Void.self) { group in
+            for task in tasks {
+                group.addTask {
+                    if let host = try? await task.value { await host.close() }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body` for every item, at most `limit` at a time; results in input order.
+func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], limit: Int = 64,
+                                             _ body: @escaping @Sendable (T) async -> R) async -> [R] {
+    var results = [R?](repeating: nil, count: items.count)
+    await withTaskGroup(of: (Int, R).self) { group in
+        var next = 0
+        func addNext() {
+            let index = next
+            let item = items[index]
+            next += 1
+            group.addTask { (index, await body(item)) }
+        }
+        while next < items.count && next < max(1, limit) { addNext() }
+        for await (index, result) in group {
+            results[index] = result
+            if next < items.count { addNext() }
+        }
+    }
+    return results.map { $0! }
+}

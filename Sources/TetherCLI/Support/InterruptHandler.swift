@@ -1,0 +1,36 @@
+import Dispatch
+import Glibc
+import TetherIO
+
+/// Ctrl-C while waiting for remote commands: the first one asks the hosts to interrupt
+/// the commands (SIGINT to their process groups); the second stops waiting (exit 130)
+/// and leaves the commands to the hosts.
+final class InterruptHandler: Sendable {
+    private let lock = Lock()
+    nonisolated(unsafe) private var count = 0                       // guarded by lock
+    nonisolated(unsafe) private var source: DispatchSourceSignal?   // kept alive
+    private let onFirst: @Sendable () -> Void
+
+    init(onFirst: @escaping @Sendable () -> Void) {
+        self.onFirst = onFirst
+    }
+
+    func install() {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "tether.sigint"))
+        source.setEventHandler { [self] in self.fired() }
+        source.resume()
+        lock.withLock { self.source = source }
+    }
+
+    private func fired() {
+        let n = lock.withLock { count += 1; return count }
+        if n == 1 {
+            Terminal.shared.err("tether: interrupting the remote command (Ctrl-C again to stop waiting)\n")
+            onFirst()
+        } else {
+            Terminal.shared.err("tether: stopped waiting; the command may still run on the host (tether receive collects its output)\n")
+            exit(130)
+        }
+    }
+}

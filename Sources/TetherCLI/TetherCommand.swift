@@ -1,0 +1,49 @@
+import ArgumentParser
+
+/// `tether`: PowerShell-style persistent remote sessions over SSH.
+public struct TetherCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tether",
+        abstract: "Persistent remote shell sessions over SSH (PowerShell PSSessions for Linux).",
+        discussion: prose("""
+        A session is a persistent bash on a host: variables, functions, the working
+        directory and background jobs survive between commands, between tether processes,
+        and across disconnects. Output is numbered on the host, so nothing is lost when a
+        connection drops: `tether receive` collects what you missed.
+
+        State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are reached with
+        ssh (libssh2; TETHER_TRANSPORT=openssh uses the ssh binary) and ~/.ssh/config or
+        $TETHER_SSH_CONFIG.
+
+        Examples:
+          tether new web1 --name deploy
+          tether invoke --name deploy -- 'cd /srv/app && git pull'
+          tether invoke --computer web1,web2 -- uptime
+          tether disconnect --name deploy
+          tether get --computer web1
+          tether receive --computer web1 --name deploy
+          tether remove --name deploy
+        """),
+        subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self]
+    )
+
+    public init() {}
+}
+
+extension TetherCommand {
+    /// Parses the command line and runs the verb. (What `AsyncParsableCommand.main()`
+    /// does; spelled out because top-level code in main.swift resolves `main()` to the
+    /// synchronous overload.)
+    public static func runMain() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
