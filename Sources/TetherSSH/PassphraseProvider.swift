@@ -1,3 +1,6 @@
+import Glibc
+import TetherIO
+
 /// Supplies the passphrase of an encrypted private key. Never from argv or the environment.
 public protocol PassphraseProvider: Sendable {
     /// The passphrase for the key at `keyPath`, or nil to skip that key.
@@ -6,9 +9,53 @@ public protocol PassphraseProvider: Sendable {
 
 /// Asks on /dev/tty with echo off, like ssh: "Enter passphrase for key 'PATH': ".
 /// Returns nil when there is no terminal (the key is then skipped with a note).
+/// Answers are remembered per key for the life of the process, so a fan-out to fifty hosts
+/// asks once, not fifty times.
 public struct TTYPassphraseProvider: PassphraseProvider {
     public init() {}
+
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var remembered: [String: String] = [:]
+
     public func passphrase(for keyPath: String) -> String? {
-        nil
+        Self.lock.withLock {
+            if let known = Self.remembered[keyPath] { return known }
+            guard let answer = Self.ask("Enter passphrase for key '\(keyPath)': ") else { return nil }
+            Self.remembered[keyPath] = answer
+            return answer
+        }
+    }
+
+    /// Forgets a passphrase that turned out to be wrong.
+    public static func forget(_ keyPath: String) {
+        lock.withLock { _ = remembered.removeValue(forKey: keyPath) }
+    }
+
+    private static func ask(_ prompt: String) -> String? {
+        let tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard tty >= 0 else { return nil }
+        defer { close(tty) }
+        var saved = termios()
+        guard tcgetattr(tty, &saved) == 0 else { return nil }
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        quiet.c_lflag |= tcflag_t(ECHONL)
+        _ = tcsetattr(tty, TCSAFLUSH, &quiet)
+        defer { _ = tcsetattr(tty, TCSAFLUSH, &saved) }
+        let promptBytes = Array(prompt.utf8)
+        _ = promptBytes.withUnsafeBytes { write(tty, $0.baseAddress, $0.count) }
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let n = read(tty, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
+            if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") { break }
+            line.append(byte)
+        }
+        // Scrub our copy; the String we return is the caller's to keep short-lived.
+        defer { for index in line.indices { line[index] = 0 } }
+        // An empty answer means "skip this key", as with ssh.
+        return line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
     }
 }

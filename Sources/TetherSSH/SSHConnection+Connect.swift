@@ -1,0 +1,122 @@
+import CTetherPosix
+import Glibc
+import TetherIO
+
+/// Name resolution and the non-blocking TCP connect.
+extension SSHConnection {
+    func resolve() {
+        guard phase == .resolving else { return }
+        if let numeric = AddressResolver.numeric(target.hostName, port: target.port) {
+            connect(to: numeric)
+            return
+        }
+        let token = WeakConnection(self)
+        let reactor = self.reactor
+        AddressResolver.resolve(target.hostName, port: target.port) { result in
+            reactor.execute { token.connection?.resolved(result) }
+        }
+    }
+
+    private func resolved(_ result: Result<[SocketAddress], AddressResolver.Failure>) {
+        guard phase == .resolving else { return }  // timed out or closed meanwhile
+        switch result {
+        case .success(let found):
+            connect(to: found)
+        case .failure(.notFound(let reason)):
+            fail(.dnsFailure, "could not resolve host name '\(target.hostName)': \(reason)")
+        case .failure(.temporary(let reason)):
+            fail(.dnsFailure, "could not resolve host name '\(target.hostName)' (DNS not answering?): \(reason)")
+        }
+    }
+
+    private func connect(to found: [SocketAddress]) {
+        addresses = found
+        enter(.connecting)
+        tryNextAddress()
+    }
+
+    /// Tries the addresses in order, as ssh does ("localhost" is ::1 then 127.0.0.1).
+    private func tryNextAddress() {
+        guard !addresses.isEmpty else {
+            connectFailed()
+            return
+        }
+        let address = addresses.removeFirst()
+        let fd = Glibc.socket(address.family, tether_sock_stream() | tether_sock_cloexec(), 0)
+        guard fd >= 0 else {
+            connectFailures.append((address.numericHost, errno))
+            tryNextAddress()
+            return
+        }
+        setNonBlocking(fd)
+        // Without NODELAY every small SSH packet waits for the previous one's ACK.
+        _ = tether_tcp_nodelay(fd)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+        var storage = address.storage
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+        }
+        socket = fd
+        currentAddress = address.numericHost
+        if rc == 0 {
+            connectCompleted()
+        } else if errno == EINPROGRESS {
+            watchSocket(.writable)
+        } else {
+            connectFailures.append((address.numericHost, errno))
+            dropSocket()
+            tryNextAddress()
+        }
+    }
+
+    func connectCompleted() {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        if error != 0 {
+            connectFailures.append((currentAddress, error))
+            dropSocket()
+            tryNextAddress()
+            return
+        }
+        shared.quickAckSockets.insert(socket)
+        beginHandshake()
+    }
+
+    private func dropSocket() {
+        if let registration { reactor.unregister(registration) }
+        registration = nil
+        if socket >= 0 { Glibc.close(socket) }
+        socket = -1
+    }
+
+    /// One message for all addresses; the most telling errno decides the kind.
+    private func connectFailed() {
+        let endpoint = "port \(target.port)"
+        guard let first = connectFailures.first else {
+            fail(.unreachable, "no address to connect to")
+            return
+        }
+        let errnos = connectFailures.map(\.errno)
+        let detail = connectFailures.map { "\($0.address): \(String(cString: strerror($0.errno)))" }.joined(separator: ", ")
+        if errnos.allSatisfy({ $0 == ECONNREFUSED }) {
+            fail(.connectionRefused, "connection refused on \(endpoint) (is sshd running and listening there?)")
+        } else if errnos.contains(ETIMEDOUT) {
+            fail(.timeout, "connection to \(endpoint) timed out (\(detail))")
+        } else if errnos.contains(where: { $0 == ENETUNREACH || $0 == EHOSTUNREACH || $0 == EADDRNOTAVAIL }) {
+            fail(.unreachable, "host unreachable on \(endpoint) (\(detail))")
+        } else if errnos.contains(ECONNREFUSED) {
+            fail(.connectionRefused, "connection refused on \(endpoint) (\(detail))")
+        } else {
+            fail(.unreachable, "cannot connect to \(endpoint): \(String(cString: strerror(first.errno))) (\(detail))")
+        }
+    }
+}
+
+/// Lets a DNS answer from a worker thread find its connection, if it still exists, back on
+/// the Reactor's thread (the only place `connection` is read).
+final class WeakConnection: @unchecked Sendable {
+    weak var connection: SSHConnection?
+    init(_ connection: SSHConnection) { self.connection = connection }
+}

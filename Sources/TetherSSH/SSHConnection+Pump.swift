@@ -1,0 +1,222 @@
+import CLibSSH2
+import TetherIO
+
+/// Moving bytes once the subsystem runs: write what's queued, read until EAGAIN, and
+/// honour libssh2's retry rule — a call that returned EAGAIN after committing a packet
+/// (libssh2 says it is blocked OUTBOUND) is repeated, and nothing else is called on the
+/// session, until it completes. A write blocked only by the peer's window (INBOUND) is not
+/// committed: reading must go on, or neither side's window would ever reopen.
+extension SSHConnection {
+    enum Step {
+        case progressed
+        /// Nothing more now: EAGAIN, window closed, or nothing to do.
+        case stalled
+        /// The connection failed or ended; stop touching it.
+        case ended
+    }
+
+    /// Bytes delivered per pump before yielding to other connections on the loop.
+    static let pumpBudgetBytes = 4 << 20
+    /// Keep this much of the subsystem's stderr for error messages.
+    static let stderrTailBytes = 4096
+
+    func schedulePump() {
+        if isPumping { pumpAgain = true; return }
+        guard !pumpScheduled else { return }
+        pumpScheduled = true
+        reactor.schedule(after: 0) { [weak self] in
+            guard let self else { return }
+            self.pumpScheduled = false
+            self.advance()
+        }
+    }
+
+    func pump() {
+        if isPumping { pumpAgain = true; return }
+        isPumping = true
+        var budget = Self.pumpBudgetBytes
+        var alive = true
+        repeat {
+            pumpAgain = false
+            alive = pumpPass(budget: &budget)
+        } while alive && pumpAgain && phase == .ready && budget > 0
+        isPumping = false
+        guard alive, phase == .ready else { return }
+        if budget <= 0 || pumpAgain { schedulePump() }
+        updateInterest()
+    }
+
+    /// One round of retry-committed, write, read, EOF. False once the connection ended.
+    private func pumpPass(budget: inout Int) -> Bool {
+        while phase == .ready {
+            if let call = committed {
+                if retry(call, budget: &budget) == .ended { return false }
+                if committed != nil { return true }
+            }
+            let wrote = writeQueued()
+            if wrote == .ended { return false }
+            if committed != nil { return true }
+            var read = Step.stalled
+            if !readingPaused {
+                read = readAvailable(budget: &budget)
+                if read == .ended { return false }
+                if committed != nil { return true }
+            }
+            if eofRequested && !eofSent && outbound.isEmpty {
+                if sendEOFNow() == .ended { return false }
+                if committed != nil { return true }
+            }
+            // A read may have carried the peer's window adjust: try the writes again.
+            guard read == .progressed && !outbound.isEmpty && budget > 0 else { return true }
+        }
+        return false
+    }
+
+    private func retry(_ call: CommittedCall, budget: inout Int) -> Step {
+        switch call {
+        case .write: return writeQueued()
+        case .read(let stream): return read(stream: stream, budget: &budget)
+        case .sendEOF: return sendEOFNow()
+        }
+    }
+
+    /// Where to wait when the pump has stopped.
+    func updateInterest() {
+        guard phase == .ready, socket >= 0 else { return }
+        if committed != nil {
+            waitForLibSSH2()
+        } else if !readingPaused || peerWindowClosed || !outbound.isEmpty {
+            watchSocket(.readable)
+        } else {
+            watchSocket([])
+        }
+    }
+
+    // MARK: Writing
+
+    /// Hands queued bytes to libssh2 until the queue is empty or it can't take more.
+    func writeQueued() -> Step {
+        guard let channel, let session else { return .ended }
+        if committed == .write { committed = nil }
+        var progressed = false
+        while !outbound.isEmpty {
+            let rc = outbound.writeNext { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { chars in
+                    Int(libssh2_channel_write_ex(channel, 0, chars.baseAddress, chars.count))
+                }
+            }
+            if rc > 0 {
+                progressed = true
+                peerWindowClosed = false
+                continue
+            }
+            if rc == Int(LIBSSH2_ERROR_EAGAIN) || rc == 0 {
+                if libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 && rc != 0 {
+                    committed = .write
+                } else {
+                    peerWindowClosed = true
+                }
+                return progressed ? .progressed : .stalled
+            }
+            transferFailed(Int32(rc), doing: "sending data")
+            return .ended
+        }
+        if progressed && phase == .ready {
+            onDrained()
+            if phase != .ready { return .ended }
+        }
+        return progressed ? .progressed : .stalled
+    }
+
+    private func sendEOFNow() -> Step {
+        guard let channel else { return .ended }
+        if committed == .sendEOF { committed = nil }
+        let rc = libssh2_channel_send_eof(channel)
+        if rc == LIBSSH2_ERROR_EAGAIN {
+            committed = .sendEOF
+            return .stalled
+        }
+        guard rc == 0 else {
+            transferFailed(rc, doing: "sending EOF")
+            return .ended
+        }
+        eofSent = true
+        return .progressed
+    }
+
+    // MARK: Reading
+
+    /// Reads stdout (delivered) and stderr (kept for messages) until EAGAIN; then notices
+    /// the remote's EOF.
+    private func readAvailable(budget: inout Int) -> Step {
+        let out = read(stream: 0, budget: &budget)
+        if out == .ended || committed != nil { return out }
+        var ignored = Int.max
+        let err = read(stream: 1, budget: &ignored)
+        if err == .ended || committed != nil { return err }
+        if let channel, budget > 0, libssh2_channel_eof(channel) == 1 {
+            remoteEnded()
+            return .ended
+        }
+        return out == .progressed || err == .progressed ? .progressed : .stalled
+    }
+
+    /// Reads one stream until EAGAIN or the budget runs out.
+    private func read(stream: Int32, budget: inout Int) -> Step {
+        guard let channel, let session else { return .ended }
+        if committed == .read(stream: stream) { committed = nil }
+        let buffer = shared.readBuffer
+        var progressed = false
+        while budget > 0 {
+            let n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+            if n > 0 {
+                progressed = true
+                // The one copy: out of the loop's shared buffer into the caller's chunk.
+                let chunk = Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if stream == 0 {
+                    budget -= n
+                    onData?(chunk)
+                    if phase != .ready { return .ended }
+                } else {
+                    keepStderr(chunk)
+                }
+                continue
+            }
+            if n == Int(LIBSSH2_ERROR_EAGAIN) {
+                // EAGAIN while sending a window adjust: that packet is now committed.
+                if libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 {
+                    committed = .read(stream: stream)
+                }
+                break
+            }
+            if n == 0 {
+                break  // EOF or close from the remote; readAvailable decides.
+            }
+            transferFailed(Int32(n), doing: "receiving data")
+            return .ended
+        }
+        return progressed ? .progressed : .stalled
+    }
+
+    private func keepStderr(_ chunk: [UInt8]) {
+        stderrTail.append(contentsOf: chunk)
+        if stderrTail.count > Self.stderrTailBytes {
+            stderrTail.removeFirst(stderrTail.count - Self.stderrTailBytes)
+        }
+    }
+
+    func transferFailed(_ rc: Int32, doing: String) {
+        guard let session else { return }
+        let (code, message) = LibSSH2.lastError(session)
+        if LibSSH2.isConnectionLoss(rc) || LibSSH2.isConnectionLoss(code) {
+            fail(.disconnected, "connection lost while \(doing): \(message.isEmpty ? "closed by the remote host" : message)")
+        } else {
+            fail(.libssh2, "\(doing) failed: \(message) (libssh2 error \(rc))")
+        }
+    }
+
+    /// The subsystem closed its stdout: close our side in order, then report how it ended.
+    private func remoteEnded() {
+        beginTeardown(flush: false, reportWhenClosed: true)
+    }
+}

@@ -1,0 +1,189 @@
+import CLibSSH2
+import Glibc
+import TetherIO
+
+/// SSH handshake, host-key verification, authentication, channel and subsystem start.
+extension SSHConnection {
+    func beginHandshake() {
+        enter(.handshaking)
+        guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
+            fail(.libssh2, "cannot create a libssh2 session (out of memory?)")
+            return
+        }
+        self.session = session
+        libssh2_session_set_blocking(session, 0)
+        knownHosts = KnownHosts(files: target.knownHostsFiles + target.globalKnownHostsFiles)
+        preferKnownHostKeyTypes(session)
+        handshake()
+    }
+
+    /// libssh2 1.10 prefers ECDSA host keys; a host known only by its ed25519 key would then
+    /// look unknown. Ask for the key types known_hosts has for this host first.
+    private func preferKnownHostKeyTypes(_ session: OpaquePointer) {
+        var list: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+        let count = libssh2_session_supported_algs(session, LIBSSH2_METHOD_HOSTKEY, &list)
+        guard count > 0, let list else { return }
+        let supported = (0..<Int(count)).compactMap { list[$0].map { String(cString: $0) } }
+        libssh2_free(session, list)
+        // Certificates can't be checked against known_hosts lines: leave them out.
+        let usable = supported.filter { !$0.contains("-cert-") }
+        let known = knownHosts?.keyTypes(for: target.knownHostsName, session: session) ?? []
+        let modern = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"]
+        var order: [String] = []
+        for name in known + modern + usable where usable.contains(name) && !order.contains(name) {
+            order.append(name)
+        }
+        guard !order.isEmpty else { return }
+        _ = libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, order.joined(separator: ","))
+    }
+
+    func handshake() {
+        guard let session else { return }
+        let rc = libssh2_session_handshake(session, libssh2_socket_t(socket))
+        if rc == LIBSSH2_ERROR_EAGAIN { waitForLibSSH2(); return }
+        guard rc == 0 else {
+            fail(handshakeFailure(rc))
+            return
+        }
+        guard verifyHostKey(session) else { return }
+        knownHosts = nil
+        enter(.authenticating)
+        authenticator = Authenticator(session: session, target: target, passphrases: passphraseProvider,
+                                      notice: { [weak self] in self?.onNotice($0) })
+        authenticate()
+    }
+
+    private func handshakeFailure(_ rc: Int32) -> SSHError {
+        guard let session else { return SSHError(.libssh2, host: target.displayName, "handshake failed") }
+        let (code, message) = LibSSH2.lastError(session)
+        if LibSSH2.isConnectionLoss(code) || LibSSH2.isConnectionLoss(rc) {
+            return SSHError(.disconnected, host: target.displayName,
+                            "the remote end closed the connection during the SSH handshake (not an SSH server, or sshd refused us, e.g. at its MaxStartups limit): \(message)")
+        }
+        switch code {
+        case LIBSSH2_ERROR_KEX_FAILURE, LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE, LIBSSH2_ERROR_METHOD_NOT_SUPPORTED:
+            return SSHError(.libssh2, host: target.displayName,
+                            "SSH key exchange failed: \(message); libssh2 \(LibSSH2.version) needs an ed25519 or ECDSA host key (RSA host keys need rsa-sha2, libssh2 ≥ 1.11)")
+        default:
+            return SSHError(.libssh2, host: target.displayName, "SSH handshake failed: \(message) (libssh2 error \(code))")
+        }
+    }
+
+    /// Checks the server's key against known_hosts by the policy; false after failing.
+    private func verifyHostKey(_ session: OpaquePointer) -> Bool {
+        var length = 0
+        var type: Int32 = 0
+        guard let raw = libssh2_session_hostkey(session, &length, &type), length > 0 else {
+            fail(.hostKeyUnverifiable, "the server sent no host key")
+            return false
+        }
+        let blob = Array(UnsafeRawBufferPointer(start: raw, count: length))
+        let keyType = LibSSH2.displayKeyType(keyTypeName(ofBlob: blob))
+        let fingerprint = LibSSH2.hostKeyFingerprint(session)
+        let name = target.knownHostsName
+        let policy = target.strictHostKeyChecking
+        let writable = target.knownHostsFiles.first
+        let known = knownHosts ?? KnownHosts(files: [])
+        switch known.check(name: name, keyBlob: blob, session: session) {
+        case .match:
+            return true
+        case .revoked(let entry):
+            fail(.hostKeyChanged, "host key \(keyType) \(fingerprint) is marked @revoked in \(entry.location); refusing to connect")
+            return false
+        case .mismatch(let entry):
+            if policy == .no {
+                onNotice("\(target.displayName): host key has changed (\(keyType) \(fingerprint), \(entry.location) has another); accepted because StrictHostKeyChecking is no")
+                return true
+            }
+            fail(.hostKeyChanged, "host key has changed — possible man-in-the-middle (it is now \(keyType) \(fingerprint); \(entry.location) has another); if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(entry.file)")
+            return false
+        case .notFound:
+            switch policy {
+            case .no:
+                return true
+            case .yes:
+                let file = writable ?? "~/.ssh/known_hosts"
+                let problems = known.problems.isEmpty ? "" : " (could not read: \(known.problems.prefix(3).joined(separator: "; ")))"
+                fail(.hostKeyUnknown, "host key is not known (\(keyType) \(fingerprint)) and StrictHostKeyChecking is yes\(problems); check the fingerprint, then add it with: ssh-keyscan -p \(target.port) \(target.hostName) >> \(file) — or connect once with StrictHostKeyChecking accept-new")
+                return false
+            case .acceptNew:
+                guard let writable else {
+                    fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and there is no UserKnownHostsFile to add it to")
+                    return false
+                }
+                do {
+                    try KnownHosts.append(name: name, keyBlob: blob, to: writable)
+                } catch {
+                    fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and could not be recorded: \(error)")
+                    return false
+                }
+                onNotice("permanently added '\(name)' (\(keyType) \(fingerprint)) to the list of known hosts (\(writable))")
+                return true
+            }
+        }
+    }
+
+    func authenticate() {
+        guard let authenticator else { return }
+        let outcome = authenticator.step()
+        extendSetupDeadline(bySeconds: authenticator.secondsWaitingForPerson - personSecondsCounted)
+        personSecondsCounted = authenticator.secondsWaitingForPerson
+        switch outcome {
+        case .wouldBlock:
+            waitForLibSSH2()
+        case .failed(let error):
+            fail(error)
+        case .succeeded:
+            authenticator.releaseAgent()
+            self.authenticator = nil
+            enter(.openingChannel)
+            openChannel()
+        }
+    }
+
+    func openChannel() {
+        guard let session else { return }
+        let type = "session"
+        guard let opened = libssh2_channel_open_ex(session, type, UInt32(type.utf8.count), channelWindowBytes,
+                                                   UInt32(LIBSSH2_CHANNEL_PACKET_DEFAULT), nil, 0) else {
+            if LibSSH2.lastErrno(session) == LIBSSH2_ERROR_EAGAIN { waitForLibSSH2(); return }
+            let (code, message) = LibSSH2.lastError(session)
+            if LibSSH2.isConnectionLoss(code) {
+                fail(.disconnected, "connection lost while opening the session channel: \(message)")
+            } else {
+                fail(.libssh2, "the server refused a session channel: \(message) (sshd's MaxSessions, or a forced command/restriction on this key?)")
+            }
+            return
+        }
+        channel = opened
+        enter(.startingSubsystem)
+        startSubsystem()
+    }
+
+    func startSubsystem() {
+        guard let session, let channel else { return }
+        let request = "subsystem"
+        let name = target.subsystem
+        let rc = libssh2_channel_process_startup(channel, request, UInt32(request.utf8.count), name, UInt32(name.utf8.count))
+        if rc == LIBSSH2_ERROR_EAGAIN { waitForLibSSH2(); return }
+        guard rc == 0 else {
+            let (code, message) = LibSSH2.lastError(session)
+            if LibSSH2.isConnectionLoss(code) {
+                fail(.disconnected, "connection lost while starting the '\(name)' subsystem: \(message)")
+            } else if rc == LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED || rc == LIBSSH2_ERROR_CHANNEL_FAILURE {
+                fail(.subsystemUnavailable, "the host's sshd has no `\(name)` subsystem; install it with scripts/install-host")
+            } else {
+                fail(.libssh2, "starting the '\(name)' subsystem failed: \(message) (libssh2 error \(code))")
+            }
+            return
+        }
+        enter(.ready)
+        if let setupTimer { reactor.cancel(setupTimer) }
+        setupTimer = nil
+        let ready = onReady
+        onReady = nil
+        ready?()
+        // Data may already sit in libssh2's buffers; and onReady may have queued writes.
+        if phase == .ready { pump() }
+    }
+}
