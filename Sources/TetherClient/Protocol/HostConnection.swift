@@ -283,7 +283,9 @@ final class HostConnection {
             reason = error ?? TetherClientError(.connection, host: computerName,
                 "the connection closed before the tether subsystem answered (is the \"tether\" subsystem configured in sshd?)")
         case .ready:
-            reason = error ?? (pending.isEmpty && channels.isEmpty ? nil
+            // After our own EOF (closeGracefully) the host closing is the expected answer.
+            let expected = closeTimer != nil || pending.isEmpty && channels.isEmpty
+            reason = error ?? (expected ? nil
                 : TetherClientError(.connection, host: computerName, "connection closed by the host"))
         case .closed:
             return
