@@ -1,0 +1,73 @@
+import XCTest
+import Foundation
+import TetherTestSupport
+
+/// Connection-level failures: one clear line naming the computer, exit 255 (like ssh),
+/// and never a hang.
+final class ConnectionFailureTests: CLITestCase {
+    func testUnreachablePortFailsFastWith255() throws {
+        let closedPort = try closedLoopbackPort()
+        let started = Date()
+        let result = try tether(["get", "--computer", "alpha", "--port", String(closedPort)], timeout: 20)
+        XCTAssertEqual(result.status, .exited(255), result.stderrText)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        XCTAssertTrue(result.stderrText.hasPrefix("tether: alpha"), result.stderrText)
+        XCTAssertTrue(result.stderrText.lowercased().contains("refused"), result.stderrText)
+        XCTAssertEqual(result.stderrText.split(separator: "\n").count, 1, result.stderrText)
+    }
+
+    func testKnownHostsMismatchIsRefusedWith255() throws {
+        // A known_hosts that lists another key for the fixture's address.
+        let keyPath = workDirectory + "/impostor"
+        try Processes.check("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath])
+        let impostor = String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: keyPath + ".pub")), as: UTF8.self)
+        let knownHosts = workDirectory + "/known_hosts_wrong"
+        try writeFile(knownHosts, alpha.configuration.knownHosts(publicKeys: [impostor]))
+        let config = alpha.configuration.sshConfig.replacingOccurrences(of: alpha.knownHostsPath, with: knownHosts)
+        try writeFile(sshConfigPath, config)
+
+        let result = try tether(["get", "--computer", "alpha"], timeout: 30)
+        XCTAssertEqual(result.status, .exited(255), result.stderrText)
+        XCTAssertTrue(result.stderrText.hasPrefix("tether: alpha"), result.stderrText)
+        XCTAssertTrue(result.stderrText.lowercased().contains("host key") || result.stderrText.lowercased().contains("host identification"),
+                      result.stderrText)
+        // Nothing was started on the host.
+        XCTAssertTrue(alpha.subsystemPIDs().isEmpty)
+    }
+
+    func testMissingSubsystemIs255() throws {
+        let result = try tether(["get", "--computer", "alpha", "--subsystem", "no-such-subsystem"], timeout: 30)
+        XCTAssertEqual(result.status, .exited(255), result.stderrText)
+        XCTAssertTrue(result.stderrText.hasPrefix("tether: alpha: "), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("subsystem"), result.stderrText)
+    }
+
+    func testUnknownSessionIsExit1WithClearMessage() throws {
+        let result = try tether(["invoke", "--name", "nothing-here", "--", "true"])
+        XCTAssertEqual(result.status, .exited(1), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("no session in this client's list matches --name nothing-here"), result.stderrText)
+    }
+
+    func testBadOptionsAreUsageErrors() throws {
+        let result = try tether(["new", "alpha", "--idle-timeout", "5"])
+        XCTAssertNotEqual(result.status, .exited(0))
+        XCTAssertTrue(result.stderrText.contains("--idle-timeout must be at least 60 seconds"), result.stderrText)
+        let noScript = try tether(["invoke", "--name", "x"])
+        XCTAssertNotEqual(noScript.status, .exited(0))
+        XCTAssertTrue(noScript.stderrText.contains("give the command to run after --"), noScript.stderrText)
+    }
+
+    /// A loopback port nothing listens on: bind one, note it, close it.
+    private func closedLoopbackPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
