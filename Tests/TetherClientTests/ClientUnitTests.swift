@@ -1,0 +1,122 @@
+import XCTest
+import Foundation
+import TetherIO
+import TetherProtocol
+@testable import TetherClient
+
+/// The client's pure parts: resume rules, the consumer queue, relative state, and the
+/// local session list under concurrent writers.
+final class ClientUnitTests: XCTestCase {
+    func testSequencerDropsReplaysAndRefusesGaps() throws {
+        var sequencer = RecordSequencer(after: 5, strict: true)
+        XCTAssertEqual(try sequencer.check(3), .duplicate)
+        XCTAssertEqual(try sequencer.check(5), .duplicate)
+        XCTAssertEqual(try sequencer.check(6), .accept)
+        XCTAssertThrowsError(try sequencer.check(8)) { error in
+            XCTAssertTrue("\(error)".contains("7…7 are missing"), "\(error)")
+        }
+        var relaxed = RecordSequencer(after: 5, strict: false)
+        XCTAssertEqual(try relaxed.check(9), .accept)   // an invoke channel skips others' output
+        relaxed.strict = true
+        XCTAssertThrowsError(try relaxed.check(11))
+    }
+
+    func testOutputQueueAcksOnlyWhatWasConsumedAndPausesWhenFull() async throws {
+        let acks = AckLog()
+        let pauses = AckLog()
+        let queue = OutputQueue(
+            pause: { pauses.append(1) },
+            requestResume: { _ in pauses.append(0) },
+            sendAck: { acks.append($0) })
+        let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
+        // 5 MiB queued: above the high watermark, reading must pause; nothing acked yet.
+        for seq in 1...80 { queue.push(.init(seq: UInt64(seq), chunk: .stdout(chunk), ackNow: false)) }
+        XCTAssertEqual(pauses.values, [1])
+        XCTAssertEqual(acks.values, [])
+        // Consume 1 MiB: one ack for exactly what was taken.
+        for _ in 0..<16 { _ = try await queue.next() }
+        XCTAssertEqual(acks.values, [16])
+        // Consume down below the low watermark: resume is requested once.
+        for _ in 0..<50 { _ = try await queue.next() }
+        XCTAssertEqual(pauses.values, [1, 0])
+        queue.push(.init(seq: 81, chunk: nil, ackNow: true))   // command end
+        queue.finish()
+        var rest = 0
+        while try await queue.next() != nil { rest += 1 }
+        XCTAssertEqual(rest, 14)
+        XCTAssertEqual(acks.values.last, 81)
+    }
+
+    func testOutputQueueDeliversInOrderToAWaitingConsumer() async throws {
+        let queue = OutputQueue(pause: {}, requestResume: { _ in }, sendAck: { _ in })
+        let consumer = Task { () -> [OutputChunk] in
+            var got: [OutputChunk] = []
+            while let chunk = try await queue.next() { got.append(chunk) }
+            return got
+        }
+        queue.push(.init(seq: 1, chunk: nil, ackNow: false))
+        queue.push(.init(seq: 2, chunk: .stdout([1]), ackNow: false))
+        queue.push(.init(seq: 3, chunk: .stderr([2]), ackNow: false))
+        queue.push(.init(seq: 4, chunk: .dropped(bytes: 10, records: 1), ackNow: false))
+        queue.finish(.failure(TetherClientError(.connection, host: "h", "lost")))
+        do {
+            _ = try await consumer.value
+            XCTFail("expected the error after the output")
+        } catch let error as TetherClientError {
+            XCTAssertEqual(error.description, "h: lost")
+        }
+    }
+
+    func testRelativeStateFollowsPowerShell() {
+        let me = "me", other = "other"
+        func info(_ state: HostSessionState, holder: String?, busy: Bool = false) -> SessionInfo {
+            SessionInfo(instanceID: "i", name: "n", configuration: "bash", state: state,
+                        holder: holder.map { Holder(clientID: $0, clientHost: "\($0)-host", since: 0) },
+                        busy: busy, createdAt: 0, lastUsedAt: 0, idleTimeout: 7200,
+                        outputBuffering: .block, bufferLimit: 1 << 24)
+        }
+        func relative(_ i: SessionInfo) -> String {
+            let (s, a) = SessionSummary.relativeState(of: i, clientID: me)
+            return "\(s.rawValue)/\(a.rawValue)"
+        }
+        XCTAssertEqual(relative(info(.running, holder: me)), "Opened/Available")
+        XCTAssertEqual(relative(info(.running, holder: me, busy: true)), "Opened/Busy")
+        XCTAssertEqual(relative(info(.running, holder: other)), "Disconnected/Busy")
+        XCTAssertEqual(relative(info(.running, holder: nil)), "Disconnected/None")
+        XCTAssertEqual(relative(info(.closed, holder: nil)), "Closed/None")
+        XCTAssertEqual(relative(info(.broken, holder: me)), "Broken/None")
+        XCTAssertEqual(SessionSummary(info: info(.running, holder: other), computerName: "c", clientID: me).heldElsewhere?.clientHost, "other-host")
+    }
+
+    func testLocalIdsStayUniqueUnderConcurrentWriters() throws {
+        var template = Array("/tmp/tether-home-XXXXXX".utf8CString)
+        let directory = String(cString: try XCTUnwrap(mkdtemp(&template)))
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let home = ClientHome(directory: directory + "/home")
+        let id = try home.clientID()
+        XCTAssertEqual(try home.clientID(), id, "the client id is created once")
+
+        DispatchQueue.concurrentPerform(iterations: 8) { writer in
+            for n in 0..<20 {
+                _ = try? home.sessions.record([(instanceID: "w\(writer)-\(n)", name: "s", computerName: "c", configuration: "bash")])
+            }
+        }
+        let all = try home.sessions.all()
+        XCTAssertEqual(all.count, 160)
+        XCTAssertEqual(Set(all.map(\.id)), Set(1...160))
+        // Recording a known session keeps its Id; forgetting never frees an Id.
+        let again = try home.sessions.record([(instanceID: "w0-0", name: "renamed", computerName: "c", configuration: "bash")])
+        XCTAssertEqual(again.first?.id, all.first { $0.instanceID == "w0-0" }?.id)
+        try home.sessions.forget(instanceIDs: ["w0-0"])
+        let fresh = try home.sessions.record([(instanceID: "new", name: "s", computerName: "c", configuration: "bash")])
+        XCTAssertEqual(fresh.first?.id, 161)
+    }
+}
+
+/// A thread-safe list for callbacks.
+final class AckLog: @unchecked Sendable {
+    private let lock = Lock()
+    private var storage: [UInt64] = []
+    func append(_ value: UInt64) { lock.withLock { storage.append(value) } }
+    var values: [UInt64] { lock.withLock { storage } }
+}
