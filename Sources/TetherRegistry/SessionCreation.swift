@@ -80,6 +80,11 @@ extension Registry {
             }
             sessions[id] = session
             attachControl(control, to: session)
+            // Fresh from "ok": nobody attached, nothing running — idle from now on,
+            // whether or not a status event confirms it.
+            session.statusKnown = true
+            session.info.lastUsedAt = WallClock.now()
+            rescheduleIdleTimer(session)
             log.write("session \(id) '\(session.info.name)': running")
             saveNow()
             reply(.session(session.info))

@@ -68,7 +68,15 @@ final class RegistryLink {
     }
 
     private func connected() throws -> FrameConnection {
-        if let connection, !connection.isClosed { return connection }
+        if let connection, !connection.isClosed {
+            if RegistryLink.peerHasClosed(connection.readFD) {
+                // The registry died and the loop hasn't read the hangup yet: don't send
+                // into a dead socket, start over now.
+                connection.close()
+            } else {
+                return connection
+            }
+        }
         try paths.prepare()
         let fd = try RegistryStarter.connect(paths: paths, log: log)
         let connection = FrameConnection(reactor: reactor, socket: fd, name: "registry")
@@ -137,6 +145,14 @@ final class RegistryLink {
     }
 
     // MARK: Helpers
+
+    /// True if the socket's next byte is end-of-stream (a peek; reads nothing).
+    static func peerHasClosed(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if n == 0 { return true }
+        return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+    }
 
     static func failureFrame(id: UInt32, _ body: ErrorBody) -> Frame {
         Frame(type: .response, channel: 0, payload: ControlCodec.response(id: id, .failure(body)))
