@@ -2,43 +2,145 @@ import Glibc
 import TetherIO
 import TetherProtocol
 
-/// How the registry asked this runspace host to run.
-public struct RunspaceOptions: Sendable {
-    public var instanceID: String
-    public var paths: HostPaths
-    public var name: String
-    public var configuration: String
-    public var outputBuffering: OutputBuffering
-    public var bufferLimit: Int
-    /// The registry waits for "ok\n" or "error: …\n" on this descriptor.
-    public var readyFD: Int32?
+/// The process that owns one session's interpreter, started detached by the registry as
+/// `tether-subsystem runspace …`. It lives until the registry removes the session (or it
+/// gets SIGTERM); a closed or broken session stays so its unread output can be received.
+public enum RunspaceHost {
+    public static func run(_ options: RunspaceOptions) -> Never {
+        let ready = ReadyLine(fd: options.readyFD)
+        // Nothing of a login may hang us up; a vanished reader is an EPIPE, not a death.
+        Signals.ignore(SIGHUP)
+        Signals.ignore(SIGPIPE)
+        Descriptors.ensureStandardOpen()
+        Descriptors.markInheritedCloseOnExec()  // nothing of ours leaks into bash
 
-    public static let defaultBufferLimit = 16 << 20
+        if let problem = problem(with: options) { ready.fail(problem) }
+        let home = Environment.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()
+        if chdir(home) != 0 { _ = chdir("/") }  // bash starts in $HOME, as after an ssh login
 
-    public init(instanceID: String, paths: HostPaths, name: String, configuration: String = "bash",
-                outputBuffering: OutputBuffering = .block, bufferLimit: Int = RunspaceOptions.defaultBufferLimit,
-                readyFD: Int32? = nil) {
-        self.instanceID = instanceID
-        self.paths = paths
-        self.name = name
-        self.configuration = configuration
-        self.outputBuffering = outputBuffering
-        self.bufferLimit = bufferLimit
-        self.readyFD = readyFD
+        let session: Session
+        let reactor: Reactor
+        let signals: SignalPipe
+        do {
+            reactor = try Reactor()
+            try SecureDirectory.prepare(options.paths.sessionsDirectory)
+            let workDirectory = try WorkDirectory(path: options.paths.runspaceWorkDirectory(options.instanceID))
+            session = Session(options: options, reactor: reactor, workDirectory: workDirectory)
+            // Before bash exists, so its SIGCHLD can't be missed.
+            signals = try SignalPipe(reactor: reactor, signals: [SIGCHLD, SIGTERM])
+            signals.onSignal = { signal in
+                switch signal {
+                case SIGCHLD: session.reapChildren()
+                case SIGTERM: session.shutDown(reason: "terminated")
+                default: break
+                }
+            }
+            try session.listen()
+            do {
+                try session.startInterpreter(executable: try findBash())
+            } catch {
+                session.listener?.close()
+                workDirectory.removeAll()
+                throw error
+            }
+        } catch {
+            ready.fail("\(error)")
+        }
+        session.onReady = { ready.succeed() }
+        session.onStartFailure = { message in
+            session.listener?.close()
+            session.workDirectory.removeAll()
+            ready.fail(message)
+        }
+        withExtendedLifetime(signals) {
+            reactor.run()
+        }
+        exit(0)
+    }
+
+    /// What is wrong with the options, if anything (the registry shows it to the client).
+    static func problem(with options: RunspaceOptions) -> String? {
+        guard RunspaceConfigurations.known.contains(options.configuration) else {
+            return "no configuration named \(options.configuration) on this host (available: \(RunspaceConfigurations.known.joined(separator: ", ")))"
+        }
+        let id = options.instanceID
+        let allowed = id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                || byte == 0x2d || byte == 0x5f || byte == 0x2e
+        }
+        guard !id.isEmpty, id.utf8.count <= 64, allowed, !id.hasPrefix(".") else {
+            return "invalid instance id \"\(id)\": expected a UUID (letters, digits, '-', '_', '.'; at most 64)"
+        }
+        guard options.bufferLimit > 0 else {
+            return "the buffer limit must be a positive number of bytes, not \(options.bufferLimit)"
+        }
+        return nil
+    }
+
+    /// bash from PATH, else /bin/bash.
+    static func findBash() throws -> String {
+        let path = Environment.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
+            let candidate = String(directory) + "/bash"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        if access("/bin/bash", X_OK) == 0 { return "/bin/bash" }
+        throw TetherIOError("bash was not found (searched PATH=\(path) and /bin/bash)")
     }
 }
 
-public enum RunspaceConfigurations {
-    public static let known = ["bash"]
-}
+/// The "ok\n" / "error: …\n" line the registry waits for on the ready descriptor.
+struct ReadyLine {
+    let fd: Int32?
 
-/// The process that owns one session's interpreter. (Stub until the runspace lands.)
-public enum RunspaceHost {
-    public static func run(_ options: RunspaceOptions) -> Never {
-        if let fd = options.readyFD {
-            let line = Array("error: runspace host not implemented yet\n".utf8)
-            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    func succeed() {
+        send("ok\n")
+    }
+
+    func fail(_ message: String) -> Never {
+        let line = "error: " + message.split(separator: "\n").joined(separator: " ") + "\n"
+        if fd != nil {
+            send(line)
+        } else {
+            _ = Array(line.utf8).withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
         exit(1)
+    }
+
+    private func send(_ line: String) {
+        guard let fd else { return }
+        let bytes = Array(line.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            offset += n
+        }
+        close(fd)
+    }
+}
+
+/// Descriptor hygiene at startup.
+enum Descriptors {
+    /// fds 0–2 are /dev/null if they came closed, so no pipe of ours lands on them.
+    static func ensureStandardOpen() {
+        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 {
+            _ = open("/dev/null", O_RDWR)  // takes the lowest free number: this one
+        }
+    }
+
+    /// Every inherited descriptor above 2 gets close-on-exec (the ready pipe included).
+    static func markInheritedCloseOnExec() {
+        guard let directory = opendir("/proc/self/fd") else { return }
+        var fds: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let fd = Int32(name), fd > 2 { fds.append(fd) }
+        }
+        closedir(directory)
+        for fd in fds { setCloseOnExec(fd) }
     }
 }

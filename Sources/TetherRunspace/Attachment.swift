@@ -1,0 +1,60 @@
+import TetherProtocol
+
+/// One channel N of a connection bound to the session by `attach`, and what it is owed.
+///
+/// Delivery is a cursor over the journal (`nextSeq`), so a replay, live output and a reader
+/// that fell behind are one mechanism: records are sent from the journal while the
+/// connection isn't backed up, and the rest wait there.
+final class Attachment {
+    let channel: UInt32
+    /// The connection it belongs to (which outlives it).
+    unowned let peer: PeerConnection
+    /// Attached with `receive`: gets the replay and then every record.
+    let receivesEverything: Bool
+    /// The next sequence number this channel may be sent.
+    var nextSeq: UInt64
+    /// Without `receive`: the seq ranges of commands this channel started (end nil while
+    /// the command runs). Records in them — output, background output meanwhile — are
+    /// forwarded; so are `sessionClosed`/`sessionBroken`, which concern every channel.
+    private var commandRanges: [(start: UInt64, end: UInt64?)] = []
+
+    init(channel: UInt32, peer: PeerConnection, receivesEverything: Bool, nextSeq: UInt64) {
+        self.channel = channel
+        self.peer = peer
+        self.receivesEverything = receivesEverything
+        self.nextSeq = nextSeq
+    }
+
+    var clientID: String? { peer.clientID }
+
+    /// A command this channel started begins at `seq` (its `commandStarted`).
+    func commandStarted(at seq: UInt64) {
+        commandRanges.append((seq, nil))
+    }
+
+    /// …and ends at `seq` (its `commandEnded`).
+    func commandEnded(at seq: UInt64) {
+        if let last = commandRanges.indices.last, commandRanges[last].end == nil {
+            commandRanges[last].end = seq
+        }
+    }
+
+    func wants(_ record: Record) -> Bool {
+        if receivesEverything { return true }
+        if record.kind == .sessionClosed || record.kind == .sessionBroken { return true }
+        return commandRanges.contains { record.seq >= $0.start && record.seq <= ($0.end ?? .max) }
+    }
+
+    /// The cursor moved past `seq`: forget ranges that are behind it.
+    func advance(past seq: UInt64) {
+        nextSeq = seq + 1
+        if let first = commandRanges.first, let end = first.end, end < nextSeq {
+            commandRanges.removeFirst()
+        }
+    }
+
+    /// Output produced now is for this channel (so its being backed up holds bash back).
+    var isLive: Bool {
+        receivesEverything || commandRanges.contains { $0.end == nil }
+    }
+}

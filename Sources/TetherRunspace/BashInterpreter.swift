@@ -1,0 +1,276 @@
+import Glibc
+import CTetherPosix
+import TetherIO
+import TetherProtocol
+
+/// One persistent `bash --noprofile --norc`, in a process group of its own, driven through
+/// pipes: stdin carries driver lines (`DriverLine`), fds 1 and 2 are the output pipes, and
+/// fd 3 carries one status line per command (plus `i` when a command's stdin FIFO is open).
+///
+/// Order guarantee: a command's output is in the pipes before its status line is written,
+/// so on a status line (or bash's exit) the bytes then in the pipes are read first
+/// (`OutputPipe.owed`), and only then is the end reported.
+final class BashInterpreter {
+    enum Phase: Equatable {
+        /// Spawned; waiting for the startup line's status.
+        case starting
+        case idle
+        case running
+        /// The status arrived; reading what the command wrote before reporting it.
+        case finishing(status: Int32)
+        /// Reaped; nothing more will happen.
+        case exited
+    }
+
+    private let reactor: Reactor
+    let pid: pid_t
+    private(set) var phase = Phase.starting
+    private let driver: PipeWriter
+    private let stdout: OutputPipe
+    private let stderr: OutputPipe
+    private var statusFD: Int32
+    private var statusRegistration: Registration?
+    private var statusLine: [UInt8] = []
+    /// Bash has been reaped; the end is reported once the pipes are drained.
+    private var pendingExit: ExitStatus?
+    private var killTimer: TimerHandle?
+    private(set) var terminationRequested = false
+    /// Bash answered its startup line (a death before that is a failure to start).
+    private(set) var becameReady = false
+
+    /// Bash read its startup line: ready for commands.
+    var onReady: () -> Void = {}
+    var onOutput: (Record.Kind, [UInt8]) -> Void = { _, _ in }
+    /// The running command opened its stdin FIFO.
+    var onStdinOpened: () -> Void = {}
+    /// The running command ended with this status, its output all delivered.
+    var onCommandFinished: (Int32) -> Void = { _ in }
+    /// Bash is gone (after any command it was running has been reported finished or not);
+    /// the pipes are closed.
+    var onExit: (ExitStatus) -> Void = { _ in }
+    /// Asked before each read of output: may output be taken now?
+    var mayReadOutput: () -> Bool = { true } {
+        didSet {
+            stdout.mayRead = mayReadOutput
+            stderr.mayRead = mayReadOutput
+        }
+    }
+
+    /// How long a terminated group has between SIGTERM and SIGKILL.
+    static let terminationGrace: Double = 2
+
+    /// Spawns bash with `arguments` (argv[0] included) and sends the startup line.
+    init(reactor: Reactor, executable: String, arguments: [String]) throws {
+        self.reactor = reactor
+        var opened: [Int32] = []
+        func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
+            var fds: [Int32] = [0, 0]
+            guard tether_pipe2(&fds, Int32(O_CLOEXEC)) == 0 else {
+                throw SystemError.last("pipe2 (bash \(what))")
+            }
+            // Keep the child's ends away from 0…9 so no dup2 in the spawn can clobber one
+            // before it is copied (and none is its own target).
+            let moved = fds.map { fd -> Int32 in
+                guard fd < 10 else { return fd }
+                let high = fcntl(fd, F_DUPFD_CLOEXEC, 10)
+                if high >= 0 { Glibc.close(fd); return high }
+                return fd
+            }
+            opened.append(contentsOf: moved)
+            return (moved[0], moved[1])
+        }
+        let input: (read: Int32, write: Int32), output: (read: Int32, write: Int32)
+        let errors: (read: Int32, write: Int32), status: (read: Int32, write: Int32)
+        do {
+            input = try makePipe("stdin")
+            output = try makePipe("stdout")
+            errors = try makePipe("stderr")
+            status = try makePipe("status")
+        } catch {
+            opened.forEach { Glibc.close($0) }
+            throw error
+        }
+        var options = Spawn.Options()
+        options.fileActions = [0: input.read, 1: output.write, 2: errors.write, 3: status.write]
+        options.newProcessGroup = true
+        do {
+            pid = try Spawn.spawn(path: executable, arguments: arguments, options: options)
+        } catch {
+            opened.forEach { Glibc.close($0) }
+            throw error
+        }
+        // The child has its copies; ours of the child's ends would keep the pipes open.
+        for fd in [input.read, output.write, errors.write, status.write] { Glibc.close(fd) }
+
+        driver = PipeWriter(reactor: reactor, fd: input.write, name: "bash's stdin")
+        stdout = OutputPipe(reactor: reactor, fd: output.read, kind: .stdout)
+        stderr = OutputPipe(reactor: reactor, fd: errors.read, kind: .stderr)
+        statusFD = status.read
+        setNonBlocking(statusFD)
+
+        // Bash gone before reading everything we wrote: its exit is what we report.
+        driver.onError = { _ in }
+        for pipe in [stdout, stderr] {
+            pipe.onData = { [weak self, kind = pipe.kind] bytes in self?.onOutput(kind, bytes) }
+        }
+        statusRegistration = reactor.register(fd: statusFD, interest: .readable) { [weak self] _ in
+            self?.readStatus()
+        }
+        updateReading()
+        driver.write(Array(DriverLine.startup().utf8))
+    }
+
+    /// The process group of bash and everything it starts (bash leads it).
+    var processGroup: pid_t { pid }
+
+    /// Bash can take a command now.
+    var isIdle: Bool { phase == .idle && pendingExit == nil }
+
+    // MARK: Commands
+
+    /// Sends the driver line for one command. Only when `isIdle`.
+    func run(scriptPath: String, arguments: [String], stdinPath: String?) {
+        precondition(isIdle, "one command at a time")
+        phase = .running
+        let line = DriverLine.command(scriptPath: scriptPath, arguments: arguments, stdinPath: stdinPath)
+        driver.write(Array(line.utf8))
+    }
+
+    /// SIGINT to the whole group: the foreground command dies or traps it, bash's INT trap
+    /// unwinds the command, background jobs (which ignore SIGINT) live on.
+    func interrupt() {
+        guard phase != .exited else { return }
+        kill(-processGroup, SIGINT)
+    }
+
+    /// SIGTERM to the group (SIGCONT so stopped members see it), SIGKILL after a grace.
+    func terminate() {
+        terminationRequested = true
+        kill(-processGroup, SIGTERM)
+        kill(-processGroup, SIGCONT)
+        guard killTimer == nil else { return }
+        killTimer = reactor.schedule(after: BashInterpreter.terminationGrace) { [weak self] in
+            guard let self else { return }
+            self.killTimer = nil
+            kill(-self.processGroup, SIGKILL)
+            self.onGroupKilled()
+        }
+    }
+
+    /// The grace ended and SIGKILL went out (shutdown waits for this or an empty group).
+    var onGroupKilled: () -> Void = {}
+
+    /// True when no process of bash's group is left.
+    var groupIsEmpty: Bool {
+        kill(-processGroup, 0) != 0 && errno == ESRCH
+    }
+
+    /// SIGKILL to whatever is left of the group, now.
+    func killGroup() {
+        kill(-processGroup, SIGKILL)
+    }
+
+    // MARK: Output
+
+    /// Re-evaluates `mayReadOutput`: watches the pipes or stops, and finishes a pending
+    /// end if the owed output can now be read. Call whenever the answer may have changed.
+    func updateReading() {
+        let allowed = mayReadOutput()
+        stdout.setWatching(allowed)
+        stderr.setWatching(allowed)
+        if allowed { completeIfDrained() }
+    }
+
+    // MARK: Status pipe
+
+    private func readStatus() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while statusFD >= 0 {
+            let n = buffer.withUnsafeMutableBytes { read(statusFD, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                closeStatus()
+                return
+            }
+            if n == 0 {
+                // Bash exited (background jobs never hold fd 3); SIGCHLD reports how.
+                closeStatus()
+                return
+            }
+            for byte in buffer[0..<n] {
+                if byte == 0x0a {
+                    handleStatusLine(String(decoding: statusLine, as: UTF8.self))
+                    statusLine.removeAll()
+                } else if statusLine.count < 64 {
+                    statusLine.append(byte)
+                }
+            }
+        }
+    }
+
+    private func handleStatusLine(_ line: String) {
+        if line == "i" {
+            onStdinOpened()
+            return
+        }
+        guard let status = Int32(line) else { return }  // only we write to fd 3
+        switch phase {
+        case .starting:
+            phase = .idle
+            becameReady = true
+            onReady()
+        case .running:
+            phase = .finishing(status: status)
+            stdout.noteOwed()
+            stderr.noteOwed()
+            completeIfDrained()
+        case .idle, .finishing, .exited:
+            break
+        }
+    }
+
+    private func closeStatus() {
+        if let statusRegistration { reactor.unregister(statusRegistration) }
+        statusRegistration = nil
+        if statusFD >= 0 { Glibc.close(statusFD) }
+        statusFD = -1
+    }
+
+    // MARK: Exit
+
+    /// Bash was reaped with `status` (from the SIGCHLD handler's waitpid).
+    func reaped(_ status: ExitStatus) {
+        guard pendingExit == nil, phase != .exited else { return }
+        // A status line written just before dying is still in the pipe: take it first.
+        readStatus()
+        closeStatus()
+        pendingExit = status
+        driver.close()
+        stdout.noteOwed()
+        stderr.noteOwed()
+        completeIfDrained()
+    }
+
+    /// Reports a finished command and/or bash's exit once the owed output is read.
+    private func completeIfDrained() {
+        guard mayReadOutput() else { return }
+        let drained = stdout.readOwed() && stderr.readOwed()
+        guard drained else {
+            // Paused mid-way (the journal filled): resumes from `updateReading`.
+            if !mayReadOutput() { stdout.setWatching(false); stderr.setWatching(false) }
+            return
+        }
+        if case .finishing(let status) = phase {
+            phase = .idle
+            onCommandFinished(status)
+        }
+        if let status = pendingExit, phase != .exited {
+            phase = .exited
+            // Background jobs may still hold the write ends; the session is over for them.
+            stdout.close()
+            stderr.close()
+            onExit(status)
+        }
+    }
+}

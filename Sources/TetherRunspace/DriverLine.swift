@@ -1,0 +1,73 @@
+/// The one-line bash programs the runspace writes to bash's stdin. Pure text, no I/O.
+///
+/// Each command is a script file `source`d by the one persistent shell, so its variables,
+/// functions, aliases, cwd and exports outlive it. Around it:
+///
+/// - The INT trap is re-installed before every command. Bash 5 loses its trap handler when
+///   a trap's `return` unwinds out of waiting for a foreground child (the next SIGINT is
+///   then ignored); installing the trap again puts the handler back. It also undoes a
+///   command's own `trap … INT`.
+/// - SIGINT unwinds the whole command, not just the innermost function: the INT trap
+///   returns 130 and marks the command interrupted, and the ERR trap (inherited by
+///   functions through `set -E`) keeps returning from each caller until `source` itself
+///   returns. Callers that test the status (`if f`, `f || …`) see 130 and carry on, as they
+///   asked to. Without a trap, non-interactive bash would exit on SIGINT.
+/// - `set --` first, so a command without arguments doesn't see the previous `"$@"`.
+/// - fd 3 (the status pipe) is closed for the command itself (`3>&-` on `source`; bash
+///   keeps its own copy above fd 10, close-on-exec), so background jobs don't hold it and
+///   a command can use fd 3 freely; the status `printf` after it writes to the real one.
+/// - Everything is `\builtin` so a command's aliases or functions can't hijack the driver.
+enum DriverLine {
+    /// Marks the running command as interrupted, then unwinds it (`return` is only legal
+    /// inside a function or sourced file, hence the FUNCNAME check: a SIGINT that lands
+    /// between commands does nothing instead of printing an error).
+    static let interruptTrap = #"__tether_interrupted=1; [[ -n ${FUNCNAME-} ]] && \builtin return 130"#
+    /// Keeps unwinding callers after an interrupt.
+    static let errTrap = #"[[ -n ${__tether_interrupted-} && -n ${FUNCNAME-} ]] && \builtin return 130"#
+
+    /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
+    /// then a status line so the runspace knows bash is up.
+    static func startup() -> String {
+        #"\builtin shopt -s expand_aliases; \builtin printf '%d\n' $? >&3"# + "\n"
+    }
+
+    /// The line that runs one command.
+    ///
+    /// - `stdinPath`: a FIFO the command reads; when set, bash writes `i` on fd 3 right
+    ///   after opening it, so the runspace knows it may close its end (before that, closing
+    ///   would leave bash's open(2) waiting for a writer forever). Otherwise /dev/null.
+    static func command(scriptPath: String, arguments: [String], stdinPath: String?) -> String {
+        var line = #"\builtin trap "# + quote(interruptTrap) + #" INT; \builtin trap "# + quote(errTrap) + " ERR; "
+        line += #"__tether_interrupted=; \builtin set -E --; "#
+        var source = #"\builtin source "# + quote(scriptPath)
+        for argument in arguments { source += " " + quote(argument) }
+        source += " 3>&-"
+        if let stdinPath {
+            line += #"{ \builtin printf 'i\n' >&3; "# + source + "; } < " + quote(stdinPath)
+        } else {
+            line += source + " < /dev/null"
+        }
+        line += #"; \builtin printf '%d\n' $? >&3"# + "\n"
+        return line
+    }
+
+    /// Single-quotes `text` for bash: exactly these bytes, no expansion. A `'` becomes
+    /// `'\''` (close, escaped quote, reopen). Newlines are fine inside single quotes.
+    static func quote(_ text: String) -> String {
+        var bytes: [UInt8] = [0x27]
+        for byte in text.utf8 {
+            if byte == 0x27 {
+                bytes.append(contentsOf: [0x27, 0x5c, 0x27, 0x27])  // '\''
+            } else {
+                bytes.append(byte)
+            }
+        }
+        bytes.append(0x27)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Why `text` can't be passed to bash, if it can't: bash strings end at a NUL byte.
+    static func unusableReason(_ text: String) -> String? {
+        text.utf8.contains(0) ? "contains a NUL byte, which bash cannot pass" : nil
+    }
+}

@@ -1,0 +1,241 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+
+/// One accepted Unix connection: a subsystem relaying a client's channels, or the
+/// registry's control connection. Checks the handshake, decodes frames and hands them to
+/// the `Session`; bad input gets a clear error and closes this connection only.
+final class PeerConnection {
+    enum Role: Equatable {
+        case awaitingHello
+        /// A tether-subsystem relaying one client's channels (`clientID` from its hello).
+        case subsystem
+        /// The registry: status events out; terminate, configure, takenOver in.
+        case registry
+    }
+
+    let connection: FrameConnection
+    private unowned let session: Session
+    private(set) var role = Role.awaitingHello
+    /// The client behind a subsystem connection (its hello's `clientID`).
+    private(set) var clientID: String?
+    /// Channels of this connection attached to the session.
+    var attachments: [UInt32: Attachment] = [:]
+    /// The last status event sent (registry connections only send changes).
+    var lastStatus: RunspaceStatus?
+
+    init(session: Session, reactor: Reactor, fd: Int32, number: Int) {
+        self.session = session
+        connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace connection \(number)")
+        connection.onFrame = { [unowned self] frame in self.handle(frame) }
+        connection.onClose = { [unowned self] _ in self.session.peerClosed(self) }
+        connection.onDrained = { [unowned self] in self.session.peerDrained(self) }
+    }
+
+    func start() { connection.start() }
+
+    // MARK: Sending
+
+    func respond(channel: UInt32, id: UInt32, _ response: Response) {
+        connection.send(type: .response, channel: channel, payload: ControlCodec.response(id: id, response))
+    }
+
+    func send(_ record: Record, channel: UInt32) {
+        connection.send(bytes: record.frameBytes(channel: channel))
+    }
+
+    func send(_ event: Event, channel: UInt32) {
+        connection.send(ControlCodec.eventFrame(channel: channel, event))
+    }
+
+    /// Says why, then closes once that is written.
+    func fail(_ code: ErrorCode, _ message: String) {
+        connection.fail(ErrorBody(code, message))
+    }
+
+    // MARK: Receiving
+
+    private func handle(_ frame: Frame) {
+        guard role != .awaitingHello else {
+            handleHello(frame)
+            return
+        }
+        switch frame.type {
+        case .hello:
+            fail(.badFrame, "unexpected second hello on channel \(frame.channel)")
+        case .request:
+            handleRequest(frame)
+        case .stdinData:
+            guard role == .subsystem else { return refuse(frame) }
+            session.stdinData(frame.payload, from: self, channel: frame.channel)
+        case .stdinEOF:
+            guard role == .subsystem else { return refuse(frame) }
+            session.stdinEOF(from: self, channel: frame.channel)
+        case .ack:
+            do {
+                session.acknowledge(try ControlCodec.decodeAck(frame.payload))
+            } catch {
+                fail(error.code, "bad ack on channel \(frame.channel): \(error)")
+            }
+        case .event:
+            handleEvent(frame)
+        case .error:
+            // The peer gave up on a channel (0: on the whole connection).
+            if frame.channel == 0 {
+                connection.close()
+            } else if let attachment = attachments[frame.channel] {
+                session.drop(attachment)
+            }
+        case .response, .record:
+            refuse(frame)
+        }
+    }
+
+    private func refuse(_ frame: Frame) {
+        let who = role == .registry ? "the registry's control connection" : "a subsystem connection"
+        fail(.badFrame, "unexpected \(frame.type) frame on channel \(frame.channel) from \(who) to a runspace host")
+    }
+
+    private func handleHello(_ frame: Frame) {
+        guard frame.type == .hello, frame.channel == 0 else {
+            fail(.badFrame, "expected hello on channel 0 as the first frame, got \(frame.type) on channel \(frame.channel)")
+            return
+        }
+        let hello: Hello
+        do {
+            hello = try Hello.decode(frame.payload)
+        } catch {
+            fail(error.code, error.description)
+            return
+        }
+        switch hello.role {
+        case .subsystem:
+            role = .subsystem
+            clientID = hello.clientID
+        case .registry:
+            role = .registry
+        case .client, .host:
+            fail(.badRequest, "a runspace host serves tether-subsystem and registry connections, not a \(hello.role.rawValue)")
+            return
+        }
+        connection.send(type: .hello, channel: 0, payload: Hello(
+            role: .host, software: "tether-runspace/0.1",
+            hostname: Environment.hostName(), user: Environment.userName()).payload())
+        session.peerReady(self)
+    }
+
+    private func handleEvent(_ frame: Frame) {
+        guard role == .registry else { return }  // subsystems have nothing to tell us
+        do {
+            if case .takenOver(let holder) = try WireJSON.decode(Event.self, from: frame.payload) {
+                session.takenOver(by: holder)
+            }
+        } catch {
+            fail(error.code, "unreadable event from the registry: \(error)")
+        }
+    }
+
+    private func handleRequest(_ frame: Frame) {
+        let id: UInt32
+        let request: Request
+        do {
+            (id, request) = try ControlCodec.decodeRequest(frame.payload)
+        } catch {
+            if let id = ControlCodec.requestID(of: frame.payload) {
+                respond(channel: frame.channel, id: id, .failure(ErrorBody(error.code, "unreadable request: \(error)")))
+            } else {
+                fail(error.code, "unreadable request on channel \(frame.channel): \(error)")
+            }
+            return
+        }
+        let channel = frame.channel
+        if case .ping = request {
+            respond(channel: channel, id: id, .pong)
+            return
+        }
+        if role == .registry {
+            handleRegistryRequest(request, id: id, channel: channel)
+            return
+        }
+        if channel == 0 {
+            respond(channel: 0, id: id, .failure(ErrorBody(.badRequest,
+                "\(request.name) on channel 0: a session's runspace serves attach, detach, invoke and signal on channels N > 0")))
+            return
+        }
+        if case .attach(let instanceID, _, let receive) = request {
+            session.attach(from: self, channel: channel, requestID: id, instanceID: instanceID, receive: receive)
+            return
+        }
+        guard let attachment = attachments[channel] else {
+            let message: String
+            switch request {
+            case .detach, .invoke, .signal:
+                message = "channel \(channel) is not attached to a session: send attach first"
+            default:
+                message = "\(request.name) goes to the registry on channel 0, not to a session's runspace"
+            }
+            respond(channel: channel, id: id, .failure(ErrorBody(request.isSessionRequest ? .notAttached : .badRequest, message)))
+            return
+        }
+        switch request {
+        case .detach:
+            session.detach(attachment, requestID: id)
+        case .invoke(let invoke):
+            session.invoke(invoke, from: attachment, requestID: id)
+        case .signal(let signal):
+            session.signal(signal, from: attachment, requestID: id)
+        default:
+            respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
+                "\(request.name) goes to the registry on channel 0, not to a session's runspace")))
+        }
+    }
+
+    private func handleRegistryRequest(_ request: Request, id: UInt32, channel: UInt32) {
+        switch request {
+        case .signal(.terminate):
+            respond(channel: channel, id: id, .done)
+            session.shutDown(reason: "terminated")
+        case .signal(.interrupt):
+            session.interruptFromRegistry()
+            respond(channel: channel, id: id, .done)
+        case .configure(let outputBuffering, let bufferLimit):
+            if let bufferLimit, bufferLimit <= 0 {
+                respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
+                    "bufferLimit must be a positive number of bytes, not \(bufferLimit)")))
+                return
+            }
+            session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+            respond(channel: channel, id: id, .done)
+        default:
+            respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
+                "\(request.name) is not a request the registry's control connection carries (signal and configure are)")))
+        }
+    }
+}
+
+extension Request {
+    /// The request's name as on the wire, for messages.
+    var name: String {
+        switch self {
+        case .create: "create"
+        case .list: "list"
+        case .claim: "claim"
+        case .release: "release"
+        case .remove: "remove"
+        case .ping: "ping"
+        case .attach: "attach"
+        case .detach: "detach"
+        case .invoke: "invoke"
+        case .signal: "signal"
+        case .configure: "configure"
+        }
+    }
+
+    /// Requests a session's runspace serves on an attached channel.
+    var isSessionRequest: Bool {
+        switch self {
+        case .attach, .detach, .invoke, .signal: true
+        default: false
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import TetherIO
+import TetherProtocol
+
+/// How the registry asked this runspace host to run.
+public struct RunspaceOptions: Sendable {
+    public var instanceID: String
+    public var paths: HostPaths
+    public var name: String
+    /// The interpreter: one of `RunspaceConfigurations.known`.
+    public var configuration: String
+    public var outputBuffering: OutputBuffering
+    /// Bytes of unacknowledged output kept at most (see protocol.md, "Buffering").
+    public var bufferLimit: Int
+    /// The registry waits for "ok\n" or "error: …\n" on this descriptor.
+    public var readyFD: Int32?
+
+    public static let defaultBufferLimit = 16 << 20
+
+    public init(instanceID: String, paths: HostPaths, name: String, configuration: String = "bash",
+                outputBuffering: OutputBuffering = .block, bufferLimit: Int = RunspaceOptions.defaultBufferLimit,
+                readyFD: Int32? = nil) {
+        self.instanceID = instanceID
+        self.paths = paths
+        self.name = name
+        self.configuration = configuration
+        self.outputBuffering = outputBuffering
+        self.bufferLimit = bufferLimit
+        self.readyFD = readyFD
+    }
+}
+
+/// The interpreters a session can run. Only bash for now; the registry validates `create`
+/// against this list so a bad name is refused before anything is spawned.
+public enum RunspaceConfigurations {
+    public static let known = ["bash"]
+}

@@ -1,0 +1,205 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+
+/// Commands: one at a time, the rest wait in order (or fail `busy`), signals, and the
+/// end of bash.
+extension Session {
+    /// How long an invoke with `wait` waits by default (protocol.md: 240 s).
+    static let defaultWaitTimeout: Double = 240
+
+    func invoke(_ request: InvokeRequest, from origin: Attachment, requestID: UInt32) {
+        let peer = origin.peer
+        let channel = origin.channel
+        func fail(_ code: ErrorCode, _ message: String) {
+            peer.respond(channel: channel, id: requestID, .failure(ErrorBody(code, message)))
+        }
+        if let why = DriverLine.unusableReason(request.script) {
+            return fail(.badRequest, "the script \(why)")
+        }
+        for (index, argument) in request.arguments.enumerated() {
+            if let why = DriverLine.unusableReason(argument) {
+                return fail(.badRequest, "argument \(index + 1) \(why)")
+            }
+        }
+        if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
+            return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
+        }
+        if let refusal = refusalForNewCommands() {
+            return fail(refusal.code, refusal.message)
+        }
+        if running == nil && waiting.isEmpty && interpreter.isIdle {
+            start(request, from: origin, requestID: requestID)
+            return
+        }
+        guard request.wait else {
+            return fail(.busy, busyMessage(waited: nil))
+        }
+        let entry = WaitingInvoke(request: request, requestID: requestID, origin: origin)
+        let timeout = request.waitTimeout ?? Session.defaultWaitTimeout
+        entry.timer = reactor.schedule(after: timeout) { [unowned self, weak entry] in
+            guard let entry, let index = self.waiting.firstIndex(where: { $0 === entry }) else { return }
+            self.waiting.remove(at: index)
+            entry.origin.peer.respond(channel: entry.origin.channel, id: entry.requestID,
+                                      .failure(ErrorBody(.busy, self.busyMessage(waited: timeout))))
+        }
+        waiting.append(entry)
+    }
+
+    /// Why no command can start now, if none can.
+    func refusalForNewCommands() -> ErrorBody? {
+        switch life {
+        case .closed(_, let reason):
+            return ErrorBody(.sessionClosed, "the session is closed: \(reason)")
+        case .broken(_, let reason):
+            return ErrorBody(.sessionBroken, "the session is broken: \(reason)")
+        case .running:
+            if terminating || shuttingDown {
+                return ErrorBody(.sessionClosed, "the session is being terminated")
+            }
+            return nil
+        }
+    }
+
+    func busyMessage(waited: Double?) -> String {
+        let seconds = running.map { Int((Reactor.now() - $0.startedAt) / 1_000_000_000) } ?? 0
+        let waitedPart = waited.map { " (waited \(Int($0))s)" } ?? ""
+        return "session busy: a command has been running for \(seconds)s\(waitedPart); try again later or wait longer"
+    }
+
+    /// Starts the oldest waiting invoke, if bash is free.
+    func startNextWaiting() {
+        guard running == nil, interpreter.isIdle, !waiting.isEmpty else { return }
+        let next = waiting.removeFirst()
+        if let timer = next.timer { reactor.cancel(timer) }
+        if let refusal = refusalForNewCommands() {
+            next.origin.peer.respond(channel: next.origin.channel, id: next.requestID, .failure(refusal))
+            return
+        }
+        start(next.request, from: next.origin, requestID: next.requestID)
+    }
+
+    private func start(_ request: InvokeRequest, from origin: Attachment, requestID: UInt32) {
+        let id = nextCommandID
+        nextCommandID += 1
+        let scriptPath: String
+        var feeder: StdinFeeder?
+        do {
+            scriptPath = try workDirectory.writeScript(request.script, commandID: id)
+            if request.stdin {
+                let fifo = try workDirectory.openStdinFIFO(commandID: id)
+                feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
+            }
+        } catch {
+            workDirectory.removeFiles(commandID: id)
+            origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
+                "could not prepare the command in \(workDirectory.path): \(error)")))
+            startNextWaiting()
+            return
+        }
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        feeder?.onDrained = { [unowned self, weak command] in
+            if let command { self.resumeStdinSender(of: command) }
+        }
+        running = command
+        lastUsedAt = WallClock.now()
+        origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
+        origin.commandStarted(at: journal.lastSeq + 1)
+        emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
+        interpreter.run(scriptPath: scriptPath, arguments: request.arguments, stdinPath: feeder?.path)
+        publishStatus()
+    }
+
+    /// bash reported the running command's status and its output has been read.
+    func commandFinished(status: Int32) {
+        endRunningCommand(status: status)
+        startNextWaiting()
+        publishStatus()
+    }
+
+    private func endRunningCommand(status: Int32) {
+        guard let command = running else { return }
+        let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
+        command.origin?.commandEnded(at: ended.seq)
+        resumeStdinSender(of: command)
+        command.stdin?.close()
+        workDirectory.removeFiles(commandID: command.id)
+        running = nil
+        lastUsedAt = WallClock.now()
+    }
+
+    // MARK: Signals
+
+    func signal(_ signal: Signal, from origin: Attachment, requestID: UInt32) {
+        let peer = origin.peer
+        switch signal {
+        case .interrupt:
+            switch life {
+            case .closed(_, let reason):
+                peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.sessionClosed, "the session is closed: \(reason)")))
+                return
+            case .broken(_, let reason):
+                peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.sessionBroken, "the session is broken: \(reason)")))
+                return
+            case .running:
+                // Between commands there is nothing to interrupt (and bash must not get it).
+                if running != nil { interpreter.interrupt() }
+            }
+        case .terminate:
+            terminateSession()
+        }
+        peer.respond(channel: origin.channel, id: requestID, .done)
+    }
+
+    func interruptFromRegistry() {
+        if life == .running && running != nil { interpreter.interrupt() }
+    }
+
+    /// Ends bash and everything it started; its exit closes the session ("terminated").
+    func terminateSession() {
+        guard life == .running, !terminating else { return }
+        terminating = true
+        let refusal = ErrorBody(.sessionClosed, "the session was terminated before the command could start")
+        for entry in waiting {
+            if let timer = entry.timer { reactor.cancel(timer) }
+            entry.origin.peer.respond(channel: entry.origin.channel, id: entry.requestID, .failure(refusal))
+        }
+        waiting.removeAll()
+        interpreter.terminate()
+    }
+
+    // MARK: The end of bash
+
+    func interpreterExited(_ status: ExitStatus) {
+        guard life == .running else { return }
+        guard interpreter.becameReady else {
+            onStartFailure("bash \(status) before it was ready")
+            return
+        }
+        endRunningCommand(status: status.shellStatus)
+        if terminating {
+            life = .closed(exitCode: status.shellStatus, reason: "terminated")
+        } else if case .exited(let code) = status {
+            life = .closed(exitCode: code, reason: "bash exited with status \(code)")
+        } else {
+            life = .broken(exitCode: status.shellStatus, reason: "bash was \(status)")
+        }
+        switch life {
+        case .closed(let code, let reason):
+            emit(.sessionClosed, body: Record.sessionClosed(seq: 0, exitCode: code, reason: reason).body)
+        case .broken(_, let reason):
+            emit(.sessionBroken, body: Record.sessionBroken(seq: 0, reason: reason).body)
+        case .running:
+            break
+        }
+        if let refusal = refusalForNewCommands() {
+            for entry in waiting {
+                if let timer = entry.timer { reactor.cancel(timer) }
+                entry.origin.peer.respond(channel: entry.origin.channel, id: entry.requestID, .failure(refusal))
+            }
+        }
+        waiting.removeAll()
+        publishStatus()
+        if shuttingDown { continueShutdown() }
+    }
+}

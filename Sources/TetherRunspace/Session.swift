@@ -1,0 +1,239 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+
+/// The session a runspace host exists for: its interpreter, its output journal, the
+/// channels attached to it and the registry's control connections. Everything runs on the
+/// process's one Reactor thread.
+///
+/// The parts live in extensions: channels and delivery (`Session+Channels`), commands
+/// (`Session+Commands`), the end of the process (`Session+Shutdown`).
+final class Session {
+    /// The session's life, as the registry and clients see it.
+    enum Life: Equatable {
+        case running
+        /// bash exited (`exit` in a command, or `signal terminate`).
+        case closed(exitCode: Int32, reason: String)
+        /// bash died abnormally (killed by a signal nobody here sent).
+        case broken(exitCode: Int32, reason: String)
+    }
+
+    /// The command bash is running now.
+    final class RunningCommand {
+        let id: UInt64
+        /// The channel that invoked it, while attached.
+        weak var origin: Attachment?
+        let startedAt = Reactor.now()
+        let stdin: StdinFeeder?
+        /// A connection paused because the stdin queue is full.
+        weak var pausedSender: PeerConnection?
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
+            self.id = id
+            self.origin = origin
+            self.stdin = stdin
+        }
+    }
+
+    /// An `invoke` with `wait` that waits for the running command to end.
+    final class WaitingInvoke {
+        let request: InvokeRequest
+        let requestID: UInt32
+        let origin: Attachment
+        var timer: TimerHandle?
+        init(request: InvokeRequest, requestID: UInt32, origin: Attachment) {
+            self.request = request
+            self.requestID = requestID
+            self.origin = origin
+        }
+    }
+
+    let options: RunspaceOptions
+    let reactor: Reactor
+    let workDirectory: WorkDirectory
+    var interpreter: BashInterpreter!
+    var listener: UnixListener?
+
+    var journal = Journal()
+    var life = Life.running
+    var outputBuffering: OutputBuffering
+    var bufferLimit: Int
+    /// The highest seq sent to any channel (a `dropped` record at or below it is never enlarged).
+    var highestSentSeq: UInt64 = 0
+
+    var peers: [ObjectIdentifier: PeerConnection] = [:]
+    var peerCount = 0
+    var running: RunningCommand?
+    var waiting: [WaitingInvoke] = []
+    var nextCommandID: UInt64 = 1
+    let createdAt = WallClock.now()
+    var lastUsedAt = WallClock.now()
+
+    /// `terminate` was asked for: bash is being ended, its exit closes the session.
+    var terminating = false
+    /// The process is on its way out (registry's terminate or our own SIGTERM).
+    var shuttingDown = false
+    var groupKilled = false
+
+    /// bash is up: the host reports "ok" to the registry.
+    var onReady: () -> Void = {}
+    /// bash died before it was ready: the host reports the error and exits.
+    var onStartFailure: (String) -> Void = { _ in }
+
+    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory) {
+        self.options = options
+        self.reactor = reactor
+        self.workDirectory = workDirectory
+        outputBuffering = options.outputBuffering
+        bufferLimit = options.bufferLimit
+    }
+
+    /// Spawns bash. Call once, after `listen`, before the reactor runs.
+    func startInterpreter(executable: String) throws {
+        interpreter = try BashInterpreter(reactor: reactor, executable: executable,
+                                          arguments: ["bash", "--noprofile", "--norc"])
+        interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
+        interpreter.onReady = { [unowned self] in
+            self.onReady()
+            self.startNextWaiting()
+        }
+        interpreter.onOutput = { [unowned self] kind, bytes in self.emit(kind, body: bytes) }
+        interpreter.onStdinOpened = { [unowned self] in self.running?.stdin?.bashOpened() }
+        interpreter.onCommandFinished = { [unowned self] status in self.commandFinished(status: status) }
+        interpreter.onExit = { [unowned self] status in self.interpreterExited(status) }
+        interpreter.onGroupKilled = { [unowned self] in
+            self.groupKilled = true
+            self.continueShutdown()
+        }
+        interpreter.updateReading()
+    }
+
+    /// Starts accepting connections on the session's socket.
+    func listen() throws {
+        listener = try UnixListener(reactor: reactor, path: options.paths.runspaceSocket(options.instanceID),
+                                    onAccept: { [unowned self] fd in self.accept(fd) })
+    }
+
+    private func accept(_ fd: Int32) {
+        guard !shuttingDown else {
+            close(fd)
+            return
+        }
+        peerCount += 1
+        let peer = PeerConnection(session: self, reactor: reactor, fd: fd, number: peerCount)
+        peers[ObjectIdentifier(peer)] = peer
+        peer.start()
+    }
+
+    // MARK: Child processes
+
+    /// SIGCHLD: reap every child that exited (bash is our only one).
+    func reapChildren() {
+        var status: Int32 = 0
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid < 0 && errno == EINTR { continue }
+            guard pid > 0 else { return }
+            if pid == interpreter.pid {
+                interpreter.reaped(ExitStatus(waitStatus: status))
+            }
+        }
+    }
+
+    // MARK: Records
+
+    /// Journals a new record and sends it to every channel that wants it now.
+    @discardableResult
+    func emit(_ kind: Record.Kind, body: [UInt8]) -> Record {
+        let record = journal.append(kind, body: body)
+        if outputBuffering == .drop && (kind == .stdout || kind == .stderr) {
+            journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
+        }
+        for peer in peers.values {
+            for attachment in peer.attachments.values { pump(attachment) }
+        }
+        return record
+    }
+
+    /// Sends `attachment` what it is owed from the journal, until its connection backs up.
+    func pump(_ attachment: Attachment) {
+        let connection = attachment.peer.connection
+        while !connection.isClosed && !connection.isBackedUp,
+              let record = journal.first(atOrAfter: attachment.nextSeq) {
+            if attachment.wants(record) {
+                attachment.peer.send(record, channel: attachment.channel)
+                highestSentSeq = max(highestSentSeq, record.seq)
+            }
+            attachment.advance(past: record.seq)
+        }
+    }
+
+    /// Whether bash's output may be read now. Not while the journal is full in `block` mode
+    /// (the command then blocks in write(2) until acks make room), nor while a channel that
+    /// wants live output is backed up (it catches up first; nothing piles up here).
+    func mayReadOutput() -> Bool {
+        if outputBuffering == .block && journal.unackedBytes >= bufferLimit { return false }
+        for peer in peers.values where peer.connection.isBackedUp {
+            if peer.attachments.values.contains(where: { $0.isLive }) { return false }
+        }
+        return true
+    }
+
+    // MARK: Status
+
+    var hostState: HostSessionState {
+        switch life {
+        case .running: .running
+        case .closed: .closed
+        case .broken: .broken
+        }
+    }
+
+    var lifeReason: String? {
+        switch life {
+        case .running: nil
+        case .closed(_, let reason), .broken(_, let reason): reason
+        }
+    }
+
+    var lifeExitCode: Int32? {
+        switch life {
+        case .running: nil
+        case .closed(let code, _), .broken(let code, _): code
+        }
+    }
+
+    var attachmentCount: Int {
+        peers.values.reduce(0) { $0 + $1.attachments.count }
+    }
+
+    var status: RunspaceStatus {
+        RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil,
+                       attachments: attachmentCount, pid: getpid(), reason: lifeReason, exitCode: lifeExitCode)
+    }
+
+    var info: SessionInfo {
+        SessionInfo(instanceID: options.instanceID, name: options.name, configuration: options.configuration,
+                    state: hostState, holder: nil, busy: running != nil, createdAt: createdAt,
+                    lastUsedAt: lastUsedAt, idleTimeout: 0, outputBuffering: outputBuffering,
+                    bufferLimit: bufferLimit, reason: lifeReason, exitCode: lifeExitCode,
+                    runspacePID: getpid())
+    }
+
+    /// Sends the registry's control connections the status, if it changed.
+    func publishStatus() {
+        let current = status
+        for peer in peers.values where peer.role == .registry && peer.lastStatus != current {
+            peer.lastStatus = current
+            peer.send(.status(current), channel: 0)
+        }
+    }
+}
+
+/// Seconds since 1970, for `SessionInfo` times.
+enum WallClock {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
