@@ -209,10 +209,24 @@ final class StdioSubsystem {
 
     /// Runs `script` on an attached channel and collects its stdout until commandEnded.
     func invoke(channel: UInt32, _ script: String, timeout: Double = 30) throws -> (stdout: String, status: Int32) {
-        let response = try request(channel: channel, .invoke(InvokeRequest(script: script)), timeout: timeout)
+        let result = try invokeCollecting(channel: channel, script, timeout: timeout)
+        return (String(decoding: result.stdout, as: UTF8.self), result.status)
+    }
+
+    /// Runs `script`, acknowledging as it reads (every 1 MiB, as clients must), and returns
+    /// its raw stdout. `beforeReading` runs after `started`, before any output is read.
+    func invokeCollecting(channel: UInt32, _ script: String, stdin: [UInt8]? = nil, timeout: Double = 30,
+                          beforeReading: () throws -> Void = {}) throws -> (stdout: [UInt8], status: Int32) {
+        let response = try request(channel: channel, .invoke(InvokeRequest(script: script, stdin: stdin != nil)), timeout: timeout)
         guard case .started(let commandID) = response else { throw unexpected(response, "invoke") }
+        if let stdin {
+            try send(Frame(type: .stdinData, channel: channel, payload: stdin))
+            try send(Frame(type: .stdinEOF, channel: channel))
+        }
+        try beforeReading()
         var stdout: [UInt8] = []
         var lastSeq: UInt64 = 0
+        var unacknowledged = 0
         while true {
             guard let frame = try nextFrame(timeout: timeout, what: "output of command \(commandID)", where: {
                 $0.channel == channel && ($0.type == .record || $0.type == .error)
@@ -222,13 +236,21 @@ final class StdioSubsystem {
                 throw Failure(description: "error frame while command ran: \(body.message)")
             }
             let record = try Record.decode(frame.payload)
+            if lastSeq != 0 && record.seq != lastSeq + 1 {
+                throw Failure(description: "record \(record.seq) after \(lastSeq): a gap or a repeat")
+            }
             lastSeq = record.seq
+            unacknowledged += record.body.count
             switch record.kind {
             case .stdout: stdout += record.body
             case .commandEnded where try record.commandID() == commandID:
                 try send(Frame(type: .ack, channel: channel, payload: ControlCodec.ack(lastSeq)))
-                return (String(decoding: stdout, as: UTF8.self), try record.exitStatus())
+                return (stdout, try record.exitStatus())
             default: break
+            }
+            if unacknowledged >= 1 << 20 {
+                try send(Frame(type: .ack, channel: channel, payload: ControlCodec.ack(lastSeq)))
+                unacknowledged = 0
             }
         }
     }
