@@ -127,12 +127,9 @@ struct KnownHosts {
     static func append(name: String, keyBlob: [UInt8], to file: String) throws {
         let type = keyTypeName(ofBlob: keyBlob) ?? "unknown"
         if let slash = file.lastIndex(of: "/"), slash != file.startIndex {
-            let directory = String(file[..<slash])
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-                throw KnownHostsWriteError("cannot create \(directory): \(String(cString: strerror(errno)))")
-            }
+            try createDirectories(String(file[..<slash]))
         }
-        let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw KnownHostsWriteError("cannot open \(file) for writing: \(String(cString: strerror(errno)))")
         }
@@ -149,6 +146,17 @@ struct KnownHosts {
         let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         guard written == line.count else {
             throw KnownHostsWriteError("cannot write to \(file): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// mkdir -p, new directories 0700 (like ~/.ssh); existing ones are left as they are.
+private func createDirectories(_ path: String) throws {
+    var partial = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        partial += "/" + component
+        if mkdir(partial, 0o700) != 0 && errno != EEXIST {
+            throw KnownHostsWriteError("cannot create \(partial): \(String(cString: strerror(errno)))")
         }
     }
 }

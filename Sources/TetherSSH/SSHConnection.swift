@@ -59,6 +59,8 @@ public final class SSHConnection {
     var onReady: (() -> Void)?
     var onData: (([UInt8]) -> Void)?
     var onClose: ((SSHError?) -> Void)?
+    /// Runs once everything is released (after a background teardown too): for tests.
+    var onFinished: (() -> Void)?
 
     var setupTimer: TimerHandle?
     var setupDeadline: UInt64 = 0
@@ -270,6 +272,9 @@ public final class SSHConnection {
     func abort() {
         releaseTransport()
         phase = .closed
+        let finished = onFinished
+        onFinished = nil
+        finished?()
         keepAlive = nil
     }
 
