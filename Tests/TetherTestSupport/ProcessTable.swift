@@ -10,6 +10,9 @@ public struct ProcessEntry: Sendable, Equatable {
     public let state: Character
     /// argv, split on NULs.
     public let arguments: [String]
+    /// Clock ticks after boot when it started: with the pid, names one process for good
+    /// (pids are reused).
+    public let startTime: UInt64
 
     public var isZombie: Bool { state == "Z" || state == "X" }
 }
@@ -39,17 +42,18 @@ public enum ProcessTable {
         // so fields are counted from the last ')'.
         guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
-        guard fields.count >= 4,
+        guard fields.count >= 20,
               let state = String(decoding: fields[0], as: UTF8.self).first,
               let ppid = pid_t(String(decoding: fields[1], as: UTF8.self)),
               let pgrp = pid_t(String(decoding: fields[2], as: UTF8.self)),
-              let sid = pid_t(String(decoding: fields[3], as: UTF8.self)) else { return nil }
+              let sid = pid_t(String(decoding: fields[3], as: UTF8.self)),
+              let started = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
         let cmdline = Descriptors.readFile("/proc/\(pid)/cmdline") ?? []
         let arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false)
             .dropLast(cmdline.last == 0 ? 1 : 0)
             .map { String(decoding: $0, as: UTF8.self) }
         return ProcessEntry(pid: pid, parentPID: ppid, processGroup: pgrp, sessionID: sid,
-                            state: state, arguments: arguments)
+                            state: state, arguments: arguments, startTime: started)
     }
 
     /// True while `pid` exists and has not exited (a zombie counts as gone).

@@ -70,6 +70,7 @@ public final class SSHDFixture {
         Processes.ignoreSIGPIPE()
         let sshd = try SSHDFixture.locateSSHD()
         subsystemPath = try options.subsystemPath ?? PackageLayout.builtProduct("tether-subsystem")
+        AbandonedFixtures.sweepOnce()
         directory = try SSHDFixture.makeTemporaryDirectory()
         runtimeDirectory = directory + "/runtime"
         stateDirectory = directory + "/state"
@@ -86,6 +87,7 @@ public final class SSHDFixture {
         var config = SSHDConfiguration(directory: directory, port: 0, user: Environment.userName(),
                                        hostAlias: options.hostAlias, tetherSubsystemCommand: command)
         do {
+            try AbandonedFixtures.claim(directory)
             try SSHDFixture.generateKeys(config)
             try SSHDFixture.preparePrivilegeSeparationDirectory()
             var lastFailure = ""
@@ -263,9 +265,15 @@ public final class SSHDFixture {
         var options = Spawn.Options()
         options.fileActions = [1: output.write, 2: output.write]
         options.devNull = [0]
+        // setpriv --pdeathsig: sshd dies with the test process even when that is killed
+        // before it can stop the fixture (AbandonedFixtures sweeps the rest later).
+        var command = [sshd, "-D", "-e", "-f", config.sshdConfigPath]
+        if access("/usr/bin/setpriv", X_OK) == 0 {
+            command = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + command
+        }
         let pid: pid_t
         do {
-            pid = try Spawn.spawn(path: sshd, arguments: [sshd, "-D", "-e", "-f", config.sshdConfigPath], options: options)
+            pid = try Spawn.spawn(path: command[0], arguments: command, options: options)
         } catch {
             close(output.read); close(output.write); close(logFD)
             throw error
