@@ -5,7 +5,7 @@ import TetherTestSupport
 
 /// Real `kill -9` of each host process: a subsystem crash is a dropped connection, a
 /// registry crash loses nothing, an interpreter crash breaks only its own session.
-final class CrashTests: HostTestCase {
+final class SSHCrashTests: HostTestCase {
     func testKilledSubsystemLeavesTheSessionUsable() throws {
         let first = try connect()
         let session = try openSession(first, name: "survivor")
@@ -21,6 +21,44 @@ final class CrashTests: HostTestCase {
         XCTAssertEqual(info.state, .running)
         _ = try second.attach(channel: 1, instanceID: session.instanceID)
         XCTAssertEqual(try run(second, "echo $x"), "41\n")
+    }
+
+    func testOutputWrittenWhileTheSubsystemIsDeadIsReplayedWithoutLossOrRepeat() throws {
+        let first = try connect()
+        let session = try openSession(first, name: "resume")
+        let commandID = try first.startCommand(channel: 1, script: "seq 1 500; sleep 1; seq 501 1000")
+        // Read (without acknowledging) until the first half is in, then lose the connection.
+        var seen: [Record] = []
+        while !String(decoding: seen.filter { $0.kind == .stdout }.flatMap(\.body), as: UTF8.self).hasSuffix("500\n") {
+            let frame = try first.nextFrame(what: "the first half of the output") { $0.type == .record && $0.channel == 1 }
+            seen.append(try Record.decode(frame.payload))
+        }
+        try Processes.kill9(try XCTUnwrap(host.subsystemPIDs().first))
+        try first.waitForExit(timeout: 10)
+
+        let second = try connect()
+        let attached = try second.attach(channel: 1, instanceID: session.instanceID, receive: true)
+        XCTAssertEqual(attached.ackedSeq, 0, "nothing was acknowledged")
+        let replayed = try second.collect(channel: 1, commandID: commandID, timeout: 20)
+        XCTAssertEqual(replayed.exitStatus, 0)
+
+        // What the client holds: everything it saw, plus the replay minus repeats.
+        let lastSeen = seen.last?.seq ?? 0
+        let all = seen + replayed.records.filter { $0.seq > lastSeen }
+        XCTAssertEqual(all.map(\.seq), Array(1...UInt64(all.count)), "one record per sequence number, in order")
+        let stdout = String(decoding: all.filter { $0.kind == .stdout }.flatMap(\.body), as: UTF8.self)
+        XCTAssertEqual(stdout, (1...1000).map { "\($0)\n" }.joined())
+        XCTAssertEqual(replayed.stdoutText, stdout, "the replay alone holds the whole command")
+    }
+
+    func testRunningCommandOutlivesARegistryCrash() throws {
+        let client = try connect()
+        _ = try openSession(client, name: "steady")
+        let commandID = try client.startCommand(channel: 1, script: "sleep 1; echo done")
+        try Processes.kill9(try XCTUnwrap(host.registryPID()))
+        let result = try client.collect(channel: 1, commandID: commandID, timeout: 10)
+        XCTAssertEqual(result.stdoutText, "done\n")
+        XCTAssertEqual(try run(client, "echo still here"), "still here\n")
     }
 
     func testKilledRegistryLosesNoSession() throws {

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 /// A session is a persistent bash: state set over one connection is there over the next;
 /// streams, exit status, arguments and stdin travel intact; interrupt stops only the command.
-final class SessionStateTests: HostTestCase {
+final class SSHSessionStateTests: HostTestCase {
     func testVariablesAndFunctionsPersistAcrossConnections() throws {
         let first = try connect()
         let session = try openSession(first, name: "state")

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 /// One command at a time per session: a second one waits its turn, or — when it asked
 /// not to wait — fails at once with `busy`.
-final class BusyTests: HostTestCase {
+final class SSHBusyTests: HostTestCase {
     func testSecondWaitingCommandRunsAfterTheFirst() throws {
         let first = try connect()
         let session = try openSession(first, name: "queue")

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 /// Bad bytes on the subsystem's stdin get one clear `error` frame and end that one
 /// connection; the registry and every session carry on.
-final class GarbageTests: HostTestCase {
+final class SSHGarbageTests: HostTestCase {
     func testGarbageInsteadOfHello() throws {
         try assertRejected(afterHello: false, Array("SSH-2.0-OpenSSH_9.2 not a tether peer\r\n".utf8),
                            codes: [.badFrame, .frameTooLarge, .unknownFrameType])
