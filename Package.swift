@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),
         .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
         .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO"]),
+        .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO"]),
         .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport"]),
         .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient"]),
     ]

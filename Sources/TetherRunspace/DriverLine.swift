@@ -18,12 +18,13 @@
 ///   a command can use fd 3 freely; the status `printf` after it writes to the real one.
 /// - Everything is `\builtin` so a command's aliases or functions can't hijack the driver.
 enum DriverLine {
-    /// Marks the running command as interrupted, then unwinds it (`return` is only legal
-    /// inside a function or sourced file, hence the FUNCNAME check: a SIGINT that lands
-    /// between commands does nothing instead of printing an error).
-    static let interruptTrap = #"__tether_interrupted=1; [[ -n ${FUNCNAME-} ]] && \builtin return 130"#
+    /// Marks the running command as interrupted, then unwinds it. `return` is only legal
+    /// inside a function or a sourced file — exactly when BASH_SOURCE is set (FUNCNAME is
+    /// not, at a sourced file's top level) — so a SIGINT that lands between commands does
+    /// nothing (in POSIX mode a failed `return` would even end bash).
+    static let interruptTrap = #"__tether_interrupted=1; [[ -n ${BASH_SOURCE-} ]] && \builtin return 130"#
     /// Keeps unwinding callers after an interrupt.
-    static let errTrap = #"[[ -n ${__tether_interrupted-} && -n ${FUNCNAME-} ]] && \builtin return 130"#
+    static let errTrap = #"[[ -n ${__tether_interrupted-} && -n ${BASH_SOURCE-} ]] && \builtin return 130"#
 
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
     /// then a status line so the runspace knows bash is up.

@@ -83,6 +83,7 @@ struct Journal {
     @discardableResult
     mutating func dropOldestOutput(toFit limit: Int, sentThrough: UInt64) -> (bytes: UInt64, records: UInt64) {
         guard unackedBytes > limit else { return (0, 0) }
+        let markerSize = Record.dropped(seq: 0, bytes: 0, records: 0).body.count
         var kept: [Record] = []
         kept.reserveCapacity(count)
         var run: (seq: UInt64, bytes: UInt64, records: UInt64)?
@@ -90,23 +91,15 @@ struct Journal {
         var droppedRecords: UInt64 = 0
         var index = head
 
-        func closeRun() {
-            guard let open = run else { return }
-            let marker = Record.dropped(seq: open.seq, bytes: open.bytes, records: open.records)
-            kept.append(marker)
-            unackedBytes += marker.body.count
-            run = nil
-        }
-
         while index < entries.count {
             let record = entries[index]
             let isOutput = record.kind == .stdout || record.kind == .stderr
             if isOutput && unackedBytes > limit {
-                unackedBytes -= record.body.count
-                droppedBytes += UInt64(record.body.count)
-                droppedRecords += 1
                 if run == nil {
+                    // The marker replacing this run counts from the start, so the loop
+                    // stops exactly when the journal, marker included, fits.
                     run = (record.seq, 0, 0)
+                    unackedBytes += markerSize
                     if let previous = kept.last, previous.kind == .dropped, previous.seq > sentThrough,
                        let counts = try? previous.droppedCounts() {
                         kept.removeLast()
@@ -114,21 +107,30 @@ struct Journal {
                         run = (record.seq, counts.bytes, counts.records)
                     }
                 }
+                unackedBytes -= record.body.count
+                droppedBytes += UInt64(record.body.count)
+                droppedRecords += 1
                 run!.seq = record.seq
                 run!.bytes += UInt64(record.body.count)
                 run!.records += 1
                 index += 1
                 continue
             }
-            closeRun()
+            if let open = run {
+                kept.append(.dropped(seq: open.seq, bytes: open.bytes, records: open.records))
+                run = nil
+            }
             if unackedBytes <= limit {
                 kept.append(contentsOf: entries[index...])
+                index = entries.count
                 break
             }
             kept.append(record)
             index += 1
         }
-        closeRun()
+        if let open = run {
+            kept.append(.dropped(seq: open.seq, bytes: open.bytes, records: open.records))
+        }
         entries = kept
         head = 0
         return (droppedBytes, droppedRecords)

@@ -1,0 +1,60 @@
+import XCTest
+import TetherProtocol
+
+final class InterruptTests: RunspaceTestCase {
+    private func interrupt(_ client: RunspaceClient, channel: UInt32 = 1) throws {
+        let id = client.request(.signal(.interrupt), channel: channel)
+        XCTAssertEqual(try client.response(to: id, channel: channel), .done)
+    }
+
+    /// Starts `script`, waits until it printed "ready", interrupts it, returns its end.
+    private func interrupted(_ client: RunspaceClient, _ script: String) throws -> (CommandOutput, Double) {
+        guard case .success(let id) = try client.start(script) else { throw RunspaceTestError("invoke failed") }
+        let first = try client.nextRecord(channel: 1)
+        XCTAssertEqual(first.kind, .commandStarted)
+        let ready = try client.nextRecord(channel: 1)
+        XCTAssertEqual(String(decoding: ready.body, as: UTF8.self), "ready\n")
+        let began = Date()
+        try interrupt(client)
+        var result = try client.collect(commandID: id, timeout: 10)
+        result.records.insert(contentsOf: [first, ready], at: 0)
+        return (result, Date().timeIntervalSince(began))
+    }
+
+    func testInterruptEndsTheCommandButNotTheSession() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("x=41").exitStatus, 0)
+        let (result, seconds) = try interrupted(client, "echo ready; sleep 100; echo not-reached")
+        XCTAssertLessThan(seconds, 3, "interrupt took \(seconds)s")
+        XCTAssertEqual(result.exitStatus, 130)
+        XCTAssertFalse(result.stdoutText.contains("not-reached"))
+        XCTAssertEqual(try client.run("echo $x").stdoutText, "41\n")
+    }
+
+    func testInterruptUnwindsFunctionsAndLoops() throws {
+        let client = try runspace.attachedClient()
+        let (inFunction, _) = try interrupted(client, "f(){ sleep 100; echo after-sleep; }; g(){ f; echo after-f; }; echo ready; g; echo after-g")
+        XCTAssertEqual(inFunction.exitStatus, 130)
+        XCTAssertEqual(inFunction.stdoutText, "", "nothing after the interrupt runs: \(inFunction.stdoutText)")
+        let (loop, _) = try interrupted(client, "echo ready; while :; do :; done")
+        XCTAssertEqual(loop.exitStatus, 130)
+        // The trap must still be there for the next one (bash loses it otherwise).
+        let (again, _) = try interrupted(client, "echo ready; sleep 100")
+        XCTAssertEqual(again.exitStatus, 130)
+        XCTAssertEqual(try client.run("g(){ echo fine; }; g").stdoutText, "fine\n")
+    }
+
+    func testInterruptSparesBackgroundJobs() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("sleep 60 & bg=$!").exitStatus, 0)
+        let (result, _) = try interrupted(client, "echo ready; sleep 100")
+        XCTAssertEqual(result.exitStatus, 130)
+        XCTAssertEqual(try client.run("kill -0 $bg && echo alive; kill $bg").stdoutText, "alive\n")
+    }
+
+    func testInterruptBetweenCommandsDoesNothing() throws {
+        let client = try runspace.attachedClient()
+        try interrupt(client)
+        XCTAssertEqual(try client.run("echo still here").stdoutText, "still here\n")
+    }
+}

@@ -1,0 +1,49 @@
+import XCTest
+import TetherProtocol
+
+final class StdinTests: RunspaceTestCase {
+    func testStdinDataAndEOFReachTheCommand() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("tr a-z A-Z", stdin: Array("hello tether\n".utf8)).stdoutText, "HELLO TETHER\n")
+        XCTAssertEqual(try client.run("wc -c", stdin: Array("12345".utf8)).stdoutText, "5\n")
+        XCTAssertEqual(try client.run("wc -c", stdin: []).stdoutText, "0\n", "EOF at once")
+    }
+
+    func testLargeStdinInManyFrames() throws {
+        let client = try runspace.attachedClient()
+        guard case .success(let id) = try client.start("wc -c; echo done", stdin: true) else { return XCTFail("invoke failed") }
+        let chunk = [UInt8](repeating: UInt8(ascii: "y"), count: 200_000)
+        for _ in 0..<15 { client.stdin(chunk, channel: 1) }  // 3 MB: more than the FIFO and the queue mark
+        client.stdinEOF(channel: 1)
+        let result = try client.collect(commandID: id, timeout: 30)
+        XCTAssertEqual(result.stdoutText, "3000000\ndone\n")
+    }
+
+    func testCommandWithoutStdinReadsEOF() throws {
+        let client = try runspace.attachedClient()
+        let result = try client.run("cat; read line; echo \"read=$? done\"")
+        XCTAssertEqual(result.stdoutText, "read=1 done\n")
+    }
+
+    func testStdinForAnEndedCommandIsDiscarded() throws {
+        let client = try runspace.attachedClient()
+        guard case .success(let id) = try client.start("echo not reading", stdin: true) else { return XCTFail("invoke failed") }
+        XCTAssertEqual(try client.collect(commandID: id).stdoutText, "not reading\n")
+        client.stdin(Array("late\n".utf8), channel: 1)
+        client.stdinEOF(channel: 1)
+        let next = try client.run("echo next; ls \(runspace.workDirectory)")
+        XCTAssertEqual(next.stdoutText, "next\ncommand-\(next.commandID).sh\n",
+                       "the script and FIFO of the ended command are gone")
+    }
+
+    func testInterruptWhileReadingStdin() throws {
+        let client = try runspace.attachedClient()
+        guard case .success(let id) = try client.start("echo ready; read line; echo got=$line", stdin: true) else { return XCTFail("invoke failed") }
+        XCTAssertEqual(try client.nextRecord(channel: 1).kind, .commandStarted)
+        XCTAssertEqual(try client.nextRecord(channel: 1).body, Array("ready\n".utf8))
+        _ = client.request(.signal(.interrupt), channel: 1)
+        let result = try client.collect(commandID: id, timeout: 10)
+        XCTAssertEqual(result.exitStatus, 130)
+        XCTAssertEqual(try client.run("echo alive").stdoutText, "alive\n")
+    }
+}
