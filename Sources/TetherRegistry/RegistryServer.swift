@@ -9,6 +9,7 @@ public enum RegistryServer {
     /// "error: …\n" if the registry can't start. Exits 0 at once, quietly, if another
     /// registry already runs for these directories.
     public static func run(paths: HostPaths, readyFD: Int32?) -> Never {
+        let paths = paths.absolute
         // A hung-up login or a vanished peer must never kill the registry; SIGHUP stays
         // ignored in the runspaces it spawns, too.
         Signals.ignore(SIGHUP)
@@ -23,6 +24,8 @@ public enum RegistryServer {
         } catch {
             fail("cannot use the runtime or state directory: \(error)", readyFD: readyFD)
         }
+        // Hold no directory busy (a runspace starts its bash in $HOME on its own).
+        _ = chdir("/")
         let log = HostLog(path: paths.logFile, tag: "registry")
         let pidLock: RegistryPIDLock
         do {

@@ -12,7 +12,7 @@ extension Registry {
     /// control connection is up — without ever blocking the loop in between.
     func create(_ request: CreateRequest, for client: ClientIdentity, reply: @escaping (Response) -> Void) {
         let configuration = request.configuration ?? HostPolicy.defaultConfiguration
-        let idleTimeout = request.idleTimeout ?? HostPolicy.defaultIdleTimeout
+        let idleTimeout = request.idleTimeout ?? max(HostPolicy.defaultIdleTimeout, policy.minimumIdleTimeout)
         let bufferLimit = request.bufferLimit ?? HostPolicy.defaultBufferLimit
         let problems = [
             policy.problem(withConfiguration: configuration),

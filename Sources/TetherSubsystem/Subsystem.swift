@@ -9,6 +9,7 @@ public enum Subsystem {
     /// Serves the client on stdin/stdout until it goes away. Exit status: 0 when the
     /// client closed, 1 on an I/O error, 2 when the client broke the protocol.
     public static func run(paths: HostPaths) -> Never {
+        let paths = paths.absolute
         // A vanished client or runspace is an error return, not a signal.
         Signals.ignore(SIGPIPE)
         // A registry we start is our child until we exit; the kernel reaps it.

@@ -96,6 +96,17 @@ final class SessionLifecycleTests: XCTestCase {
         XCTAssertEqual(try client.invoke(channel: 1, "echo ok").stdout, "ok\n")
     }
 
+    func testRelativeDirectoriesAreResolvedOnce() throws {
+        let client = try StdioSubsystem(binary: TestHost.binary, arguments: ["--runtime-dir", "run", "--state-dir", "state"],
+                                        environment: [:], clientID: "rel", clientHost: "rel", workingDirectory: host.root)
+        try client.hello()
+        let session = try client.create(CreateRequest(name: "relative"))
+        _ = try client.attach(channel: 1, session.instanceID)
+        XCTAssertEqual(try client.invoke(channel: 1, "echo ok").stdout, "ok\n")
+        XCTAssertEqual(access(host.paths.registrySocket, F_OK), 0)
+        XCTAssertEqual(access(host.paths.runspaceSocket(session.instanceID), F_OK), 0)
+    }
+
     func testDetachedChannelCanBeReused() throws {
         let client = try host.subsystem()
         let a = try client.create(CreateRequest(name: "a"))

@@ -26,7 +26,7 @@ final class StdioSubsystem {
     var timeout: Double = 20
 
     init(binary: String, arguments: [String], environment: [String: String],
-         clientID: String, clientHost: String) throws {
+         clientID: String, clientHost: String, workingDirectory: String? = nil) throws {
         guard access(binary, X_OK) == 0 else {
             throw Failure(description: "\(binary) is missing: run `swift build` first")
         }
@@ -42,6 +42,7 @@ final class StdioSubsystem {
         }
         env += environment.map { "\($0.key)=\($0.value)" }
         options.environment = env
+        options.workingDirectory = workingDirectory
         pid = try Spawn.spawn(path: binary, arguments: [binary] + arguments, options: options)
         close(input.read)
         close(output.write)
