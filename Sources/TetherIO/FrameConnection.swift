@@ -59,14 +59,17 @@ public final class FrameConnection {
     public let ownsDescriptors: Bool
 
     public init(reactor: Reactor, readFD: Int32, writeFD: Int32, name: String,
-                ownsDescriptors: Bool = true, maxPayloadLength: Int = Frame.maxPayloadLength) {
+                ownsDescriptors: Bool = true, maxPayloadLength: Int = Frame.maxPayloadLength,
+                readBufferSize: Int = 256 * 1024) {
         self.reactor = reactor
         self.readFD = readFD
         self.writeFD = writeFD
         self.name = name
         self.ownsDescriptors = ownsDescriptors
         self.decoder = FrameDecoder(maxPayloadLength: maxPayloadLength)
-        self.readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
+        // Control-only links (the registry's, one per session) pass a small size: this
+        // buffer is resident memory for as long as the connection lives.
+        self.readBuffer = [UInt8](repeating: 0, count: max(4096, readBufferSize))
         setNonBlocking(readFD)
         if writeFD != readFD { setNonBlocking(writeFD) }
     }

@@ -16,7 +16,8 @@ final class RegistryPeer {
 
     init(fd: Int32, registry: Registry, number: Int) {
         self.registry = registry
-        connection = FrameConnection(reactor: registry.reactor, socket: fd, name: "registry peer \(number)")
+        connection = FrameConnection(reactor: registry.reactor, readFD: fd, writeFD: fd,
+                                     name: "registry peer \(number)", readBufferSize: 16 * 1024)
         connection.onFrame = { [weak self] frame in self?.handle(frame) }
         connection.onClose = { [weak self] reason in
             if case .protocolError(let error) = reason {

@@ -24,7 +24,9 @@ final class RunspaceControl {
         self.instanceID = instanceID
         self.log = log
         let fd = try UnixSocket.connect(path: paths.runspaceSocket(instanceID))
-        connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace \(instanceID)")
+        // Status events are small; one of these lives per session, so keep it lean.
+        connection = FrameConnection(reactor: reactor, readFD: fd, writeFD: fd, name: "runspace \(instanceID)",
+                                     readBufferSize: 16 * 1024)
         connection.onFrame = { [weak self] frame in self?.handle(frame) }
         connection.onClose = { [weak self] reason in
             guard let self else { return }
