@@ -18,7 +18,8 @@ class HostTestCase: XCTestCase {
     }
 
     override func tearDown() {
-        if let run = testRun, !run.hasSucceeded, let host {
+        // (hasSucceeded is false until the run stops, which is after tearDown.)
+        if let run = testRun, run.totalFailureCount > 0, let host {
             print("---- sshd log (\(host.sshdLogPath)), last lines:\n\(tail(host.sshdLog, 30))")
             print("---- host log, last lines:\n\(tail(host.hostLog, 40))")
             for client in clients where !client.stderrText.isEmpty {

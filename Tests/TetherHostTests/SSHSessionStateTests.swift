@@ -67,13 +67,32 @@ final class SSHSessionStateTests: HostTestCase {
         let client = try connect()
         _ = try openSession(client, name: "interrupt")
         try run(client, "x=41")
+        let commandID = try client.startCommand(channel: 1, script: "echo sleeping; sleep 100")
+        // Interrupt once the command is surely inside `sleep` (see the test below for
+        // an interrupt that races the start).
+        _ = try client.nextFrame(what: "the first output of sleep 100") {
+            $0.type == .record && $0.channel == 1 && (try? Record.decode($0.payload).kind) == .stdout
+        }
         let started = Deadline.now()
-        let commandID = try client.startCommand(channel: 1, script: "sleep 100")
         try client.signal(channel: 1, .interrupt)
         let result = try client.collect(channel: 1, commandID: commandID, timeout: 10)
         let seconds = Double(Deadline.now() - started) / 1e9
         XCTAssertLessThan(seconds, 5, "interrupt took \(seconds) s")
         XCTAssertEqual(result.exitStatus, 128 + 2, "sleep killed by SIGINT")
         XCTAssertEqual(try run(client, "echo $x"), "41\n")
+    }
+
+    /// Ctrl-C right after `started` (before bash has even begun the command) must not be
+    /// lost. Repeated, because the window is narrow.
+    func testInterruptRightAfterStartIsNotLost() throws {
+        let client = try connect()
+        _ = try openSession(client, name: "eager-interrupt")
+        for attempt in 1...10 {
+            let commandID = try client.startCommand(channel: 1, script: "sleep 100")
+            try client.signal(channel: 1, .interrupt)
+            let result = try client.collect(channel: 1, commandID: commandID, timeout: 5)
+            XCTAssertEqual(result.exitStatus, 128 + 2, "attempt \(attempt)")
+        }
+        XCTAssertEqual(try run(client, "echo alive"), "alive\n")
     }
 }

@@ -346,7 +346,7 @@ public final class ProtocolTestClient {
                 return nil
             }
             guard let chunk = try Descriptors.readChunk(fromSSH, until: deadline) else {
-                throw ClientError.timeout("no \(what) from the host; \(diagnostics)")
+                throw ClientError.timeout("waiting for \(what) from the host; \(diagnostics)")
             }
             if chunk.isEmpty { endOfStream = true } else { decoder.append(chunk) }
         }
