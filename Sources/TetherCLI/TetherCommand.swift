@@ -1,4 +1,5 @@
 import ArgumentParser
+import TetherClient
 
 /// `tether`: PowerShell-style persistent remote sessions over SSH.
 public struct TetherCommand: AsyncParsableCommand {
@@ -42,7 +43,9 @@ extension TetherCommand {
             } else {
                 try command.run()
             }
+            TetherClient.shutdownEventLoop()
         } catch {
+            TetherClient.shutdownEventLoop()
             exit(withError: error)
         }
     }

@@ -13,20 +13,39 @@ final class ClientLoop: Sendable {
     /// Process-wide loop, started on first use.
     static let shared: ClientLoop = {
         do {
+            defer { startedFlag.withLock { $0 = true } }
             return try ClientLoop()
         } catch {
             fatalError("tether: cannot start the client event loop: \(error)")
         }
     }()
 
+    private let stopped = DispatchSemaphore(value: 0)
+    private static let startedFlag = LockedFlag()
+    static var isStarted: Bool { startedFlag.withLock { $0 } }
+
     private init() throws {
         // A peer that goes away must surface as EPIPE on write, not kill the process.
         Signals.ignore(SIGPIPE)
         reactor = try Reactor()
         let reactor = self.reactor
-        let thread = Thread { reactor.run() }
+        let stopped = self.stopped
+        let thread = Thread {
+            reactor.run()
+            stopped.signal()
+        }
         thread.name = "tether-client-loop"
         thread.start()
+    }
+
+    /// Stops the loop and waits until its thread has left it (at most `timeout`).
+    ///
+    /// Why: a closed libssh2 connection finishes its teardown (channel free, disconnect)
+    /// on the loop after reporting the close, and `exit()` runs OpenSSL's atexit cleanup
+    /// — the two at once crash in libcrypto. A program that exits stops the loop first.
+    func shutdown(timeout: Double = 2) {
+        reactor.stop()
+        _ = stopped.wait(timeout: .now() + timeout)
     }
 
     /// Runs `body` on the loop and returns its result to the calling task.
@@ -53,4 +72,11 @@ final class ClientLoop: Sendable {
 struct LoopBound<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// A Bool behind a lock.
+final class LockedFlag: Sendable {
+    private let lock = Lock()
+    nonisolated(unsafe) private var value = false  // guarded by lock
+    func withLock<T>(_ body: (inout Bool) -> T) -> T { lock.withLock { body(&value) } }
 }

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 /// One computer, one client: sessions created, used by separate `tether` processes,
 /// listed, disconnected, received and removed.
-final class SessionLifecycleTests: CLITestCase {
+final class CLISessionTests: CLITestCase {
     func testStateIsKeptAcrossSeparateInvokeProcesses() throws {
         let table = try check(["new", "alpha", "--name", "work"])
         XCTAssertTrue(table.contains("work"), table)

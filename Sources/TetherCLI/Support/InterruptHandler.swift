@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import TetherClient
 import TetherIO
 
 /// Ctrl-C while waiting for remote commands: the first one asks the hosts to interrupt
@@ -30,6 +31,7 @@ final class InterruptHandler: Sendable {
             onFirst()
         } else {
             Terminal.shared.err("tether: stopped waiting; the command may still run on the host (tether receive collects its output)\n")
+            TetherClient.shutdownEventLoop()
             exit(130)
         }
     }

@@ -26,6 +26,15 @@ public final class TetherClient: Sendable {
         self.loop = ClientLoop.shared
     }
 
+    /// Stops the client's event loop thread; every connection is dead afterwards. Call it
+    /// right before a process exits (the CLI does): libssh2 may still be finishing a close
+    /// on the loop, and that must not run while `exit()` tears down OpenSSL. Idempotent;
+    /// a no-op if no client was ever made.
+    public static func shutdownEventLoop() {
+        guard ClientLoop.isStarted else { return }
+        ClientLoop.shared.shutdown()
+    }
+
     /// Opens a connection to `destination` (an ssh config alias or `[user@]host`) and
     /// completes the Tether handshake. Each call opens a new connection.
     public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {

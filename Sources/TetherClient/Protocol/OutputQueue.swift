@@ -44,11 +44,16 @@ final class OutputQueue: @unchecked Sendable {
     /// Sends `ack seq`; called from the consumer, hops to the loop itself.
     private let sendAck: @Sendable (UInt64) -> Void
 
+    /// Called once, after the final ack, when the consumer has reached the end.
+    private let consumerReachedEnd: (@Sendable () -> Void)?
+    private var endReported = false
+
     init(pause: @escaping () -> Void, requestResume: @escaping @Sendable (OutputQueue) -> Void,
-         sendAck: @escaping @Sendable (UInt64) -> Void) {
+         sendAck: @escaping @Sendable (UInt64) -> Void, consumerReachedEnd: (@Sendable () -> Void)? = nil) {
         self.pause = pause
         self.requestResume = requestResume
         self.sendAck = sendAck
+        self.consumerReachedEnd = consumerReachedEnd
     }
 
     // MARK: Loop side
@@ -125,19 +130,36 @@ final class OutputQueue: @unchecked Sendable {
         }
         if let immediate {
             afterPop()
+            if case .success(.some) = immediate {} else { reportEnd() }
             return try immediate.get()
         }
-        let value: OutputChunk? = try await withCheckedThrowingContinuation { continuation in
-            let ready: Result<OutputChunk?, Error>? = lock.withLock {
-                if let chunk = popLocked() { return .success(chunk) }
-                if let ending { return ending.map { nil } }
-                waiter = continuation
-                return nil
+        let value: OutputChunk?
+        do {
+            value = try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<OutputChunk?, Error>? = lock.withLock {
+                    if let chunk = popLocked() { return .success(chunk) }
+                    if let ending { return ending.map { nil } }
+                    waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
             }
-            if let ready { continuation.resume(with: ready) }
+        } catch {
+            afterPop()
+            reportEnd()
+            throw error
         }
         afterPop()
+        if value == nil { reportEnd() }
         return value
+    }
+
+    private func reportEnd() {
+        let report: Bool = lock.withLock {
+            defer { endReported = true }
+            return !endReported
+        }
+        if report { consumerReachedEnd?() }
     }
 
     /// Takes the next output chunk, consuming marker entries on the way. Under lock.

@@ -75,6 +75,11 @@ final class ReceiveChannel: ChannelEndpoint {
                     let channel = bound.value
                     channel.host.send(Frame(type: .ack, channel: channel.number, payload: ControlCodec.ack(seq)))
                 }
+            },
+            consumerReachedEnd: {
+                // Only now: acks travel on this channel, so it must stay attached until
+                // the consumer has taken (and acknowledged) the last record.
+                reactor.execute { bound.value.detachIfDone() }
             })
     }
 
@@ -124,16 +129,24 @@ final class ReceiveChannel: ChannelEndpoint {
         core.outcome.resolve(.success(Outcome(exitStatus: lastExit, sessionEnded: sessionEnded)))
         core.output.finish()
         host.resumeReading(for: self)
-        // Stop the live stream: later records stay journaled for the next receive.
+    }
+
+    /// Stops the live stream once the reception is over and consumed: later records
+    /// stay journaled for the next receive.
+    private func detachIfDone() {
+        guard !active, !detached else { return }
+        detached = true
         let number = self.number
         host.request(.detach, channel: number) { [weak self] _ in
             self?.host.closeChannel(number)
         }
     }
+    private var detached = false
 
     private func fail(_ error: TetherClientError) {
         guard active, let core else { return }
         active = false
+        detached = true
         host.closeChannel(number)
         host.resumeReading(for: self)
         core.outcome.resolve(.failure(error))
