@@ -169,7 +169,12 @@ final class Authenticator {
         let key: IdentityFile
         switch files[index].loaded {
         case .failure(.missing):
-            return nil  // Default identity files that don't exist are simply not there.
+            // The default identity files are often absent; a configured one is worth a word.
+            let defaults = ["/.ssh/id_ed25519", "/.ssh/id_ecdsa", "/.ssh/id_rsa"]
+            if !defaults.contains(where: { path.hasSuffix($0) }) {
+                skipped.append("\(path) (no such file)")
+            }
+            return nil
         case .failure(.unreadable(let why)):
             skipped.append("\(path) (cannot read it: \(why))")
             return nil

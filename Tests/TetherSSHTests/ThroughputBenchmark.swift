@@ -7,8 +7,13 @@ import XCTest
 /// Echo throughput through sshd; runs only with TETHER_SSH_BENCH=1 (best with -c release):
 ///     TETHER_SSH_BENCH=1 swift test -c release --filter ThroughputBenchmark
 final class ThroughputBenchmark: SSHFixtureTestCase {
-    func testEchoThroughput() throws {
+    override func setUpWithError() throws {
+        // Skip before the fixture starts an sshd for nothing.
         try XCTSkipUnless(Environment.get("TETHER_SSH_BENCH") == "1", "set TETHER_SSH_BENCH=1 to run")
+        try super.setUpWithError()
+    }
+
+    func testEchoThroughput() throws {
         let total = (Int(Environment.get("TETHER_SSH_BENCH_MB") ?? "") ?? 256) << 20
         let chunk = [UInt8](repeating: 0x5a, count: 1 << 20)
         let harness = try ConnectionHarness()
