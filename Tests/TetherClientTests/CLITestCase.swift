@@ -99,3 +99,47 @@ class CLITestCase: XCTestCase {
         text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 }
+
+/// A `tether` process running in the background, its output going to files.
+struct BackgroundTether {
+    let pid: pid_t
+    let stdoutPath: String
+    let stderrPath: String
+
+    var stdoutText: String { String(decoding: Descriptors.readFile(stdoutPath) ?? [], as: UTF8.self) }
+    var stderrText: String { String(decoding: Descriptors.readFile(stderrPath) ?? [], as: UTF8.self) }
+
+    func wait(timeout: Double = 30) throws -> ExitStatus {
+        try Processes.waitForChild(pid, timeout: timeout)
+    }
+}
+
+extension CLITestCase {
+    func startTether(_ arguments: [String], label: String) throws -> BackgroundTether {
+        var environment = Spawn.currentEnvironment().filter {
+            !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
+        }
+        environment += ["TETHER_HOME=\(tetherHome)", "TETHER_SSH_CONFIG=\(sshConfigPath)"]
+        if let transport = Environment.get("TETHER_TEST_TRANSPORT") { environment.append("TETHER_TRANSPORT=\(transport)") }
+        let stdoutPath = workDirectory + "/\(label).out"
+        let stderrPath = workDirectory + "/\(label).err"
+        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(out); close(err) }
+        var options = Spawn.Options()
+        options.fileActions = [1: out, 2: err]
+        options.devNull = [0]
+        options.environment = environment
+        let pid = try Spawn.spawn(path: tetherPath, arguments: ["tether"] + arguments, options: options)
+        return BackgroundTether(pid: pid, stdoutPath: stdoutPath, stderrPath: stderrPath)
+    }
+
+    /// Test-only wait for something another process does (product code never polls).
+    func eventually(timeout: Double = 15, _ what: String, _ condition: () -> Bool) throws {
+        let deadline = Deadline(secondsFromNow: timeout)
+        while !condition() {
+            guard !deadline.hasPassed else { throw TestSupportError("\(what) did not happen within \(timeout) s") }
+            usleep(20_000)
+        }
+    }
+}

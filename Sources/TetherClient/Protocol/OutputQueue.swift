@@ -8,8 +8,9 @@ import TetherIO
 ///   by its own rules instead of this process growing without bound. Reading resumes once
 ///   the consumer has caught up below `lowWatermark`.
 /// * **Acknowledgement on consumption.** A record is acknowledged only after the consumer
-///   took it (every ≥ 1 MiB, and at each command end), so output that was still queued
-///   here when the process died is replayed to the next `receive`, not lost.
+///   took it (every ≥ 1 MiB, at each command end, and whenever the consumer has caught
+///   up), so output still queued here when the process died is replayed to the next
+///   `receive`, not lost — and little that was already printed is replayed twice.
 final class OutputQueue: @unchecked Sendable {
     struct Entry {
         var seq: UInt64
@@ -103,7 +104,7 @@ final class OutputQueue: @unchecked Sendable {
             if readingPaused { resumeScheduled = true }
         }
         if let resume, let deliver { resume.resume(with: deliver) }
-        flushAckIfDue(final: true)
+        flushAckIfDue()
         requestResumeIfPaused()
     }
 
@@ -197,10 +198,12 @@ final class OutputQueue: @unchecked Sendable {
         if schedule { requestResume(self) }
     }
 
-    private func flushAckIfDue(final: Bool = false) {
+    private func flushAckIfDue() {
         let seq: UInt64? = lock.withLock {
+            // Ack every 1 MiB under load, and whenever the consumer has caught up: then
+            // a client that dies right after printing has little to be replayed twice.
             let drained = head >= entries.count
-            let due = bytesSinceAck >= Self.ackInterval || (final && drained) || (ending != nil && drained)
+            let due = bytesSinceAck >= Self.ackInterval || drained
             guard due, consumedSeq > ackedSeq else { return nil }
             ackedSeq = consumedSeq
             bytesSinceAck = 0

@@ -1,0 +1,393 @@
+import XCTest
+import Foundation
+import Glibc
+import TetherTestSupport
+
+/// Issue 4 end to end: disconnected sessions, two client machines (two TETHER_HOMEs),
+/// lossless resume across `kill -9` of clients and of the registry, buffering while
+/// nobody reads (block and drop), Broken sessions, idle timeouts. Real sshd, real bash,
+/// real `tether` processes.
+final class DisconnectedSessionTests: TwoClientTestCase {
+    /// 40 lines in about 2 seconds.
+    static let loop = "for i in $(seq 1 40); do echo \"line $i\"; sleep 0.05; done"
+    /// The same, slower (4 s), for tests that kill a reader mid-command.
+    static let slowLoop = "for i in $(seq 1 40); do echo \"line $i\"; sleep 0.1; done"
+    static let allLines = (1...40).map { "line \($0)\n" }.joined()
+
+    // MARK: Two clients, one session
+
+    func testSecondClientReceivesEveryLineOnceHoldsItAndFirstIsRefusedUntilReleased() throws {
+        let testStart = Date()
+        let started = try tether(["invoke", "--computer", "alpha", "--session-name", "loop",
+                                  "--in-disconnected-session", "--", Self.loop], home: firstHome)
+        XCTAssertEqual(started.status, .exited(0), started.stderrText)
+        XCTAssertTrue(started.stdoutText.contains("loop") && started.stdoutText.contains("Disconnected"), started.stdoutText)
+
+        // The second machine has never seen the session: free, nobody holds it.
+        let listed = try remoteSession("loop", home: secondHome)
+        XCTAssertEqual(listed["state"] as? String, "Disconnected")
+        XCTAssertEqual(listed["availability"] as? String, "None")
+        XCTAssertTrue(listed["holder"] is NSNull, "\(listed)")
+
+        // It receives every line exactly once, in order (replay of what ran so far, then
+        // live to the end), and exits with the loop's status.
+        let received = try tether(["receive", "--computer", "alpha", "--name", "loop"], home: secondHome)
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(lineNumbers(received.stdoutText), Array(1...40))
+        XCTAssertEqual(received.stdoutText, Self.allLines)
+        XCTAssertEqual(received.stderrText, "")
+
+        // ... and now holds it.
+        let mine = try XCTUnwrap(try getJSON(["--name", "loop"], home: secondHome).first)
+        XCTAssertEqual(mine["state"] as? String, "Opened")
+        XCTAssertEqual(mine["availability"] as? String, "Available")
+
+        // The first machine sees it held elsewhere: by which machine, since when.
+        let theirs = try remoteSession("loop", home: firstHome)
+        XCTAssertEqual(theirs["state"] as? String, "Disconnected")
+        XCTAssertEqual(theirs["availability"] as? String, "Busy")
+        let holder = try XCTUnwrap(theirs["holder"] as? [String: Any], "\(theirs)")
+        XCTAssertEqual(holder["clientHost"] as? String, machineName)
+        let since = try XCTUnwrap(ISO8601DateFormatter().date(from: holder["since"] as? String ?? ""), "\(holder)")
+        XCTAssertGreaterThanOrEqual(since.timeIntervalSince(testStart), -2)
+        XCTAssertLessThanOrEqual(since.timeIntervalSinceNow, 2)
+        let table = try check(["get", "--computer", "alpha"], home: firstHome)
+        XCTAssertTrue(table.contains("HeldBy") && table.contains("\(machineName) since "), table)
+
+        // ... and is refused, with a message that says by whom and what to do.
+        let refused = try tether(["connect", "--name", "loop"], home: firstHome)
+        XCTAssertEqual(refused.status, .exited(1), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("held by client \(machineName) (since "), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("--force"), refused.stderrText)
+        let refusedInvoke = try tether(["invoke", "--name", "loop", "--", "echo nope"], home: firstHome)
+        XCTAssertEqual(refusedInvoke.status, .exited(1), refusedInvoke.stderrText)
+        XCTAssertEqual(refusedInvoke.stdoutText, "")
+
+        // The interpreter's state is the loop's: the holder sees $i == 40.
+        XCTAssertEqual(try check(["invoke", "--name", "loop", "--", "echo \"$i\""], home: secondHome), "40\n")
+
+        // The second lets go; the first connects without --force.
+        let released = try check(["disconnect", "--name", "loop"], home: secondHome)
+        XCTAssertTrue(released.contains("Disconnected"), released)
+        let free = try remoteSession("loop", home: firstHome)
+        XCTAssertEqual(free["availability"] as? String, "None")
+        let connect = try tether(["connect", "--name", "loop"], home: firstHome)
+        XCTAssertEqual(connect.status, .exited(0), connect.stderrText)
+        XCTAssertTrue(connect.stdoutText.contains("Opened"), connect.stdoutText)
+        XCTAssertFalse(connect.stderrText.contains("took over"), connect.stderrText)
+        XCTAssertEqual(try check(["invoke", "--name", "loop", "--", "echo \"$i\""], home: firstHome), "40\n")
+
+        // What the second client received is not repeated to the first.
+        let nothing = try tether(["receive", "--name", "loop"], home: firstHome)
+        XCTAssertEqual(nothing.status, .exited(0), nothing.stderrText)
+        XCTAssertEqual(nothing.stdoutText, "")
+        let second = try XCTUnwrap(try getJSON(["--name", "loop"], home: secondHome).first)
+        XCTAssertEqual(second["state"] as? String, "Disconnected")
+        XCTAssertEqual(second["availability"] as? String, "Busy")
+    }
+
+    func testForceTakesOverALiveCommandAndSaysSoAndTheNewHolderGetsTheRest() throws {
+        try check(["new", "alpha", "--name", "shared"], home: firstHome)
+        try check(["invoke", "--name", "shared", "--", "counter=7"], home: firstHome)
+        // The first client streams a command; the second takes the session mid-way.
+        let streaming = try spawnTether(["invoke", "--name", "shared", "--", Self.slowLoop], home: firstHome, label: "streaming")
+        try waitUntil("the first client printed 5 lines") { lineNumbers(streaming.stdoutText).count >= 5 }
+
+        let refused = try tether(["connect", "--computer", "alpha", "--name", "shared"], home: secondHome)
+        XCTAssertEqual(refused.status, .exited(1), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("held by client \(machineName)"), refused.stderrText)
+
+        let forced = try tether(["connect", "--computer", "alpha", "--name", "shared", "--force"], home: secondHome)
+        XCTAssertEqual(forced.status, .exited(0), forced.stderrText)
+        XCTAssertTrue(forced.stderrText.contains("took over session shared from \(machineName)"), forced.stderrText)
+        XCTAssertTrue(forced.stdoutText.contains("Opened"), forced.stdoutText)
+
+        // The first client is told, and stops; the command goes on.
+        let status = try streaming.wait(timeout: 20)
+        XCTAssertEqual(status, .exited(1), streaming.stderrText)
+        XCTAssertTrue(streaming.stderrText.contains("taken over"), streaming.stderrText)
+        let printed = lineNumbers(streaming.stdoutText)
+        XCTAssertEqual(printed, Array(1...max(1, printed.count)), "the first part is in order")
+
+        // The new holder receives the rest: nothing lost, nothing repeated within it.
+        let rest = try tether(["receive", "--name", "shared"], home: secondHome)
+        XCTAssertEqual(rest.status, .exited(0), rest.stderrText)
+        let received = lineNumbers(rest.stdoutText)
+        let start = try XCTUnwrap(received.first, "receive printed \(rest.stdoutText)")
+        XCTAssertEqual(received, Array(start...40))
+        XCTAssertLessThanOrEqual(start, printed.count + 1, "no gap between what the first printed and the rest")
+
+        // State is kept across the takeover; the first is now the one refused.
+        XCTAssertEqual(try check(["invoke", "--name", "shared", "--", "echo \"$counter $i\""], home: secondHome), "7 40\n")
+        let first = try XCTUnwrap(try getJSON(home: firstHome).first)
+        XCTAssertEqual(first["state"] as? String, "Disconnected")
+        XCTAssertEqual(first["availability"] as? String, "Busy")
+        let again = try tether(["invoke", "--name", "shared", "--", "true"], home: firstHome)
+        XCTAssertEqual(again.status, .exited(1), again.stderrText)
+    }
+
+    // MARK: Clients killed mid-command
+
+    func testClientKilledMidCommandLosesNothingTheSameClientReceivesTheRest() throws {
+        try check(["new", "alpha", "--name", "crash"], home: firstHome)
+        let run = try spawnTether(["invoke", "--name", "crash", "--", Self.slowLoop], home: firstHome, label: "crash")
+        try waitUntil("output began") { lineNumbers(run.stdoutText).count >= 5 }
+        try run.kill9()
+        let printed = lineNumbers(run.stdoutText)
+        XCTAssertEqual(printed, Array(1...printed.count), "in order up to the kill")
+        XCTAssertLessThan(printed.count, 40, "killed mid-command")
+
+        // A crashed client still holds its session (nothing silently changes hands).
+        let held = try XCTUnwrap(try getJSON(home: firstHome).first)
+        XCTAssertEqual(held["state"] as? String, "Opened")
+        let other = try remoteSession("crash", home: secondHome)
+        XCTAssertEqual(other["availability"] as? String, "Busy")
+
+        let rest = try tether(["receive", "--name", "crash"], home: firstHome)
+        XCTAssertEqual(rest.status, .exited(0), rest.stderrText)
+        let received = lineNumbers(rest.stdoutText)
+        let start = try XCTUnwrap(received.first, "receive printed \(rest.stdoutText)")
+        XCTAssertEqual(received, Array(start...40), "every remaining line exactly once, in order")
+        XCTAssertLessThanOrEqual(start, printed.count + 1, "nothing lost between the kill and the receive")
+
+        // All of it was acknowledged now.
+        let after = try tether(["receive", "--name", "crash"], home: firstHome)
+        XCTAssertEqual(after.stdoutText, "")
+    }
+
+    func testClientKilledTwiceThenAnotherClientForcesAndReceivesTheRest() throws {
+        try check(["new", "alpha", "--name", "relay"], home: firstHome)
+        let run = try spawnTether(["invoke", "--name", "relay", "--", Self.slowLoop], home: firstHome, label: "relay-invoke")
+        try waitUntil("output began") { lineNumbers(run.stdoutText).count >= 5 }
+        try run.kill9()
+        let part1 = lineNumbers(run.stdoutText)
+        XCTAssertEqual(part1, Array(1...part1.count))
+
+        // The same client receives, and is killed again mid-way.
+        let reader = try spawnTether(["receive", "--name", "relay"], home: firstHome, label: "relay-receive")
+        try waitUntil("the receive went past the first part") { (lineNumbers(reader.stdoutText).last ?? 0) >= part1.count + 5 }
+        try reader.kill9()
+        let part2 = lineNumbers(reader.stdoutText)
+        let start2 = try XCTUnwrap(part2.first)
+        XCTAssertEqual(part2, Array(start2...(part2.last ?? start2)))
+        XCTAssertLessThanOrEqual(start2, part1.count + 1)
+        XCTAssertLessThan(part2.last ?? 40, 40, "killed mid-command")
+
+        // Another machine: refused (the dead client still holds it), then --force.
+        let refused = try tether(["connect", "--computer", "alpha", "--name", "relay"], home: secondHome)
+        XCTAssertEqual(refused.status, .exited(1), refused.stderrText)
+        let forced = try tether(["connect", "--computer", "alpha", "--name", "relay", "--force"], home: secondHome)
+        XCTAssertEqual(forced.status, .exited(0), forced.stderrText)
+        XCTAssertTrue(forced.stderrText.contains("took over"), forced.stderrText)
+
+        let rest = try tether(["receive", "--name", "relay"], home: secondHome)
+        XCTAssertEqual(rest.status, .exited(0), rest.stderrText)
+        let part3 = lineNumbers(rest.stdoutText)
+        let start3 = try XCTUnwrap(part3.first, "receive printed \(rest.stdoutText)")
+        XCTAssertEqual(part3, Array(start3...40), "every remaining line exactly once, in order")
+        XCTAssertLessThanOrEqual(start3, (part2.last ?? 0) + 1, "nothing lost across two kills and a takeover")
+    }
+
+    // MARK: Buffering while nobody reads
+
+    func testBlockModeHoldsTheCommandBackAndDeliversTwentyMegabytesByteExact() throws {
+        let digestPath = workDirectory + "/block.digest"
+        let markerPath = workDirectory + "/block.finished"
+        // 15 MB of random bytes as 20 MB of base64, its checksum computed on the host
+        // (kept in $digest and written to $1 just before the output starts).
+        let script = """
+            data=$(mktemp)
+            head -c 15000000 /dev/urandom | base64 > "$data"
+            digest=$(sha256sum < "$data" | cut -d' ' -f1)
+            echo "$digest" > "$1"
+            cat "$data"
+            rm -f "$data"
+            touch "$2"
+            """
+        let started = try tether(["invoke", "--computer", "alpha", "--session-name", "bulk", "--in-disconnected-session",
+                                  "--output-buffering", "block", "--buffer-limit", "1048576",
+                                  "--", script, digestPath, markerPath], home: firstHome)
+        XCTAssertEqual(started.status, .exited(0), started.stderrText)
+        let info = try remoteSession("bulk", home: firstHome)
+        XCTAssertEqual(info["outputBuffering"] as? String, "block")
+        XCTAssertEqual(info["bufferLimit"] as? Int, 1_048_576)
+
+        // Held back: the output began, and long after an unhindered `cat` of 20 MB would
+        // have finished, it has not, and the session is busy.
+        try waitUntil("the host computed the checksum", timeout: 60) { access(digestPath, F_OK) == 0 }
+        usleep(2_000_000)
+        XCTAssertNotEqual(access(markerPath, F_OK), 0, "the command finished although nobody read its output")
+        let busy = try remoteSession("bulk", home: firstHome)
+        XCTAssertEqual(busy["busy"] as? Bool, true)
+
+        // A late receive gets all of it, byte-exact, and the command runs to its end.
+        let reader = try spawnTether(["receive", "--name", "bulk"], home: firstHome, label: "bulk-receive")
+        XCTAssertEqual(try reader.wait(timeout: 240), .exited(0), reader.stderrText)
+        XCTAssertEqual(reader.stderrText, "")
+        XCTAssertEqual(access(markerPath, F_OK), 0, "the command ran to its end once its output was read")
+        let expected = try check(["invoke", "--name", "bulk", "--", "echo \"$digest\""], home: firstHome)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(expected.count, 64, expected)
+        XCTAssertEqual(String(decoding: Descriptors.readFile(digestPath) ?? [], as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines), expected)
+        var size = stat()
+        XCTAssertEqual(stat(reader.stdoutPath, &size), 0)
+        XCTAssertGreaterThan(size.st_size, 20_000_000)
+        XCTAssertEqual(try sha256(ofFile: reader.stdoutPath), expected, "received output differs from what the host produced")
+    }
+
+    func testDropModeKeepsTheNewestOutputAndReportsWhatItDropped() throws {
+        let markerPath = workDirectory + "/drop.finished"
+        // About 290 KB of numbered lines into a 64 KiB buffer nobody reads.
+        let script = "for i in $(seq 1 30000); do echo \"line $i\"; done; touch \"$1\""
+        let total = (1...30000).reduce(0) { $0 + "line \($1)\n".utf8.count }
+        let started = try tether(["invoke", "--computer", "alpha", "--session-name", "lossy", "--in-disconnected-session",
+                                  "--output-buffering", "drop", "--buffer-limit", "65536",
+                                  "--", script, markerPath], home: firstHome)
+        XCTAssertEqual(started.status, .exited(0), started.stderrText)
+        // drop never holds the command back: it finishes with nobody reading.
+        try waitUntil("the command finished", timeout: 60) { access(markerPath, F_OK) == 0 }
+        try waitUntil("the session is idle") { (try remoteSession("lossy", home: firstHome))["busy"] as? Bool == false }
+
+        let received = try tether(["receive", "--computer", "alpha", "--name", "lossy"], home: secondHome)
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        // The newest output arrived, in order and without gaps after the drop.
+        let numbers = lineNumbers(received.stdoutText)
+        let first = try XCTUnwrap(numbers.first, "nothing received")
+        XCTAssertGreaterThan(first, 1, "the oldest output should have been dropped")
+        XCTAssertEqual(numbers, Array(first...30000))
+        XCTAssertLessThanOrEqual(received.stdout.count, 65536 + 4096)
+        // ... and the receiver is told how much was dropped.
+        let notice = received.stderrText
+        XCTAssertTrue(notice.contains("were dropped while nobody read them"), notice)
+        let dropped = try XCTUnwrap(notice.split(separator: " ").lazy.compactMap { Int($0) }.first, notice)
+        // A line cut by a record boundary is still counted whole by the line check, so
+        // compare bytes: what was dropped plus what arrived is everything.
+        XCTAssertEqual(dropped + received.stdout.count, total, notice)
+    }
+
+    // MARK: Host processes killed
+
+    func testRegistryKilledLosesNoSession() throws {
+        try check(["new", "alpha", "--name", "kept"], home: firstHome)
+        try check(["invoke", "--name", "kept", "--", "x=5"], home: firstHome)
+        try check(["invoke", "--computer", "alpha", "--session-name", "running", "--in-disconnected-session",
+                   "--", Self.loop], home: firstHome)
+        let registry = try XCTUnwrap(alpha.registryPID(), "no registry runs")
+        let runspaces = alpha.runspacePIDs()
+        XCTAssertEqual(runspaces.count, 2)
+        try Processes.kill9(registry)
+        try Processes.waitForExit(registry)
+
+        // The next connection starts a new registry, which re-adopts both sessions.
+        let sessions = try getJSON(home: firstHome)
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: sessions.map { ($0["name"] as! String, $0["state"] as! String) }),
+                       ["kept": "Opened", "running": "Disconnected"])
+        XCTAssertNotEqual(alpha.registryPID(), registry)
+        XCTAssertEqual(alpha.runspacePIDs(), runspaces, "the runspaces lived on")
+
+        let received = try tether(["receive", "--name", "running"], home: firstHome)
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(received.stdoutText, Self.allLines)
+        XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "echo \"$x\""], home: firstHome), "5\n")
+        // The other machine sees them too.
+        XCTAssertEqual(try getJSON(["--computer", "alpha"], home: secondHome).count, 2)
+    }
+
+    func testSessionWhoseBashIsKilledIsBrokenWhileAnotherKeepsWorking() throws {
+        try check(["new", "alpha", "--name", "victim"], home: firstHome)
+        try check(["new", "alpha", "--name", "bystander"], home: firstHome)
+        try check(["invoke", "--name", "bystander", "--", "y=9"], home: firstHome)
+        let victim = try XCTUnwrap(try getJSON(["--name", "victim"], home: firstHome).first)
+        let instanceID = try XCTUnwrap(victim["instanceId"] as? String)
+        let runspace = try XCTUnwrap(alpha.runspacePID(instanceID: instanceID))
+        let bash = try XCTUnwrap(alpha.interpreterPID(ofRunspace: runspace))
+        try Processes.kill9(bash)
+
+        var broken: [String: Any] = [:]
+        try waitUntil("the session shows Broken") {
+            broken = try XCTUnwrap(try getJSON(["--name", "victim"], home: firstHome).first)
+            return broken["state"] as? String == "Broken"
+        }
+        XCTAssertEqual(broken["availability"] as? String, "None")
+        let reason = try XCTUnwrap(broken["reason"] as? String, "\(broken)")
+        XCTAssertTrue(reason.contains("bash") && reason.contains("9"), reason)
+        // Another machine sees it Broken with the reason as well.
+        let elsewhere = try remoteSession("victim", home: secondHome)
+        XCTAssertEqual(elsewhere["state"] as? String, "Broken")
+        XCTAssertEqual(elsewhere["reason"] as? String, reason)
+
+        let refused = try tether(["invoke", "--name", "victim", "--", "echo no"], home: firstHome)
+        XCTAssertEqual(refused.status, .exited(1), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("broken"), refused.stderrText)
+
+        XCTAssertEqual(try check(["invoke", "--name", "bystander", "--", "echo \"$y\""], home: firstHome), "9\n")
+        let table = try getJSON(home: firstHome)
+        XCTAssertEqual(table.first { $0["name"] as? String == "bystander" }?["state"] as? String, "Opened")
+    }
+
+    // MARK: Idle timeout
+
+    func testIdleTimeoutRemovesADisconnectedSessionAndLaterQueriesSaySo() throws {
+        // Held sessions don't time out: the clock starts at disconnect.
+        try check(["new", "alpha", "--name", "held", "--idle-timeout", "2"], home: firstHome)
+        try check(["invoke", "--computer", "alpha", "--session-name", "idle", "--in-disconnected-session",
+                   "--idle-timeout", "2", "--", "echo bye"], home: firstHome)
+        let idle = try remoteSession("idle", home: firstHome)
+        XCTAssertEqual(idle["idleTimeout"] as? Double, 2)
+        let instanceID = try XCTUnwrap(idle["instanceId"] as? String)
+
+        try waitUntil("the idle session was removed") {
+            try getJSON(["--computer", "alpha", "--name", "idle"], home: secondHome).isEmpty
+        }
+        let gone = try XCTUnwrap(try getJSON(["--instance-id", instanceID], home: firstHome).first)
+        XCTAssertEqual(gone["state"] as? String, "Closed")
+        let reason = try XCTUnwrap(gone["reason"] as? String, "\(gone)")
+        XCTAssertTrue(reason.contains("idle timeout"), reason)
+        let asked = try XCTUnwrap(try getJSON(["--computer", "alpha", "--instance-id", instanceID], home: secondHome).first)
+        XCTAssertEqual(asked["state"] as? String, "Closed")
+        XCTAssertTrue((asked["reason"] as? String ?? "").contains("idle timeout"), "\(asked)")
+        let receive = try tether(["receive", "--computer", "alpha", "--instance-id", instanceID], home: secondHome)
+        XCTAssertEqual(receive.status, .exited(1), receive.stderrText)
+        XCTAssertTrue(receive.stderrText.contains("idle timeout"), receive.stderrText)
+
+        // The held one is still there; once disconnected, it goes too.
+        let held = try XCTUnwrap(try getJSON(["--name", "held"], home: firstHome).first)
+        XCTAssertEqual(held["state"] as? String, "Opened")
+        try check(["disconnect", "--name", "held"], home: firstHome)
+        try waitUntil("the released session was removed") {
+            try getJSON(["--computer", "alpha", "--name", "held"], home: secondHome).isEmpty
+        }
+        XCTAssertEqual(alpha.runspacePIDs(), [], "the runspaces ended")
+    }
+
+    func testIdleTimeoutBelowTheHostsMinimumIsRefusedByTheHost() throws {
+        try check(["new", "alpha", "--name", "s"], home: firstHome)
+        let result = try tether(["disconnect", "--name", "s", "--idle-timeout", "0.5"], home: firstHome)
+        XCTAssertEqual(result.status, .exited(1), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("below this host's minimum of 1s"), result.stderrText)
+    }
+
+    // MARK: disconnect
+
+    func testDisconnectingADisconnectedSessionIsANoOp() throws {
+        try check(["invoke", "--computer", "alpha", "--session-name", "free", "--in-disconnected-session",
+                   "--", "v=1"], home: firstHome)
+        for _ in 0..<2 {
+            let result = try tether(["disconnect", "--name", "free", "--json"], home: firstHome)
+            XCTAssertEqual(result.status, .exited(0), result.stderrText)
+            XCTAssertEqual(result.stderrText, "")
+            let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdoutText.utf8)) as? [[String: Any]])
+            XCTAssertEqual(rows.first?["state"] as? String, "Disconnected")
+            XCTAssertEqual(rows.first?["availability"] as? String, "None")
+        }
+        // Another client that never held it: also a no-op.
+        try check(["disconnect", "--computer", "alpha", "--name", "free"], home: secondHome)
+        // But a session held by someone else is not this client's to let go.
+        try check(["connect", "--name", "free"], home: firstHome)
+        let refused = try tether(["disconnect", "--name", "free"], home: secondHome)
+        XCTAssertEqual(refused.status, .exited(1), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("held by"), refused.stderrText)
+        XCTAssertEqual(try check(["invoke", "--name", "free", "--", "echo $v"], home: firstHome), "1\n")
+    }
+}
