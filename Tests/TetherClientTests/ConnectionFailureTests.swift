@@ -58,6 +58,28 @@ final class ConnectionFailureTests: CLITestCase {
         XCTAssertTrue(noScript.stderrText.contains("give the command to run after --"), noScript.stderrText)
     }
 
+    func testProtocolVersionMismatchIs255WithBothVersions() throws {
+        // A "subsystem" that answers with a hello of version 99 (0x63).
+        let script = workDirectory + "/future-subsystem"
+        try writeFile(script, """
+            #!/bin/bash
+            json='{"role":"host","software":"tether/9"}'
+            len=$((5 + 8 + 2 + ${#json}))
+            printf "\\x00\\x00\\x00\\x$(printf %02x $len)\\x01\\x00\\x00\\x00\\x00TETHER\\r\\n\\x00\\x63%s" "$json"
+            cat >/dev/null
+
+            """)
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        let future = try SSHDFixture(SSHDFixture.Options(hostAlias: "future", subsystemPath: script))
+        defer { future.stop() }
+        try writeFile(sshConfigPath, alpha.configuration.sshConfig + "\n" + future.configuration.sshConfig)
+
+        let result = try tether(["get", "--computer", "future"], timeout: 30)
+        XCTAssertEqual(result.status, .exited(255), result.stderrText)
+        XCTAssertTrue(result.stderrText.hasPrefix("tether: future: protocol version mismatch"), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("99") && result.stderrText.contains("version 1"), result.stderrText)
+    }
+
     /// A loopback port nothing listens on: bind one, note it, close it.
     private func closedLoopbackPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

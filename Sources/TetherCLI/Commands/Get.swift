@@ -100,7 +100,13 @@ struct Get: AsyncParsableCommand {
                     if let summary = byID[local.instanceID] {
                         rows.append(SessionRow(local: local, summary: summary))
                     } else {
-                        rows.append(SessionRow(local: local, state: .closed, reason: "no longer on the host"))
+                        // The host may remember why it is gone (removed after an idle timeout).
+                        let tombstone = try? await host.sessions(filter: SessionFilter(instanceID: local.instanceID)).first
+                        if let tombstone, tombstone.instanceID == local.instanceID {
+                            rows.append(SessionRow(local: local, summary: tombstone))
+                        } else {
+                            rows.append(SessionRow(local: local, state: .closed, reason: "no longer on the host"))
+                        }
                         gone.append(local.instanceID)
                     }
                 }

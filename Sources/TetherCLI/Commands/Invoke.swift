@@ -33,6 +33,7 @@ struct Invoke: AsyncParsableCommand {
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
+          tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
         """))
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
@@ -58,6 +59,18 @@ struct Invoke: AsyncParsableCommand {
     @Option(name: .customLong("session-name"), help: "Name of the session --in-disconnected-session creates.")
     var sessionName: String?
 
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
+        "With --in-disconnected-session: seconds the new session is kept while disconnected (default 7200; the host's minimum, normally 60, applies).",
+        valueName: "SEC"))
+    var idleTimeout: Double?
+
+    @Option(name: .customLong("output-buffering"), help: "With --in-disconnected-session: block or drop, when unread output fills the buffer.")
+    var outputBuffering: OutputBuffering?
+
+    @Option(name: .customLong("buffer-limit"), help: ArgumentHelp(
+        "With --in-disconnected-session: bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
+    var bufferLimit: Int?
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     @Argument(parsing: .remaining, help: ArgumentHelp("SCRIPT and its ARGS (after --).", valueName: "SCRIPT"))
@@ -75,9 +88,11 @@ struct Invoke: AsyncParsableCommand {
             if selector.hasSessionFilter {
                 throw ValidationError("--in-disconnected-session creates new sessions: use --computer and --session-name, not --name/--id/--instance-id")
             }
-        } else if sessionName != nil {
-            throw ValidationError("--session-name goes with --in-disconnected-session")
+        } else if sessionName != nil || idleTimeout != nil || outputBuffering != nil || bufferLimit != nil {
+            throw ValidationError("--session-name, --idle-timeout, --output-buffering and --buffer-limit describe the session --in-disconnected-session creates; for an existing session use tether disconnect (or tether new)")
         }
+        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
+        if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
@@ -148,7 +163,8 @@ struct Invoke: AsyncParsableCommand {
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
             do {
                 let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName)
+                let session = try await host.createSession(name: sessionName, idleTimeout: idleTimeout,
+                                                           outputBuffering: outputBuffering, bufferLimit: bufferLimit)
                 _ = try await session.invoke(script, arguments: arguments)
                 try await session.detach()
                 let summary = try await host.release(instanceID: session.instanceID)

@@ -25,7 +25,7 @@ struct New: AsyncParsableCommand {
     var configuration: String?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
-        "Seconds a disconnected session is kept (default 7200, minimum 60).", valueName: "SEC"))
+        "Seconds a disconnected session is kept (default 7200; the host's minimum, normally 60, applies).", valueName: "SEC"))
     var idleTimeout: Double?
 
     @Option(name: .customLong("output-buffering"), help: "block or drop: what happens when unread output fills the buffer.")
@@ -41,7 +41,8 @@ struct New: AsyncParsableCommand {
 
     func validate() throws {
         guard !splitList(computers).isEmpty else { throw ValidationError("name at least one computer") }
-        if let idleTimeout, idleTimeout < 60 { throw ValidationError("--idle-timeout must be at least 60 seconds") }
+        // The floor is the host's to set (an admin may lower it); the host names it when refusing.
+        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
     }
 
