@@ -25,7 +25,8 @@ public struct TetherCommand: AsyncParsableCommand {
           tether receive --computer web1 --name deploy
           tether remove --name deploy
         """),
-        subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self]
+        subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
+                      KeeperCommand.self]
     )
 
     public init() {}

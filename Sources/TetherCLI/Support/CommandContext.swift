@@ -8,7 +8,8 @@ struct CommandContext: Sendable {
     let failures = Failures()
 
     init(connection: ConnectionArguments) throws {
-        client = try TetherClient(home: .default)
+        // Through the keeper (warm shared connections) unless TETHER_KEEPER=0.
+        client = try TetherClient(home: .default, keeper: .thisExecutable)
         pool = HostPool(client: client, options: connection.options)
     }
 

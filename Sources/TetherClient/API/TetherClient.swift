@@ -17,12 +17,15 @@ public final class TetherClient: Sendable {
     public let clientID: String
     /// This machine's name, shown to other clients ("held by laptop since …").
     public let clientHost: String
+    /// Whether connections go through the client keeper (warm shared SSH connections).
+    public let keeper: KeeperUse
     let loop: ClientLoop
 
-    public init(home: ClientHome = .default) throws {
+    public init(home: ClientHome = .default, keeper: KeeperUse = .never) throws {
         self.home = home
         self.clientID = try home.clientID()
         self.clientHost = Environment.hostName()
+        self.keeper = keeper
         self.loop = ClientLoop.shared
     }
 
@@ -41,10 +44,13 @@ public final class TetherClient: Sendable {
         let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
                           software: "tether/0.1", hostname: clientHost, user: Environment.userName())
         let reactor = loop.reactor
+        let keeper = self.keeper
+        let home = self.home
         let (connection, hostHello) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
             let transport: ByteTransport
             do {
-                transport = try TransportFactory.make(reactor: reactor, destination: destination, options: options)
+                transport = try TransportFactory.make(reactor: reactor, destination: destination, options: options,
+                                                      keeper: keeper, hello: hello, home: home)
             } catch let error as TetherClientError {
                 done(.failure(error.on(host: destination)))
                 return

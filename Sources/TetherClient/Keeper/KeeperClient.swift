@@ -1,0 +1,162 @@
+import TetherIO
+import TetherProtocol
+
+/// One CLI stream inside the keeper (one accepted Unix connection). Loop-confined.
+///
+/// Phases: its keeper request (open, status, stop) → waiting for the link → its Tether
+/// hello, answered here with the host's cached hello → relaying through the link.
+final class KeeperClient {
+    enum Phase {
+        case awaitingRequest
+        case awaitingLink
+        case awaitingHello(KeeperLink)
+        case relaying(KeeperLink)
+        case closed
+    }
+
+    let number: Int
+    let connection: FrameConnection
+    private(set) var phase = Phase.awaitingRequest
+    /// This CLI's channel numbers → the link's.
+    var channels: [UInt32: UInt32] = [:]
+
+    /// The first frame was a keeper request.
+    var onRequest: (KeeperClient, KeeperRequest) -> Void = { _, _ in }
+    /// Called once when the stream is over, whatever ended it.
+    var onClosed: (KeeperClient) -> Void = { _ in }
+
+    init(number: Int, reactor: Reactor, socket: Int32) {
+        self.number = number
+        // A CLI stream is short-lived and mostly small; 64 KiB of read buffer is plenty.
+        connection = FrameConnection(reactor: reactor, readFD: socket, writeFD: socket,
+                                     name: "tether CLI #\(number)", readBufferSize: 64 * 1024)
+        connection.onFrame = { [weak self] frame in self?.received(frame) }
+        connection.onClose = { [weak self] _ in self?.closed() }
+        connection.onDrained = { [weak self] in
+            guard let self, case .relaying(let link) = self.phase else { return }
+            link.unblock(self.number)
+        }
+    }
+
+    func start() {
+        connection.start()
+    }
+
+    private func received(_ frame: Frame) {
+        switch phase {
+        case .awaitingRequest:
+            let request: KeeperRequest
+            do {
+                request = try KeeperCodec.decodeRequest(frame)
+            } catch {
+                connection.fail(ErrorBody(error.code, "not a keeper request: \(error)"))
+                return
+            }
+            // Nothing more is read until the request is answered (the hello waits).
+            phase = .awaitingLink
+            connection.pauseReading()
+            onRequest(self, request)
+        case .awaitingLink:
+            break  // paused; not reached
+        case .awaitingHello(let link):
+            hello(frame, link: link)
+        case .relaying(let link):
+            if frame.channel == 0 && frame.type == .error {
+                // The CLI gives up on its connection. On a direct connection that ends the
+                // SSH connection; here it ends only this CLI's stream.
+                connection.closeAfterFlush()
+                return
+            }
+            link.fromClient(self, frame)
+        case .closed:
+            break
+        }
+    }
+
+    // MARK: Answers to the keeper request
+
+    /// Answers and ends the stream (status, stop, a failed open, a fallback).
+    func finish(with reply: KeeperReply) {
+        guard case .awaitingLink = phase else { return }
+        connection.send(KeeperCodec.replyFrame(reply))
+        connection.closeAfterFlush()
+    }
+
+    /// The link is up: say so, then read the CLI's hello.
+    func opened(_ link: KeeperLink, notices: [String]) {
+        guard case .awaitingLink = phase else { return }
+        phase = .awaitingHello(link)
+        connection.send(KeeperCodec.replyFrame(.opened(notices: notices)))
+        connection.resumeReading()
+        connection.deliverBufferedFrames()
+    }
+
+    /// The host's side of the handshake, from the cache: magic and version are checked
+    /// exactly as the subsystem checks them, and the hello must be the one the link was
+    /// opened for (the link says the client's identity to the host).
+    private func hello(_ frame: Frame, link: KeeperLink) {
+        guard frame.type == .hello, frame.channel == 0 else {
+            connection.fail(ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)"))
+            return
+        }
+        let hello: Hello
+        do {
+            hello = try Hello.decode(frame.payload)
+        } catch {
+            connection.fail(ErrorBody(error.code, error.description))
+            return
+        }
+        guard hello.role == .client else {
+            connection.fail(ErrorBody(.badFrame, "expected hello with role client, got role \(hello.role.rawValue)"))
+            return
+        }
+        guard (hello.clientID ?? "") == link.key.clientID else {
+            connection.fail(ErrorBody(.badRequest, "this stream was opened for client id \(link.key.clientID), but the hello says \(hello.clientID ?? "none")"))
+            return
+        }
+        guard link.isReady else {
+            // The link died between the open answer and this hello.
+            linkEnded(sending: KeeperLinkEnd.frame(.lost, "connection lost", failureKind: .connection))
+            return
+        }
+        phase = .relaying(link)
+        connection.send(Frame(type: .hello, channel: 0, payload: link.hostHelloPayload))
+        link.add(self)
+    }
+
+    /// A frame a CLI never sends: say so and end this stream (only this one).
+    func violation(_ what: String) {
+        connection.protocolFailure(.unexpected(what))
+    }
+
+    /// The link is over: pass on its last words (if any) and end the stream.
+    func linkEnded(sending last: Frame?) {
+        switch phase {
+        case .closed:
+            return
+        case .awaitingHello, .relaying:
+            phase = .awaitingLink  // no longer routed anywhere
+        case .awaitingRequest, .awaitingLink:
+            break
+        }
+        if let last { connection.send(last) }
+        connection.closeAfterFlush()
+    }
+
+    /// Ends the stream now (the keeper stops).
+    func close() {
+        connection.closeAfterFlush()
+    }
+
+    private func closed() {
+        let previous = phase
+        phase = .closed
+        switch previous {
+        case .awaitingHello(let link), .relaying(let link):
+            link.remove(self)
+        default:
+            break
+        }
+        onClosed(self)
+    }
+}

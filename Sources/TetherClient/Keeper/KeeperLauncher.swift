@@ -1,0 +1,117 @@
+import Glibc
+import TetherIO
+
+/// Finds the keeper, starting it if nobody answers — the registry's (and tmux's) way:
+/// connect; on failure take the lock file, try again (another CLI may have just started
+/// one), and only then clear a stale socket and spawn a keeper, waiting on its ready pipe.
+/// The lock makes simultaneous first CLIs start exactly one keeper.
+///
+/// Blocks the calling thread for at most `readyTimeout` (a keeper starts in milliseconds).
+/// Every failure is thrown; the caller then connects directly instead.
+enum KeeperLauncher {
+    static let readyTimeout: Double = 5
+    /// The file descriptor the keeper writes "ok" (or why not) on.
+    static let readyFD: Int32 = 3
+
+    private static let spawnedLock = Lock()
+    nonisolated(unsafe) private static var spawned: [pid_t] = []  // guarded by spawnedLock
+
+    /// A connected, uid-checked socket to the keeper (blocking).
+    static func connect(paths: KeeperPaths, executable: String) throws -> Int32 {
+        reapExitedKeepers()
+        try SecureDirectory.prepare(paths.directory)
+        if let fd = try connectIfServing(paths) { return fd }
+
+        let lockFD = open(paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else { throw SystemError.last("open \(paths.lock)") }
+        defer { close(lockFD) }  // closing drops the flock
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw SystemError.last("flock \(paths.lock)") }
+        }
+        if let fd = try connectIfServing(paths) { return fd }
+
+        unlink(paths.socket)
+        try spawnKeeper(paths: paths, executable: executable)
+        return try UnixSocket.connect(path: paths.socket)
+    }
+
+    /// Connects if a keeper listens; nil if the socket is missing or refuses.
+    static func connectIfServing(_ paths: KeeperPaths) throws -> Int32? {
+        do {
+            return try UnixSocket.connect(path: paths.socket)
+        } catch let error as SystemError where error.errno == ENOENT || error.errno == ECONNREFUSED {
+            return nil
+        }
+    }
+
+    private static func spawnKeeper(paths: KeeperPaths, executable: String) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError.last("pipe") }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        setCloseOnExec(readEnd)
+        setCloseOnExec(writeEnd)
+        defer { close(readEnd) }
+        var options = Spawn.Options()
+        options.fileActions = [readyFD: writeEnd]
+        options.devNull = [0, 1, 2]
+        // Its own session: no terminal, no job-control signals from the CLI's shell.
+        options.newSession = true
+        // Don't keep the CLI's working directory busy (an unmountable disk, a deleted dir).
+        options.workingDirectory = "/"
+        let arguments = [executable, "keeper", "--socket", paths.socket, "--ready-fd", String(readyFD)]
+        let pid: pid_t
+        do {
+            pid = try Spawn.spawn(path: executable, arguments: arguments, options: options)
+        } catch {
+            close(writeEnd)
+            throw error
+        }
+        close(writeEnd)
+        spawnedLock.withLock { spawned.append(pid) }
+        let answer = readLine(from: readEnd, timeout: readyTimeout)
+        guard let answer else {
+            kill(pid, SIGKILL)
+            throw TetherIOError("the tether keeper (pid \(pid)) did not report ready within \(Int(readyTimeout)) s; killed it")
+        }
+        let text = String(decoding: answer.prefix { $0 != 0x0a }, as: UTF8.self)
+        guard text == "ok" else {
+            throw TetherIOError("the tether keeper did not start: \(text.isEmpty ? "it exited" : text) (see \(paths.log))")
+        }
+    }
+
+    /// A long-lived process (a library user) may start more than one keeper over its life:
+    /// reap the ones that have exited so they don't stay zombies.
+    private static func reapExitedKeepers() {
+        spawnedLock.withLock {
+            spawned.removeAll { pid in
+                var status: Int32 = 0
+                let result = waitpid(pid, &status, WNOHANG)
+                return result == pid || (result < 0 && errno == ECHILD)
+            }
+        }
+    }
+
+    /// Bytes up to the first newline or EOF; nil if the deadline passes first. Waits in
+    /// poll(2) on the pipe, never by sleeping.
+    private static func readLine(from fd: Int32, timeout: Double) -> [UInt8]? {
+        let deadline = Reactor.now() + UInt64(timeout * 1e9)
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while true {
+            let now = Reactor.now()
+            guard now < deadline else { return nil }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32((deadline - now) / 1_000_000) + 1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return received
+            }
+            if ready == 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return received }
+            if n == 0 { return received }
+            received.append(contentsOf: buffer[0..<n])
+            if received.contains(0x0a) { return received }
+        }
+    }
+}

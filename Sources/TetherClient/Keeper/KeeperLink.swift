@@ -1,0 +1,594 @@
+import TetherIO
+import TetherProtocol
+import TetherSSH
+
+/// What makes two CLI requests share a link: the same computer name, the same resolved
+/// ssh settings, the same client identity. (The connect timeout is left out: it only
+/// matters while connecting, and a warm link is worth more than a different timeout.)
+struct KeeperLinkKey: Hashable, Sendable {
+    var destination: String
+    var target: KeeperTarget
+    var clientID: String
+    var clientHost: String
+
+    init(_ open: KeeperOpen) {
+        destination = open.destination
+        target = open.target
+        target.connectTimeout = nil
+        clientID = open.hello.clientID ?? ""
+        clientHost = open.hello.clientHost ?? ""
+    }
+}
+
+/// One warm SSH connection (one `tether` subsystem channel) to one host, shared by the
+/// CLI streams of one client. Loop-confined.
+///
+/// The keeper does the Tether handshake itself and keeps the host's hello; each CLI's
+/// frames are relayed with their request ids and channel numbers mapped onto the link's
+/// own (request ids: CLI id ↔ link id; channels: CLI N ↔ link M). Output, stdin and acks
+/// cross with only the channel field of their header rewritten — their payloads are never
+/// parsed. Control frames (requests, responses, events) are small, and the few the
+/// keeper must understand (attach, detach, takenOver) are decoded.
+final class KeeperLink {
+    enum Phase {
+        case connecting
+        case ready
+        case closed
+    }
+
+    enum Outcome {
+        case ready(notices: [String])
+        case failed(KeeperFailure)
+        case fallback(String)
+    }
+
+    /// Where a request's answer goes.
+    private struct PendingRequest {
+        enum Purpose {
+            /// Any request of a CLI: the answer goes back to it.
+            case relay
+            /// An attach: a failure answer ends the channel.
+            case attach
+            /// A CLI's own detach: the answer ends the channel.
+            case detach
+            /// The keeper's detach for a CLI that went away: the answer is swallowed.
+            case cleanup
+            /// The keeper's liveness check before reusing a quiet link.
+            case keepalive
+        }
+        var client: Int
+        var clientRequestID: UInt32
+        var clientChannel: UInt32
+        var linkChannel: UInt32
+        var purpose: Purpose
+    }
+
+    private enum ChannelRoute {
+        /// Link channel M is the CLI's channel N.
+        case client(number: Int, channel: UInt32)
+        /// The CLI went away; the keeper's detach is on its way. Output is dropped (it
+        /// stays journaled on the host: nothing acknowledged it).
+        case cleaningUp
+    }
+
+    let key: KeeperLinkKey
+    let open: KeeperOpen
+    private let reactor: Reactor
+    private let log: KeeperLog
+    private let persist: Double
+    private let connection: SSHConnection
+    private let passphrases = PassphraseWanted()
+    private(set) var phase = Phase.connecting
+    /// The host's hello payload, exactly as it came: every CLI gets it as its answer.
+    private(set) var hostHelloPayload: [UInt8] = []
+    private var notices: [String] = []
+    private var waiters: [(Outcome) -> Void] = []
+    private var decoder = FrameDecoder()
+    private var handshakeTimer: TimerHandle?
+    private var idleTimer: TimerHandle?
+    private var keepaliveTimer: TimerHandle?
+    private var keepaliveWaiters: [(Bool) -> Void] = []
+
+    private var clients: [Int: KeeperClient] = [:]
+    private var pending: [UInt32: PendingRequest] = [:]
+    private var routes: [UInt32: ChannelRoute] = [:]
+    private var nextRequestID: UInt32 = 1
+    private var nextChannel: UInt32 = 1
+
+    /// CLIs whose sockets are backed up: the link is not read while any is (head of line:
+    /// one slow CLI holds up the others on this link, as one slow reader of an SSH
+    /// connection would).
+    private var blockedBy = Set<Int>()
+    /// The SSH channel's queue is over the high watermark: no CLI of this link is read.
+    private var writeBackedUp = false
+
+    let startedAt = Reactor.now()
+    private var readyAt: UInt64 = 0
+    private var lastHeard = Reactor.now()
+    private var lastClientLeft = Reactor.now()
+    private(set) var opens = 0
+
+    /// Called once when the link is over (failed, lost, idle or stopped).
+    var onClosed: (KeeperLink) -> Void = { _ in }
+
+    static let writeHighWatermark = 4 << 20
+
+    init(open: KeeperOpen, reactor: Reactor, log: KeeperLog, persist: Double) {
+        self.key = KeeperLinkKey(open)
+        self.open = open
+        self.reactor = reactor
+        self.log = log
+        self.persist = persist
+        self.connection = SSHConnection(reactor: reactor, target: open.target.sshTarget)
+    }
+
+    var destination: String { open.destination }
+    var hostName: String { connection.target.displayName }
+    var clientCount: Int { clients.count }
+    var channelCount: Int { routes.count }
+    var isReady: Bool { phase == .ready }
+
+    /// Seconds since the host last sent anything.
+    var quietSeconds: Double { Double(Reactor.now() &- lastHeard) / 1e9 }
+
+    func status() -> KeeperStatus.Link {
+        let now = Reactor.now()
+        let state: String = switch phase {
+        case .connecting: "connecting"
+        case .ready: "ready"
+        case .closed: "closed"
+        }
+        return KeeperStatus.Link(
+            destination: destination, host: hostName, state: state, clients: clients.count, opens: opens,
+            channels: routes.count,
+            connectedSecondsAgo: readyAt == 0 ? 0 : Double(now &- readyAt) / 1e9,
+            idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0)
+    }
+
+    // MARK: Connecting
+
+    func start() {
+        connection.passphraseProvider = passphrases
+        connection.onNotice = { [weak self] message in
+            guard let self else { return }
+            if self.phase == .connecting { self.notices.append(message) }
+            self.log.write("\(self.destination): \(message)")
+        }
+        connection.onDrained = { [weak self] in self?.linkDrained() }
+        handshakeTimer = reactor.schedule(after: open.handshakeTimeout) { [weak self] in
+            guard let self, self.phase == .connecting else { return }
+            self.fail(KeeperFailure(.connection, "no answer from the tether subsystem within \(Int(self.open.handshakeTimeout)) s"))
+        }
+        log.write("\(destination): connecting to \(hostName)")
+        connection.start(
+            onReady: { [weak self] in
+                guard let self else { return }
+                self.connection.write(Frame(type: .hello, channel: 0, payload: self.open.hello.payload()).encoded())
+            },
+            onData: { [weak self] bytes in self?.received(bytes) },
+            onClose: { [weak self] error in self?.connectionClosed(error) })
+    }
+
+    /// Calls `completion` once the link is ready (or failed). A ready link answers at once.
+    func whenReady(_ completion: @escaping (Outcome) -> Void) {
+        switch phase {
+        case .connecting: waiters.append(completion)
+        case .ready: completion(.ready(notices: []))
+        case .closed: completion(.failed(KeeperFailure(.connection, "connection closed")))
+        }
+    }
+
+    /// Proves a quiet link is still alive with a `ping` before a CLI is put on it: a
+    /// connection that died silently (a laptop's network changed) would otherwise take
+    /// the CLI's first request into a black hole.
+    func checkAlive(timeout: Double, _ completion: @escaping (Bool) -> Void) {
+        guard phase == .ready else { completion(false); return }
+        keepaliveWaiters.append(completion)
+        guard keepaliveWaiters.count == 1 else { return }
+        let id = allocateRequestID()
+        pending[id] = PendingRequest(client: 0, clientRequestID: 0, clientChannel: 0, linkChannel: 0, purpose: .keepalive)
+        write(Frame(type: .request, channel: 0, payload: ControlCodec.request(id: id, .ping)))
+        keepaliveTimer = reactor.schedule(after: timeout) { [weak self] in
+            guard let self else { return }
+            self.keepaliveTimer = nil
+            self.log.write("\(self.destination): no answer to a keepalive within \(timeout) s; dropping the link")
+            self.fail(KeeperFailure(.connection, "connection lost (no answer from the host for \(Int(timeout)) s)"))
+        }
+    }
+
+    private func keepaliveAnswered() {
+        if let keepaliveTimer { reactor.cancel(keepaliveTimer) }
+        keepaliveTimer = nil
+        let waiting = keepaliveWaiters
+        keepaliveWaiters.removeAll()
+        waiting.forEach { $0(true) }
+    }
+
+    // MARK: CLIs joining and leaving
+
+    /// The CLI is past its hello: relay its frames from now on.
+    func add(_ client: KeeperClient) {
+        clients[client.number] = client
+        opens += 1
+        if let idleTimer { reactor.cancel(idleTimer) }
+        idleTimer = nil
+        if writeBackedUp { client.connection.pauseReading() }
+    }
+
+    /// The CLI's stream ended (EOF, crash, garbage): a disconnect, never a loss. Each
+    /// channel it still had is detached on the host — nothing else is sent for it: its
+    /// running commands go on, and output it did not acknowledge stays in the journal for
+    /// the next `receive`.
+    func remove(_ client: KeeperClient) {
+        guard clients.removeValue(forKey: client.number) != nil else { return }
+        for (_, linkChannel) in client.channels.sorted(by: { $0.key < $1.key }) {
+            routes[linkChannel] = .cleaningUp
+            let id = allocateRequestID()
+            pending[id] = PendingRequest(client: 0, clientRequestID: 0, clientChannel: 0,
+                                         linkChannel: linkChannel, purpose: .cleanup)
+            write(Frame(type: .request, channel: linkChannel, payload: ControlCodec.request(id: id, .detach)))
+        }
+        client.channels.removeAll()
+        unblock(client.number)
+        if clients.isEmpty {
+            lastClientLeft = Reactor.now()
+            scheduleIdleClose()
+        }
+    }
+
+    private func scheduleIdleClose() {
+        if let idleTimer { reactor.cancel(idleTimer) }
+        idleTimer = reactor.schedule(after: persist) { [weak self] in
+            guard let self, self.clients.isEmpty else { return }
+            self.idleTimer = nil
+            self.log.write("\(self.destination): unused for \(Int(self.persist)) s; closing the link")
+            self.close()
+        }
+    }
+
+    // MARK: CLI → host
+
+    /// A frame from a relaying CLI.
+    func fromClient(_ client: KeeperClient, _ frame: Frame) {
+        guard phase == .ready else { return }
+        if frame.channel == 0 {
+            switch frame.type {
+            case .request:
+                forwardRequest(frame, from: client, clientChannel: 0, linkChannel: 0, purpose: .relay)
+            default:
+                client.violation("a \(frame.type) frame on channel 0")
+            }
+            return
+        }
+        let number = frame.channel
+        switch frame.type {
+        case .request:
+            let linkChannel = client.channels[number] ?? openRoute(for: client, channel: number)
+            let purpose: PendingRequest.Purpose
+            switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
+            case .attach: purpose = .attach
+            case .detach: purpose = .detach
+            default: purpose = .relay
+            }
+            forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
+        case .stdinData, .stdinEOF, .ack:
+            // For a channel that is over these are moot, as on the host.
+            guard let linkChannel = client.channels[number] else { return }
+            write(retagged(frame, channel: linkChannel))
+        case .error:
+            // The CLI gives up on this channel; the host closes it without an answer.
+            guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
+            routes[linkChannel] = nil
+            write(retagged(frame, channel: linkChannel))
+        case .hello, .response, .event, .record:
+            client.violation("a \(frame.type) frame on channel \(number)")
+        }
+    }
+
+    private func openRoute(for client: KeeperClient, channel number: UInt32) -> UInt32 {
+        var candidate = nextChannel
+        while candidate == 0 || routes[candidate] != nil { candidate &+= 1 }
+        nextChannel = candidate &+ 1
+        routes[candidate] = .client(number: client.number, channel: number)
+        client.channels[number] = candidate
+        return candidate
+    }
+
+    private func forwardRequest(_ frame: Frame, from client: KeeperClient, clientChannel: UInt32,
+                                linkChannel: UInt32, purpose: PendingRequest.Purpose) {
+        guard let clientID = ControlCodec.requestID(of: frame.payload) else {
+            client.violation("a request frame of \(frame.payload.count) bytes without a request id")
+            return
+        }
+        let id = allocateRequestID()
+        pending[id] = PendingRequest(client: client.number, clientRequestID: clientID, clientChannel: clientChannel,
+                                     linkChannel: linkChannel, purpose: purpose)
+        var frame = frame
+        frame.channel = linkChannel
+        Self.setRequestID(id, in: &frame.payload)
+        write(frame)
+    }
+
+    /// Link request ids: below 0x80000000 (the host reserves the top bit), never one
+    /// that still waits for its answer.
+    private func allocateRequestID() -> UInt32 {
+        var id = nextRequestID
+        while pending[id] != nil || id == 0 { id = id >= 0x7fff_ffff ? 1 : id + 1 }
+        nextRequestID = id >= 0x7fff_ffff ? 1 : id + 1
+        return id
+    }
+
+    private func write(_ frame: Frame) {
+        guard phase != .closed else { return }
+        connection.write(frame.encoded())
+        if !writeBackedUp && connection.pendingWriteBytes > Self.writeHighWatermark {
+            writeBackedUp = true
+            for client in clients.values { client.connection.pauseReading() }
+        }
+    }
+
+    private func linkDrained() {
+        guard writeBackedUp, connection.pendingWriteBytes <= Self.writeHighWatermark else { return }
+        writeBackedUp = false
+        for client in Array(clients.values) {
+            client.connection.resumeReading()
+            client.connection.deliverBufferedFrames()
+        }
+    }
+
+    // MARK: Host → CLI
+
+    private func received(_ bytes: [UInt8]) {
+        lastHeard = Reactor.now()
+        decoder.append(bytes)
+        deliverFrames()
+    }
+
+    private func deliverFrames() {
+        while phase != .closed && blockedBy.isEmpty {
+            let frame: Frame?
+            do {
+                frame = try decoder.next()
+            } catch {
+                fail(KeeperFailure(.protocolViolation, "the host sent garbage: \(error)"))
+                return
+            }
+            guard let frame else { return }
+            if phase == .connecting {
+                handshake(frame)
+            } else {
+                fromHost(frame)
+            }
+        }
+    }
+
+    private func handshake(_ frame: Frame) {
+        switch frame.type {
+        case .hello:
+            do {
+                _ = try Hello.decode(frame.payload)
+            } catch .versionMismatch(let peer, let ours) {
+                fail(KeeperFailure(.versionMismatch,
+                    "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
+                return
+            } catch {
+                fail(KeeperFailure(.protocolViolation, "the subsystem did not answer like a Tether host: \(error)"))
+                return
+            }
+            hostHelloPayload = frame.payload
+            phase = .ready
+            readyAt = Reactor.now()
+            if let handshakeTimer { reactor.cancel(handshakeTimer) }
+            handshakeTimer = nil
+            let t = connection.timings
+            log.write("\(destination): link ready (\(hostName); tcp \(Int(t.tcp)) ms, kex \(Int(t.handshake)) ms, auth \(Int(t.auth)) ms)")
+            let waiting = waiters
+            let said = notices
+            waiters.removeAll()
+            notices.removeAll()
+            waiting.forEach { $0(.ready(notices: said)) }
+            if clients.isEmpty { scheduleIdleClose() }
+        case .error:
+            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload)) ?? ErrorBody(.internal, "unreadable error frame")
+            fail(KeeperFailure(hostError: body))
+        default:
+            fail(KeeperFailure(.protocolViolation, "the host sent a \(frame.type) frame before its hello"))
+        }
+    }
+
+    private func fromHost(_ frame: Frame) {
+        if frame.channel != 0 {
+            switch frame.type {
+            case .response: routeResponse(frame)
+            case .record, .event, .error: routeChannelFrame(frame)
+            case .hello, .request, .stdinData, .stdinEOF, .ack:
+                fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
+            }
+            return
+        }
+        switch frame.type {
+        case .response:
+            routeResponse(frame)
+        case .error:
+            // Fatal for the whole connection: every CLI hears the host's own words, as
+            // it would have on a direct connection.
+            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload)) ?? ErrorBody(.internal, "unreadable error frame")
+            log.write("\(destination): the host ended the connection: \(body.message)")
+            finish(.failed(KeeperFailure(hostError: body)), sending: frame)
+        case .event:
+            break  // nothing is addressed to the connection itself
+        case .hello, .request, .stdinData, .stdinEOF, .ack, .record:
+            fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
+        }
+    }
+
+    private func routeResponse(_ frame: Frame) {
+        guard let id = ControlCodec.requestID(of: frame.payload),
+              let request = pending.removeValue(forKey: id) else { return }
+        switch request.purpose {
+        case .keepalive:
+            keepaliveAnswered()
+            return
+        case .cleanup:
+            routes[request.linkChannel] = nil
+            return
+        case .detach:
+            endChannel(request.linkChannel)
+        case .attach:
+            if case .failure = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
+                endChannel(request.linkChannel)
+            }
+        case .relay:
+            break
+        }
+        guard let client = clients[request.client] else { return }
+        var frame = frame
+        frame.channel = request.clientChannel
+        Self.setRequestID(request.clientRequestID, in: &frame.payload)
+        send(frame, to: client)
+    }
+
+    private func routeChannelFrame(_ frame: Frame) {
+        guard let route = routes[frame.channel] else { return }  // stragglers of a finished channel
+        guard case .client(let number, let clientChannel) = route else {
+            if frame.type == .error { routes[frame.channel] = nil }
+            return
+        }
+        if frame.type == .error {
+            endChannel(frame.channel)
+        } else if frame.type == .event, case .takenOver = try? WireJSON.decode(Event.self, from: frame.payload) {
+            // The host detaches a channel whose session another client took.
+            endChannel(frame.channel)
+        }
+        guard let client = clients[number] else { return }
+        send(retagged(frame, channel: clientChannel), to: client)
+    }
+
+    /// Link channel M is over on the host: forget both ends of its route.
+    private func endChannel(_ linkChannel: UInt32) {
+        guard let route = routes.removeValue(forKey: linkChannel),
+              case .client(let number, let clientChannel) = route,
+              let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
+        client.channels[clientChannel] = nil
+    }
+
+    private func send(_ frame: Frame, to client: KeeperClient) {
+        client.connection.send(frame)
+        if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
+            connection.pauseReading()
+        }
+    }
+
+    /// A CLI's socket drained (or the CLI left): read the link again if nobody else blocks.
+    func unblock(_ number: Int) {
+        guard blockedBy.remove(number) != nil, blockedBy.isEmpty, phase != .closed else { return }
+        connection.resumeReading()
+        // Frames already decoded wait in the decoder: deliver them now.
+        deliverFrames()
+    }
+
+    private func retagged(_ frame: Frame, channel: UInt32) -> Frame {
+        var frame = frame
+        frame.channel = channel
+        return frame
+    }
+
+    private static func setRequestID(_ id: UInt32, in payload: inout [UInt8]) {
+        guard payload.count >= 4 else { return }
+        payload[0] = UInt8(id >> 24)
+        payload[1] = UInt8((id >> 16) & 0xff)
+        payload[2] = UInt8((id >> 8) & 0xff)
+        payload[3] = UInt8(id & 0xff)
+    }
+
+    // MARK: Ending
+
+    private func connectionClosed(_ error: SSHError?) {
+        switch phase {
+        case .connecting:
+            if let error {
+                if error.kind == .authenticationFailed && passphrases.wasAsked {
+                    log.write("\(destination): login needs a passphrase; the CLI connects directly")
+                    finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)"), sending: nil)
+                } else {
+                    fail(KeeperFailure(.connection, error.message))
+                }
+            } else {
+                fail(KeeperFailure(.connection,
+                    "the connection closed before the tether subsystem answered (is the \"tether\" subsystem configured in sshd?)"))
+            }
+        case .ready:
+            if let error {
+                log.write("\(destination): link lost: \(error.message)")
+                finish(.failed(KeeperFailure(.connection, error.message)),
+                       sending: KeeperLinkEnd.frame(.lost, error.message, failureKind: .connection))
+            } else {
+                log.write("\(destination): the host closed the link")
+                finish(.failed(KeeperFailure(.connection, "connection closed by the host")),
+                       sending: KeeperLinkEnd.frame(.closed, "connection closed by the host"))
+            }
+        case .closed:
+            break
+        }
+    }
+
+    /// Fails the link: waiting CLIs get the failure as their open answer, relaying CLIs
+    /// get it as the end of their stream.
+    func fail(_ failure: KeeperFailure) {
+        guard phase != .closed else { return }
+        if phase == .connecting {
+            log.write("\(destination): \(failure.message)")
+        } else {
+            log.write("\(destination): link failed: \(failure.message)")
+        }
+        finish(.failed(failure), sending: KeeperLinkEnd.frame(.lost, failure.message, failureKind: failure.kind))
+    }
+
+    /// Closes cleanly (idle, or the keeper stops): CLIs still on it hear "closed".
+    func close() {
+        guard phase != .closed else { return }
+        log.write("\(destination): closing the link")
+        finish(.failed(KeeperFailure(.connection, "the tether keeper closed the connection")),
+               sending: KeeperLinkEnd.frame(.closed, "connection closed by the tether keeper"))
+    }
+
+    private func finish(_ outcome: Outcome, sending last: Frame?) {
+        guard phase != .closed else { return }
+        phase = .closed
+        for timer in [handshakeTimer, idleTimer, keepaliveTimer].compactMap({ $0 }) { reactor.cancel(timer) }
+        handshakeTimer = nil
+        idleTimer = nil
+        keepaliveTimer = nil
+        connection.close()
+        let waiting = waiters
+        waiters.removeAll()
+        waiting.forEach { $0(outcome) }
+        let checking = keepaliveWaiters
+        keepaliveWaiters.removeAll()
+        checking.forEach { $0(false) }
+        let relaying = clients.values.sorted { $0.number < $1.number }
+        clients.removeAll()
+        pending.removeAll()
+        routes.removeAll()
+        blockedBy.removeAll()
+        for client in relaying {
+            client.linkEnded(sending: last)
+        }
+        onClosed(self)
+    }
+}
+
+/// Passphrases can't be typed into a keeper (it has no terminal): answer "none" and
+/// remember that one was wanted, so a failed login becomes "connect directly" (the CLI
+/// can ask) rather than an error.
+final class PassphraseWanted: PassphraseProvider, @unchecked Sendable {
+    private let lock = Lock()
+    private var asked = false  // guarded by lock
+
+    func passphrase(for keyPath: String) -> String? {
+        lock.withLock { asked = true }
+        return nil
+    }
+
+    var wasAsked: Bool { lock.withLock { asked } }
+}

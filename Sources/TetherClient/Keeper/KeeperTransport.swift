@@ -1,0 +1,345 @@
+import Glibc
+import TetherIO
+import TetherProtocol
+import TetherSSH
+
+/// The CLI's end of a keeper stream: a `ByteTransport` over the keeper's Unix socket.
+/// Loop-confined.
+///
+/// `start` finds (or starts) the keeper, sends the open request and waits for the answer:
+/// `opened` → the Tether stream flows as if the socket were the host; `failed` → the
+/// connection failure, reported exactly as a direct connection reports it; `fallback`, or
+/// no keeper to be had → a direct `SSHTransport`, silently, with the same callbacks.
+final class KeeperTransport: ByteTransport {
+    private enum Phase {
+        case idle
+        case opening
+        case relaying
+        case direct(ByteTransport)
+        case closed
+    }
+
+    private let reactor: Reactor
+    private let destination: String
+    private let options: ConnectionOptions
+    private let request: KeeperOpen
+    private let paths: KeeperPaths
+    private let executable: String
+    private var phase = Phase.idle
+
+    private var fd: Int32 = -1
+    private var readRegistration: Registration?
+    private var writeRegistration: Registration?
+    private var queue = WriteQueue()
+    private var answer: [UInt8] = []
+    private var scanner = LinkEndScanner()
+    private var readingPaused = false
+    private var eofRequested = false
+    private var eofSent = false
+    private var wasBackedUp = false
+    private var readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
+
+    private var onReady: () -> Void = {}
+    private var onData: ([UInt8]) -> Void = { _ in }
+    private var onClose: ((TetherClientError?) -> Void)?
+
+    var onDrained: (() -> Void)?
+
+    static let highWatermark = 4 << 20
+    static let lowWatermark = 1 << 20
+
+    var pendingWriteBytes: Int {
+        if case .direct(let transport) = phase { return transport.pendingWriteBytes }
+        return queue.pendingBytes
+    }
+
+    private init(reactor: Reactor, destination: String, options: ConnectionOptions, request: KeeperOpen,
+                 paths: KeeperPaths, executable: String) {
+        self.reactor = reactor
+        self.destination = destination
+        self.options = options
+        self.request = request
+        self.paths = paths
+        self.executable = executable
+    }
+
+    /// Resolves the ssh config here, in the CLI's environment and working directory (a bad
+    /// config is the same error as without a keeper), for the keeper to connect to.
+    static func make(reactor: Reactor, destination: String, options: ConnectionOptions, hello: Hello,
+                     home: ClientHome, executable: String) throws -> ByteTransport {
+        let overrides = SSHOverrides(
+            port: options.port, user: options.user, identityFiles: options.identityFiles,
+            configFile: options.effectiveConfigFile, subsystem: options.subsystem,
+            connectTimeout: options.connectTimeout,
+            strictHostKeyChecking: options.strictHostKeyChecking.flatMap { HostKeyPolicy(rawValue: $0.rawValue) })
+        let target: SSHTarget
+        do {
+            target = try SSHConfig.resolve(destination, overrides: overrides)
+        } catch let error as SSHError {
+            throw TetherClientError(.connection, host: destination, error.message)
+        } catch {
+            throw TetherClientError(.connection, host: destination, "\(error)")
+        }
+        let request = KeeperOpen(version: keeperWireVersion, destination: destination,
+                                 target: KeeperTarget(target), hello: hello,
+                                 handshakeTimeout: options.handshakeTimeout)
+        return KeeperTransport(reactor: reactor, destination: destination, options: options, request: request,
+                               paths: KeeperPaths(home: home, executable: executable), executable: executable)
+    }
+
+    // MARK: Opening
+
+    func start(onReady: @escaping () -> Void, onData: @escaping ([UInt8]) -> Void,
+               onClose: @escaping (TetherClientError?) -> Void) {
+        guard case .idle = phase else { return }
+        self.onReady = onReady
+        self.onData = onData
+        self.onClose = onClose
+        do {
+            fd = try KeeperLauncher.connect(paths: paths, executable: executable)
+        } catch {
+            fallBack()
+            return
+        }
+        setNonBlocking(fd)
+        phase = .opening
+        queue.append(KeeperCodec.requestFrame(.open(request)).encoded())
+        flush()
+        watchReadable()
+    }
+
+    /// Received while opening: the keeper's one answer.
+    private func answerBytes(_ bytes: [UInt8]) {
+        answer.append(contentsOf: bytes)
+        guard answer.count >= 4 else { return }
+        let length = Int(answer[0]) << 24 | Int(answer[1]) << 16 | Int(answer[2]) << 8 | Int(answer[3])
+        guard length <= Frame.maxPayloadLength + Frame.headerLength else { fallBack(); return }
+        guard answer.count >= 4 + length else { return }
+        var decoder = FrameDecoder()
+        decoder.append(answer[0..<4 + length])
+        let rest = Array(answer[(4 + length)...])
+        answer = []
+        let reply: KeeperReply
+        do {
+            guard let frame = try decoder.next() else { fallBack(); return }
+            reply = try KeeperCodec.decodeReply(frame)
+        } catch {
+            fallBack()
+            return
+        }
+        switch reply {
+        case .opened(let notices):
+            phase = .relaying
+            notices.forEach { SSHNotice.printToStandardError($0) }
+            onReady()
+            if !rest.isEmpty { relay(rest) }
+        case .failed(let failure):
+            finish(failure.error(host: destination))
+        case .fallback, .status, .stopping:
+            fallBack()
+        }
+    }
+
+    /// No keeper to be had, or it can't serve this: a direct connection, silently, with
+    /// the caller's callbacks (nothing has been said to them yet).
+    private func fallBack() {
+        releaseSocket()
+        let direct: ByteTransport
+        do {
+            direct = try SSHTransport.make(reactor: reactor, destination: destination, options: options)
+        } catch let error as TetherClientError {
+            finish(error)
+            return
+        } catch {
+            finish(TetherClientError(.connection, host: destination, "\(error)"))
+            return
+        }
+        phase = .direct(direct)
+        direct.onDrained = { [weak self] in self?.onDrained?() }
+        if readingPaused { direct.pauseReading() }
+        direct.start(onReady: onReady, onData: onData, onClose: { [weak self] error in
+            guard let self, let callback = self.onClose else { return }
+            self.onClose = nil
+            self.phase = .closed
+            callback(error)
+        })
+        if eofRequested { direct.sendEOF() }
+    }
+
+    // MARK: ByteTransport
+
+    func write(_ bytes: [UInt8]) {
+        switch phase {
+        case .direct(let transport):
+            transport.write(bytes)
+        case .relaying, .opening:
+            guard !eofRequested else { return }
+            queue.append(bytes)
+            if queue.pendingBytes > Self.highWatermark { wasBackedUp = true }
+            if writeRegistration == nil { flush() }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    func pauseReading() {
+        readingPaused = true
+        if case .direct(let transport) = phase { transport.pauseReading(); return }
+        if let readRegistration { reactor.update(readRegistration, interest: .none) }
+    }
+
+    func resumeReading() {
+        readingPaused = false
+        if case .direct(let transport) = phase { transport.resumeReading(); return }
+        watchReadable()
+    }
+
+    func sendEOF() {
+        eofRequested = true
+        if case .direct(let transport) = phase { transport.sendEOF(); return }
+        if queue.isEmpty { shutDownWriting() }
+    }
+
+    func close() {
+        onClose = nil
+        if case .direct(let transport) = phase { transport.close() }
+        releaseSocket()
+        phase = .closed
+    }
+
+    // MARK: The socket
+
+    private func flush() {
+        guard fd >= 0 else { return }
+        switch queue.flush(to: fd, name: "the tether keeper") {
+        case .flushed:
+            if let writeRegistration { reactor.unregister(writeRegistration) }
+            writeRegistration = nil
+            if eofRequested { shutDownWriting() }
+        case .wouldBlock:
+            if writeRegistration == nil {
+                writeRegistration = reactor.register(fd: fd, interest: .writable) { [weak self] readiness in
+                    guard let self else { return }
+                    if readiness.contains(.writable) {
+                        self.flush()
+                    } else {
+                        self.writeFailed()
+                    }
+                }
+            }
+        case .failed:
+            writeFailed()
+            return
+        }
+        if wasBackedUp && queue.pendingBytes <= Self.lowWatermark {
+            wasBackedUp = false
+            onDrained?()
+        }
+    }
+
+    /// The keeper stopped reading: it is gone or going. Reading says why (its last words,
+    /// or the end of the stream), so only stop writing here.
+    private func writeFailed() {
+        queue.removeAll()
+        if let writeRegistration { reactor.unregister(writeRegistration) }
+        writeRegistration = nil
+        if case .opening = phase { fallBack() }
+    }
+
+    private func shutDownWriting() {
+        guard !eofSent, fd >= 0 else { return }
+        eofSent = true
+        _ = shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Registers for reading unless paused. While paused the descriptor stays registered
+    /// with no interest; a hangup seen then drops the registration (the reactor's rule),
+    /// and resuming registers again so the bytes still buffered are read.
+    private func watchReadable() {
+        guard fd >= 0 else { return }
+        if let readRegistration {
+            reactor.update(readRegistration, interest: readingPaused ? .none : .readable)
+            return
+        }
+        readRegistration = reactor.register(fd: fd, interest: readingPaused ? .none : .readable) { [weak self] readiness in
+            guard let self else { return }
+            if readiness.contains(.readable) || !self.readingPaused {
+                self.readAvailable()
+            } else {
+                // Hangup while paused: the reactor drops this registration after we return.
+                self.readRegistration = nil
+            }
+        }
+    }
+
+    private func readAvailable() {
+        for _ in 0..<4 {
+            guard fd >= 0, !readingPaused else { return }
+            let n = readBuffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                streamEnded(SystemError.last("read from the tether keeper"))
+                return
+            }
+            if n == 0 {
+                streamEnded(nil)
+                return
+            }
+            let bytes = Array(readBuffer[0..<n])
+            switch phase {
+            case .opening: answerBytes(bytes)
+            case .relaying: relay(bytes)
+            default: return
+            }
+            if n < readBuffer.count { return }
+        }
+    }
+
+    private func relay(_ bytes: [UInt8]) {
+        switch scanner.feed(bytes) {
+        case .bytes(let passed):
+            if !passed.isEmpty { onData(passed) }
+        case .ended(let passed, let end):
+            if !passed.isEmpty { onData(passed) }
+            guard case .relaying = phase else { return }
+            finish(end.error(host: destination))
+        }
+    }
+
+    private func streamEnded(_ error: SystemError?) {
+        switch phase {
+        case .opening:
+            // The keeper went away before answering (killed, or exiting): go direct.
+            fallBack()
+        case .relaying:
+            if eofSent && error == nil {
+                finish(nil)
+            } else {
+                let why = error.map { "\($0)" } ?? "it closed the stream"
+                finish(TetherClientError(.connection, host: destination,
+                    "lost the connection through the tether keeper (\(why); its log: \(paths.log))"))
+            }
+        default:
+            break
+        }
+    }
+
+    private func finish(_ error: TetherClientError?) {
+        releaseSocket()
+        phase = .closed
+        let callback = onClose
+        onClose = nil
+        callback?(error)
+    }
+
+    private func releaseSocket() {
+        if let readRegistration { reactor.unregister(readRegistration) }
+        if let writeRegistration { reactor.unregister(writeRegistration) }
+        readRegistration = nil
+        writeRegistration = nil
+        queue.removeAll()
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+}
