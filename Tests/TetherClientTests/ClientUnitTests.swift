@@ -21,6 +21,17 @@ final class ClientUnitTests: XCTestCase {
         XCTAssertThrowsError(try relaxed.check(11))
     }
 
+    func testDroppedRecordExplainsTheGapBeforeIt() throws {
+        // drop buffering replaced records 2…9 by one `dropped` record at seq 9 (count 8).
+        var sequencer = RecordSequencer(after: 1, strict: true)
+        XCTAssertEqual(try sequencer.check(Record.dropped(seq: 9, bytes: 100, records: 8)), .accept)
+        XCTAssertEqual(try sequencer.check(Record(seq: 10, kind: .stdout, body: [0x61])), .accept)
+        // A count that does not reach back to the last seen record is still a gap.
+        XCTAssertThrowsError(try sequencer.check(Record.dropped(seq: 20, bytes: 1, records: 2))) { error in
+            XCTAssertTrue("\(error)".contains("11…18 are missing"), "\(error)")
+        }
+    }
+
     func testOutputQueueAcksOnlyWhatWasConsumedAndPausesWhenFull() async throws {
         let acks = AckLog()
         let pauses = AckLog()

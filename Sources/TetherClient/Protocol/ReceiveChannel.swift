@@ -86,7 +86,7 @@ final class ReceiveChannel: ChannelEndpoint {
     func deliver(_ record: Record) {
         guard active, let core else { return }
         do {
-            guard try sequencer.check(record.seq) == .accept else { return }
+            guard try sequencer.check(record) == .accept else { return }
         } catch {
             fail(error.on(host: host.computerName))
             return

@@ -19,13 +19,23 @@ struct RecordSequencer {
 
     enum Verdict: Equatable { case accept, duplicate }
 
-    mutating func check(_ seq: UInt64) throws(TetherClientError) -> Verdict {
+    /// `covering`: how many sequence numbers the record stands for. 1, except for a
+    /// `dropped` record, which takes the last seq of the run of records it replaced: at
+    /// seq S with count N it stands for S−N+1…S, so the gap before it is explained.
+    mutating func check(_ seq: UInt64, covering count: UInt64 = 1) throws(TetherClientError) -> Verdict {
         if seq <= lastSeq { return .duplicate }
-        if strict && seq != lastSeq + 1 {
+        let first = seq - (min(max(count, 1), seq) - 1)
+        if strict && first > lastSeq + 1 {
             throw TetherClientError(.protocolViolation,
-                "output record \(seq) arrived after \(lastSeq): records \(lastSeq + 1)…\(seq - 1) are missing")
+                "output record \(seq) arrived after \(lastSeq): records \(lastSeq + 1)…\(first - 1) are missing")
         }
         lastSeq = seq
         return .accept
+    }
+
+    mutating func check(_ record: Record) throws(TetherClientError) -> Verdict {
+        var count: UInt64 = 1
+        if record.kind == .dropped, let counts = try? record.droppedCounts() { count = counts.records }
+        return try check(record.seq, covering: count)
     }
 }

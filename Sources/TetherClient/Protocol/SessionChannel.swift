@@ -205,7 +205,7 @@ final class SessionChannel: ChannelEndpoint {
 
     func deliver(_ record: Record) {
         do {
-            guard try sequencer.check(record.seq) == .accept else { return }
+            guard try sequencer.check(record) == .accept else { return }
         } catch {
             if let core = running?.core { endRunning(core, error: error.on(host: host.computerName)) }
             return
