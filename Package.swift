@@ -46,6 +46,7 @@ let package = Package(
         ]),
         .executableTarget(name: "tether", dependencies: ["TetherCLI"]),
         .executableTarget(name: "tether-subsystem", dependencies: ["TetherHostMain"]),
+        .executableTarget(name: "tether-bench", dependencies: ["TetherClient", "TetherSSH"]),
         .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO"],
                 path: "Tests/TetherTestSupport"),
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),

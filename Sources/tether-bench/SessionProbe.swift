@@ -1,0 +1,62 @@
+import Glibc
+import TetherClient
+import TetherIO
+
+/// Measurements through the TetherClient library, in one process and on one connection:
+/// what an application that keeps a session open sees.
+enum SessionProbe {
+    /// `true` run `warmup + count` times in one session; the last `count` timed.
+    static func roundTrips(destination: String, count: Int, warmup: Int) async throws -> [Double] {
+        try await withSession(destination, name: "tether-bench-rt-\(getpid())") { session in
+            var samples: [Double] = []
+            samples.reserveCapacity(count)
+            for round in 0..<(warmup + count) {
+                let started = Reactor.now()
+                let result = try await session.invoke("true").collect()
+                let elapsed = Double(Reactor.now() - started) / 1e9
+                guard result.exitStatus == 0 else {
+                    throw BenchError("`true` exited with status \(result.exitStatus) in the bench session")
+                }
+                if round >= warmup { samples.append(elapsed) }
+            }
+            return samples
+        }
+    }
+
+    /// `head -c bytes /dev/zero` in a session, its output counted and thrown away.
+    /// Returns the seconds from invoke to the exit status.
+    static func stream(destination: String, bytes: Int) async throws -> Double {
+        try await withSession(destination, name: "tether-bench-stream-\(getpid())") { session in
+            let started = Reactor.now()
+            let run = try await session.invoke("head -c \(bytes) /dev/zero")
+            var received = 0
+            for try await chunk in run.output {
+                if case .stdout(let data) = chunk { received += data.count }
+            }
+            let status = try await run.exitStatus
+            let elapsed = Double(Reactor.now() - started) / 1e9
+            guard status == 0, received == bytes else {
+                throw BenchError("stream: got \(received) of \(bytes) bytes, exit status \(status)")
+            }
+            return elapsed
+        }
+    }
+
+    /// Connects, creates a session, runs `body`, and removes the session again —
+    /// also when `body` fails, so a bench run leaves nothing behind on the host.
+    private static func withSession<T>(_ destination: String, name: String,
+                                       _ body: (RemoteSession) async throws -> T) async throws -> T {
+        let client = try TetherClient()
+        let host = try await client.connect(destination)
+        let session = try await host.createSession(name: name)
+        let outcome: Result<T, Error>
+        do {
+            outcome = .success(try await body(session))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await host.remove(instanceID: session.instanceID)
+        await host.close()
+        return try outcome.get()
+    }
+}
