@@ -51,6 +51,9 @@ public final class FrameConnection {
     private var wasAboveHighWatermark = false
     private var readingPaused = false
     private var closeWhenFlushed = false
+    private var started = false
+    /// The peer closed; frames already received are still delivered (after a resume).
+    private var sawEndOfStream = false
     public private(set) var isClosed = false
     private var readBuffer: [UInt8]
 
@@ -81,6 +84,11 @@ public final class FrameConnection {
     /// Starts reading. Call once, after setting the callbacks.
     public func start() {
         guard !isClosed, readRegistration == nil else { return }
+        started = true
+        registerForReading()
+    }
+
+    private func registerForReading() {
         readRegistration = reactor.register(fd: readFD, interest: readingPaused ? .none : .readable) { [weak self] readiness in
             self?.handleReadable(readiness)
         }
@@ -185,11 +193,27 @@ public final class FrameConnection {
 
     public func resumeReading() {
         readingPaused = false
-        if let registration = readRegistration { reactor.update(registration, interest: .readable) }
+        if let registration = readRegistration {
+            reactor.update(registration, interest: .readable)
+        } else if started && !isClosed && !closeWhenFlushed && !sawEndOfStream {
+            registerForReading()  // dropped after a hangup while paused (see handleReadable)
+        }
+        if sawEndOfStream {
+            // Frames received before the end still wait: deliver them, then close.
+            reactor.schedule(after: 0) { [weak self] in self?.deliverBufferedFrames() }
+        }
     }
 
     private func handleReadable(_ readiness: Readiness) {
         guard !isClosed else { return }
+        if readingPaused && !readiness.contains(.readable) {
+            // A hangup or error while paused. The reactor drops a registration that reported
+            // only that (its rule against a level-triggered spin), so forget it and read
+            // nothing now: the consumer asked for no frames. `resumeReading` registers
+            // again, and what the kernel still holds — then the end — is read in order.
+            readRegistration = nil
+            return
+        }
         // Read a bounded amount per wakeup so one busy peer can't starve the loop.
         for _ in 0..<4 {
             let n = readBuffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress!, $0.count) }
@@ -200,12 +224,7 @@ public final class FrameConnection {
                 return
             }
             if n == 0 {
-                if decoder.hasPartialFrame {
-                    let error = ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)
-                    finish(.protocolError(error))
-                } else {
-                    finish(.endOfStream)
-                }
+                endOfStream()
                 return
             }
             decoder.append(readBuffer[0..<n])
@@ -231,7 +250,31 @@ public final class FrameConnection {
 
     /// Frames still buffered after `pauseReading()` are delivered on resume.
     public func deliverBufferedFrames() {
-        if !readingPaused { deliverFrames() }
+        if sawEndOfStream {
+            finishAtEndOfStream()
+        } else if !readingPaused {
+            deliverFrames()
+        }
+    }
+
+    private func endOfStream() {
+        sawEndOfStream = true
+        if let registration = readRegistration { reactor.unregister(registration) }
+        readRegistration = nil
+        finishAtEndOfStream()
+    }
+
+    /// Whole frames received before the end are delivered first (to a paused consumer,
+    /// once it resumes); then the close, "truncated" if a partial frame is left.
+    private func finishAtEndOfStream() {
+        guard !isClosed, !readingPaused else { return }
+        deliverFrames()
+        guard !isClosed, !readingPaused else { return }
+        if decoder.hasPartialFrame {
+            finish(.protocolError(ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)))
+        } else {
+            finish(.endOfStream)
+        }
     }
 
     /// Answers a protocol violation with an error frame and closes.

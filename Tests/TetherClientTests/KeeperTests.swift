@@ -324,6 +324,41 @@ final class KeeperTests: CLITestCase {
         XCTAssertLessThan(a.socket.utf8.count, 100, "fits in sun_path")
     }
 
+    /// The keeper pauses reading a CLI while its link is backed up; a CLI that exits then
+    /// must still have its last frames (acks, stdin) delivered, and its end noticed.
+    func testFrameConnectionDeliversEverythingBeforeAHangupWhilePaused() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        let reactor = try Reactor()
+        let connection = FrameConnection(reactor: reactor, socket: fds[0], name: "paused")
+        var delivered: [UInt32] = []
+        var closedWith: String?
+        connection.onFrame = { frame in
+            delivered.append(frame.channel)
+            if delivered.count == 1 { connection.pauseReading() }
+        }
+        connection.onClose = { reason in
+            closedWith = "\(reason)"
+            reactor.stop()
+        }
+        connection.start()
+        var bytes: [UInt8] = []
+        for channel in 1...3 as ClosedRange<UInt32> {
+            bytes += Frame(type: .ack, channel: channel, payload: ControlCodec.ack(UInt64(channel))).encoded()
+        }
+        _ = bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        close(fds[1])
+        reactor.schedule(after: 0.3) {
+            XCTAssertEqual(delivered, [1], "paused after the first frame")
+            XCTAssertNil(closedWith, "not closed while frames wait")
+            connection.resumeReading()
+        }
+        reactor.schedule(after: 5) { reactor.stop() }
+        reactor.run()
+        XCTAssertEqual(delivered, [1, 2, 3])
+        XCTAssertEqual(closedWith, CloseReason.endOfStream.description)
+    }
+
     // MARK: -
 
     private func closedPort() throws -> UInt16 {
