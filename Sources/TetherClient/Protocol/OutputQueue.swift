@@ -8,9 +8,11 @@ import TetherIO
 ///   by its own rules instead of this process growing without bound. Reading resumes once
 ///   the consumer has caught up below `lowWatermark`.
 /// * **Acknowledgement on consumption.** A record is acknowledged only after the consumer
-///   took it (every ≥ 1 MiB, at each command end, and whenever the consumer has caught
-///   up), so output still queued here when the process died is replayed to the next
-///   `receive`, not lost — and little that was already printed is replayed twice.
+///   is done with it — it came back for the next chunk, or reached the end — (every
+///   ≥ 1 MiB, at each command end, and whenever the consumer has caught up), so output
+///   still queued here, or taken but not yet printed (a stuck stdout), when the process
+///   died is replayed to the next `receive`, not lost — and little that was already
+///   printed is replayed twice.
 final class OutputQueue: @unchecked Sendable {
     struct Entry {
         var seq: UInt64
@@ -32,6 +34,9 @@ final class OutputQueue: @unchecked Sendable {
     private var waiter: CheckedContinuation<OutputChunk?, Error>?
     // Acknowledgement bookkeeping (consumer side, under lock).
     private var consumedSeq: UInt64 = 0
+    /// The chunk the consumer took last and may still be writing out: it counts as
+    /// consumed only when the consumer asks for the next one.
+    private var handedOut: (seq: UInt64, bytes: Int)?
     private var ackedSeq: UInt64 = 0
     private var bytesSinceAck = 0
     // Backpressure (decided on the loop, under lock).
@@ -124,6 +129,9 @@ final class OutputQueue: @unchecked Sendable {
     // MARK: Consumer side
 
     func next() async throws -> OutputChunk? {
+        // Back for more: the consumer is done with the chunk it took last.
+        lock.withLock { confirmHandedOutLocked() }
+        flushAckIfDue()
         let immediate: Result<OutputChunk?, Error>? = lock.withLock {
             if let chunk = popLocked() { return .success(chunk) }
             if let ending { return ending.map { nil } }
@@ -163,7 +171,17 @@ final class OutputQueue: @unchecked Sendable {
         if report { consumerReachedEnd?() }
     }
 
-    /// Takes the next output chunk, consuming marker entries on the way. Under lock.
+    /// The last chunk handed out has been dealt with by the consumer. Under lock.
+    private func confirmHandedOutLocked() {
+        guard let chunk = handedOut else { return }
+        handedOut = nil
+        consumedSeq = max(consumedSeq, chunk.seq)
+        bytesSinceAck += chunk.bytes
+    }
+
+    /// Takes the next output chunk, consuming marker entries on the way (they carry no
+    /// output, so taking them is consuming them). Under lock; only ever called for a
+    /// consumer inside `next()`, which has confirmed its previous chunk.
     private func popLocked() -> OutputChunk? {
         while head < entries.count {
             let entry = entries[head]
@@ -173,13 +191,13 @@ final class OutputQueue: @unchecked Sendable {
                 entries.removeFirst(head)
                 head = 0
             }
-            consumedSeq = max(consumedSeq, entry.seq)
+            if entry.ackNow { bytesSinceAck = Self.ackInterval }
             if let chunk = entry.chunk {
                 bufferedBytes -= chunk.byteCount
-                bytesSinceAck += chunk.byteCount
+                handedOut = (entry.seq, chunk.byteCount)
+                return chunk
             }
-            if entry.ackNow { bytesSinceAck = Self.ackInterval }
-            if let chunk = entry.chunk { return chunk }
+            consumedSeq = max(consumedSeq, entry.seq)
         }
         return nil
     }
