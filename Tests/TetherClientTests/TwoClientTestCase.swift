@@ -13,7 +13,14 @@ class TwoClientTestCase: CLITestCase {
     var firstHome: String { tetherHome }
     var secondHome: String { workDirectory + "/second-home" }
 
+    /// Whether `tether` processes go through the client keeper (the CLI's default) or
+    /// connect directly (TETHER_KEEPER=0). A killed CLI is a different event for each: a
+    /// dropped keeper link versus a dropped SSH connection.
+    class var viaKeeper: Bool { true }
+
     override func setUpWithError() throws {
+        // Inherited by every `tether` process the test starts.
+        if Self.viaKeeper { unsetenv("TETHER_KEEPER") } else { setenv("TETHER_KEEPER", "0", 1) }
         try super.setUpWithError()
         // The base class made a plain fixture; this one needs a lowered idle-timeout floor.
         computers.forEach { $0.stop() }
@@ -34,7 +41,7 @@ class TwoClientTestCase: CLITestCase {
     }
 
     /// Runs `tether ARGS` in the background with `home`, stdout and stderr going to files.
-    func spawnTether(_ arguments: [String], home: String, label: String) throws -> TetherProcess {
+    func spawnTether(_ arguments: [String], home: String, label: String, stdoutFD: Int32? = nil) throws -> TetherProcess {
         var environment = Spawn.currentEnvironment().filter {
             !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
         }
@@ -46,11 +53,24 @@ class TwoClientTestCase: CLITestCase {
         guard out >= 0, err >= 0 else { throw SystemError.last("open \(process.stdoutPath)") }
         defer { close(out); close(err) }
         var options = Spawn.Options()
-        options.fileActions = [1: out, 2: err]
+        options.fileActions = [1: stdoutFD ?? out, 2: err]
         options.devNull = [0]
         options.environment = environment
         process.pid = try Spawn.spawn(path: tetherPath, arguments: ["tether"] + arguments, options: options)
         spawned.append(process)
+        return process
+    }
+
+    /// Runs `tether ARGS` in the background with its stdout into a pipe of `pipeSize`
+    /// bytes that nobody reads until `TetherProcess.readStuckOutput()`: a reader that
+    /// stopped (a stopped pager, a terminal after Ctrl-S), so the CLI blocks writing.
+    func spawnTetherWithStuckStdout(_ arguments: [String], home: String, label: String, pipeSize: Int32 = 4096) throws -> TetherProcess {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.write) }
+        // F_SETPIPE_SZ (1031): the pipe holds exactly one page, then writers block.
+        guard fcntl(pipe.write, 1031, pipeSize) >= 0 else { throw SystemError.last("F_SETPIPE_SZ") }
+        let process = try spawnTether(arguments, home: home, label: label, stdoutFD: pipe.write)
+        process.stdoutPipe = pipe.read
         return process
     }
 
@@ -64,6 +84,7 @@ class TwoClientTestCase: CLITestCase {
         }
         spawned.removeAll()
         super.tearDown()
+        unsetenv("TETHER_KEEPER")
     }
 
     /// Test-only wait for something another process does (product code never polls).
@@ -95,6 +116,33 @@ final class TetherProcess {
     let stdoutPath: String
     let stderrPath: String
     private(set) var exitStatus: ExitStatus?
+    /// The read end of stdout when started by `spawnTetherWithStuckStdout`.
+    var stdoutPipe: Int32?
+
+    deinit { if let stdoutPipe { close(stdoutPipe) } }
+
+    /// Whether one of its threads is blocked in write(2) on stdout (x86_64: syscall 1).
+    var isBlockedWritingStdout: Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.contains { task in
+            let text = String(decoding: Descriptors.readFile("/proc/\(pid)/task/\(task)/syscall") ?? [], as: UTF8.self)
+            return text.hasPrefix("1 0x1 ")
+        }
+    }
+
+    /// Everything in the stdout pipe now (the process must be gone or stuck).
+    func readStuckOutput() -> String {
+        guard let fd = stdoutPipe else { return stdoutText }
+        Descriptors.setNonBlocking(fd)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     init(stdoutPath: String, stderrPath: String) {
         self.stdoutPath = stdoutPath
