@@ -82,9 +82,11 @@ public final class ProtocolTestClient {
     nonisolated(unsafe) private static var connectionCounter = 0
 
     /// Starts `ssh -s … tether` against `fixture` and, unless `hello` is false, exchanges
-    /// hellos (role client).
+    /// hellos (role client). `command` replaces `fixture.subsystemCommand` (another port,
+    /// extra ssh options), e.g. to go through a `TCPProxy`.
     public init(fixture: SSHDFixture, clientID: String = UUID().uuidString.lowercased(),
-                clientHost: String = "test-client", hello: Bool = true, timeout: Double = 20) throws {
+                clientHost: String = "test-client", hello: Bool = true, timeout: Double = 20,
+                command: [String]? = nil) throws {
         self.clientID = clientID
         self.clientHost = clientHost
         self.defaultTimeout = timeout
@@ -98,7 +100,7 @@ public final class ProtocolTestClient {
         guard errorFD >= 0 else { throw SystemError.last("open \(stderrPath)") }
         var options = Spawn.Options()
         options.fileActions = [0: input.read, 1: output.write, 2: errorFD]
-        let command = fixture.subsystemCommand
+        let command = command ?? fixture.subsystemCommand
         do {
             pid = try Spawn.spawn(path: try Processes.resolve(command[0]), arguments: command, options: options)
         } catch {

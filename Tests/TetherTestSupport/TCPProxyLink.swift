@@ -1,0 +1,258 @@
+import Glibc
+import CTetherPosix
+import TetherIO
+
+/// One connection through a `TCPProxy`: the accepted client socket, the socket to the
+/// target, and a byte queue per direction. Confined to the proxy's loop thread.
+///
+/// Each direction reads from its source only while its queue is empty, so the proxy never
+/// holds more than one read (64 KiB) per direction and backpressure reaches both ends
+/// unchanged. An end of file is passed on as shutdown(SHUT_WR) once the queue is written;
+/// a reset or any socket error resets both sides (SO_LINGER 0), as a dying middlebox would.
+final class TCPProxyLink {
+    enum Side: Int { case client = 0, target = 1 }
+
+    private enum Phase { case connecting, forwarding, closed }
+
+    /// Bytes read from `source` waiting to be written to `sink`.
+    private struct Flow {
+        let source: Side
+        let sink: Side
+        var pending: [UInt8] = []
+        var offset = 0
+        /// End of file read from the source.
+        var sourceEnded = false
+        /// shutdown(SHUT_WR) done on the sink: this direction is finished.
+        var sinkShut = false
+        var hasPending: Bool { offset < pending.count }
+    }
+
+    private let reactor: Reactor
+    private var fds: [Int32]
+    private var registrations: [Registration?] = [nil, nil]
+    /// Sides whose registration was dropped on a hangup/error during a stall; re-armed on
+    /// resume, when poll(2) reports the (level-triggered) condition again.
+    private var parked: [Bool] = [false, false]
+    private var flows = [Flow(source: .client, sink: .target), Flow(source: .target, sink: .client)]
+    private var phase = Phase.connecting
+    private var stalled: Bool
+    private let count: (_ toTarget: Int, _ fromTarget: Int) -> Void
+    private let onClosed: (TCPProxyLink) -> Void
+
+    var isClosed: Bool { phase == .closed }
+
+    /// Starts connecting to `targetPort` on 127.0.0.1 for the accepted `client`. Throws
+    /// (the caller resets the client) if no socket can be made.
+    init(reactor: Reactor, client: Int32, targetPort: UInt16, stalled: Bool,
+         count: @escaping (_ toTarget: Int, _ fromTarget: Int) -> Void,
+         onClosed: @escaping (TCPProxyLink) -> Void) throws {
+        self.reactor = reactor
+        self.stalled = stalled
+        self.count = count
+        self.onClosed = onClosed
+        let target = try TCPProxyLink.startConnect(port: targetPort)
+        fds = [client, target]
+        for fd in fds {
+            Descriptors.setNonBlocking(fd)
+            _ = tether_tcp_nodelay(fd)  // forward small writes at once (no Nagle delay)
+        }
+        for side in [Side.client, .target] { arm(side) }
+    }
+
+    // MARK: Controls
+
+    func setStalled(_ stalled: Bool) {
+        guard phase != .closed, self.stalled != stalled else { return }
+        self.stalled = stalled
+        if !stalled {
+            for side in [Side.client, .target] where parked[side.rawValue] {
+                parked[side.rawValue] = false
+                arm(side)
+            }
+        }
+        updateInterests()
+        if !stalled { flushBoth() }
+    }
+
+    /// Closes both sockets with an RST (SO_LINGER 0): the abrupt end of a connection.
+    func reset() {
+        guard phase != .closed else { return }
+        phase = .closed
+        for side in [Side.client, .target] {
+            disarm(side)
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(fds[side.rawValue], SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            close(fds[side.rawValue])
+        }
+        onClosed(self)
+    }
+
+    // MARK: Events
+
+    private func handle(_ side: Side, _ readiness: Readiness) {
+        guard phase != .closed else { return }
+        if phase == .connecting {
+            // The handshake completes even during a stall; forwarding is what stalls.
+            guard side == .target else {
+                if readiness.contains(.error) || readiness.contains(.hangup) { reset() }  // the client gave up
+                return
+            }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(fds[1], SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else { return reset() }
+            phase = .forwarding
+            updateInterests()
+            return
+        }
+        if stalled {
+            // A frozen network delivers nothing, not even a reset; look again on resume.
+            if readiness.contains(.error) || readiness.contains(.hangup) {
+                disarm(side)
+                parked[side.rawValue] = true
+            }
+            return
+        }
+        if readiness.contains(.error) { return reset() }
+        if readiness.contains(.hangup) {
+            // POLLHUP without an error: we shut our writing half and the peer sent its FIN.
+            // What it sent before is finite: take it all, then this socket is done.
+            pump(from: side, toEnd: true)
+            guard phase != .closed else { return }
+            disarm(side)
+        } else if readiness.contains(.readable) {
+            pump(from: side, toEnd: false)
+            guard phase != .closed else { return }
+        }
+        if readiness.contains(.writable) {
+            flush(direction: side == .target ? 0 : 1)
+            guard phase != .closed else { return }
+        }
+        finishIfDone()
+        if phase != .closed { updateInterests() }
+    }
+
+    /// Reads what `side` sends into its flow: while the sink keeps up, or (`toEnd`) up to
+    /// the end of file whatever the sink does.
+    private func pump(from side: Side, toEnd: Bool) {
+        let index = side.rawValue  // flow 0 reads the client, flow 1 the target
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while !flows[index].sourceEnded {
+            let n = buffer.withUnsafeMutableBytes { read(fds[index], $0.baseAddress, $0.count) }
+            if n > 0 {
+                if !flows[index].hasPending { flows[index].pending.removeAll(keepingCapacity: true); flows[index].offset = 0 }
+                flows[index].pending += buffer[0..<n]
+                flush(direction: index)
+                guard phase != .closed else { return }
+                if flows[index].hasPending && !toEnd { return }  // the sink is full: wait for it
+                continue
+            }
+            if n == 0 {
+                flows[index].sourceEnded = true
+                flush(direction: index)
+                return
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return }
+            return reset()  // ECONNRESET and friends: pass the reset on
+        }
+    }
+
+    /// Writes the flow's queue to its sink; passes an end of file on once it is empty.
+    private func flush(direction index: Int) {
+        guard !stalled, phase == .forwarding else { return }
+        let sink = fds[flows[index].sink.rawValue]
+        while flows[index].hasPending {
+            let offset = flows[index].offset
+            let remaining = flows[index].pending.count - offset
+            let n = flows[index].pending.withUnsafeBytes { send(sink, $0.baseAddress! + offset, remaining, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                flows[index].offset += n
+                if index == 0 { count(n, 0) } else { count(0, n) }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            return reset()
+        }
+        if flows[index].sourceEnded && !flows[index].sinkShut {
+            flows[index].sinkShut = true
+            _ = shutdown(sink, Int32(SHUT_WR))
+        }
+    }
+
+    private func flushBoth() {
+        flush(direction: 0)
+        if phase != .closed { flush(direction: 1) }
+        finishIfDone()
+        if phase != .closed { updateInterests() }
+    }
+
+    private func finishIfDone() {
+        guard phase == .forwarding, flows.allSatisfy(\.sinkShut) else { return }
+        phase = .closed
+        for side in [Side.client, .target] {
+            disarm(side)
+            close(fds[side.rawValue])
+        }
+        onClosed(self)
+    }
+
+    // MARK: Registrations
+
+    private func arm(_ side: Side) {
+        guard registrations[side.rawValue] == nil else { return }
+        registrations[side.rawValue] = reactor.register(fd: fds[side.rawValue], interest: interest(of: side)) { [weak self] readiness in
+            self?.handle(side, readiness)
+        }
+    }
+
+    private func disarm(_ side: Side) {
+        if let registration = registrations[side.rawValue] { reactor.unregister(registration) }
+        registrations[side.rawValue] = nil
+    }
+
+    private func updateInterests() {
+        for side in [Side.client, .target] {
+            if let registration = registrations[side.rawValue] { reactor.update(registration, interest: interest(of: side)) }
+        }
+    }
+
+    private func interest(of side: Side) -> Interest {
+        switch phase {
+        case .closed:
+            return .none
+        case .connecting:
+            return side == .target ? .writable : .none  // the client waits until the target answers
+        case .forwarding:
+            guard !stalled else { return .none }
+            var interest: Interest = []
+            let outgoing = flows[side.rawValue]        // the flow this side feeds
+            let incoming = flows[1 - side.rawValue]    // the flow this side drains
+            if !outgoing.sourceEnded && !outgoing.hasPending { interest.insert(.readable) }
+            if incoming.hasPending { interest.insert(.writable) }
+            return interest
+        }
+    }
+
+    // MARK: Connecting
+
+    private static func startConnect(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, tether_sock_stream() | tether_sock_cloexec(), 0)
+        guard fd >= 0 else { throw SystemError.last("socket") }
+        Descriptors.setNonBlocking(fd)
+        var address = TCPProxy.loopbackAddress(port: port)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        // EINPROGRESS: the handler learns the outcome from writability plus SO_ERROR.
+        guard result == 0 || errno == EINPROGRESS else {
+            let error = SystemError.last("connect 127.0.0.1:\(port)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+}
