@@ -61,6 +61,7 @@ public final class Keeper {
     /// `readyFD`. Returns the process exit status.
     public static func run(socketPath: String, readyFD: Int32?, settings: Settings = .fromEnvironment()) -> Int32 {
         Signals.ignore(SIGPIPE)
+        closeInheritedDescriptors(keeping: readyFD)
         let paths = KeeperPaths(socket: socketPath)
         let ready = ReadyReport(fd: readyFD)
         do {
@@ -231,6 +232,24 @@ public final class Keeper {
         // A safety net: SSH teardowns are bounded (2 s), but a keeper must never linger.
         alarm(10)
     }
+}
+
+/// A long-lived process must not hold on to descriptors the CLI that started it happened
+/// to inherit (a pipe someone waits on for EOF would never see it). Those are the ones
+/// that survived `exec` — without close-on-exec; everything opened since is marked.
+private func closeInheritedDescriptors(keeping kept: Int32?) {
+    guard let directory = opendir("/proc/self/fd") else { return }
+    var inherited: [Int32] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard let fd = Int32(name), fd > 2, fd != kept, fd != dirfd(directory) else { continue }
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0 && flags & FD_CLOEXEC == 0 { inherited.append(fd) }
+    }
+    closedir(directory)
+    inherited.forEach { close($0) }
 }
 
 /// The ready pipe: "ok\n" once listening, or "error: why\n"; then closed.

@@ -16,6 +16,11 @@ final class KeeperClient {
 
     let number: Int
     let connection: FrameConnection
+    private let reactor: Reactor
+    /// A CLI says its request, and later its hello, at once; one that doesn't (stopped,
+    /// or not a CLI at all) must not keep the keeper alive forever.
+    private var speakUpTimer: TimerHandle?
+    static let speakUpSeconds = 10.0
     private(set) var phase = Phase.awaitingRequest
     /// This CLI's channel numbers → the link's.
     var channels: [UInt32: UInt32] = [:]
@@ -27,6 +32,7 @@ final class KeeperClient {
 
     init(number: Int, reactor: Reactor, socket: Int32) {
         self.number = number
+        self.reactor = reactor
         // A CLI stream is short-lived and mostly small; 64 KiB of read buffer is plenty.
         connection = FrameConnection(reactor: reactor, readFD: socket, writeFD: socket,
                                      name: "tether CLI #\(number)", readBufferSize: 64 * 1024)
@@ -40,6 +46,26 @@ final class KeeperClient {
 
     func start() {
         connection.start()
+        awaitSpeech()
+    }
+
+    private func awaitSpeech() {
+        if let speakUpTimer { reactor.cancel(speakUpTimer) }
+        speakUpTimer = reactor.schedule(after: Self.speakUpSeconds) { [weak self] in
+            guard let self else { return }
+            self.speakUpTimer = nil
+            switch self.phase {
+            case .awaitingRequest, .awaitingHello:
+                self.connection.fail(ErrorBody(.badFrame, "nothing received for \(Int(Self.speakUpSeconds)) s; closing"))
+            default:
+                break
+            }
+        }
+    }
+
+    private func stopWaitingForSpeech() {
+        if let speakUpTimer { reactor.cancel(speakUpTimer) }
+        speakUpTimer = nil
     }
 
     private func received(_ frame: Frame) {
@@ -53,6 +79,7 @@ final class KeeperClient {
                 return
             }
             // Nothing more is read until the request is answered (the hello waits).
+            stopWaitingForSpeech()
             phase = .awaitingLink
             connection.pauseReading()
             onRequest(self, request)
@@ -86,6 +113,7 @@ final class KeeperClient {
     func opened(_ link: KeeperLink, notices: [String]) {
         guard case .awaitingLink = phase else { return }
         phase = .awaitingHello(link)
+        awaitSpeech()
         connection.send(KeeperCodec.replyFrame(.opened(notices: notices)))
         connection.resumeReading()
         connection.deliverBufferedFrames()
@@ -95,6 +123,7 @@ final class KeeperClient {
     /// exactly as the subsystem checks them, and the hello must be the one the link was
     /// opened for (the link says the client's identity to the host).
     private func hello(_ frame: Frame, link: KeeperLink) {
+        stopWaitingForSpeech()
         guard frame.type == .hello, frame.channel == 0 else {
             connection.fail(ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)"))
             return
@@ -149,6 +178,7 @@ final class KeeperClient {
     }
 
     private func closed() {
+        stopWaitingForSpeech()
         let previous = phase
         phase = .closed
         switch previous {

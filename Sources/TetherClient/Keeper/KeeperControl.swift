@@ -14,7 +14,7 @@ public enum KeeperControl {
             throw TetherClientError(.localState, "the tether keeper answered \(reply) to a status request")
         }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(status), as: UTF8.self)
     }
 

@@ -25,9 +25,7 @@ struct KeeperPaths: Sendable, Equatable {
     /// The keeper for `home`, run by `executable`, in this process's environment.
     init(home: ClientHome, executable: String) {
         let directory: String
-        if let override = Environment.get("TETHER_KEEPER_DIR") {
-            directory = override
-        } else if let runtime = Environment.get("XDG_RUNTIME_DIR") {
+        if let runtime = Environment.get("XDG_RUNTIME_DIR") {
             directory = runtime + "/tether"
         } else {
             directory = "/tmp/tether-client-\(geteuid())"
