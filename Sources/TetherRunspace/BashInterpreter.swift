@@ -5,7 +5,7 @@ import TetherProtocol
 
 /// One persistent `bash --noprofile --norc`, in a process group of its own, driven through
 /// pipes: stdin carries driver lines (`DriverLine`), fds 1 and 2 are the output pipes, and
-/// fd 3 carries one status line per command (plus `i` when a command's stdin FIFO is open).
+/// fd 3 carries `s` when a command starts and its status line when it ends.
 ///
 /// Order guarantee: a command's output is in the pipes before its status line is written,
 /// so on a status line (or bash's exit) the bytes then in the pipes are read first
@@ -35,14 +35,29 @@ final class BashInterpreter {
     private var pendingExit: ExitStatus?
     private var killTimer: TimerHandle?
     private(set) var terminationRequested = false
+    /// The running command's `s` marker arrived (bash is about to source it).
+    private var commandStarted = false
+    /// An interrupt asked for before `s`: sent when it arrives.
+    private var interruptPending = false
+    /// Counts commands, so a timer can tell whether "its" command is still running.
+    private var commandNumber = 0
+    private var interruptRepeat: TimerHandle?
+
+    /// When an interrupted command is still running after this long, SIGINT goes out once
+    /// more. A SIGINT that lands in bash's child between fork and exec is lost: the child
+    /// still has bash's trap handler, which only notes it, and exec forgets the note — so
+    /// `sleep 100` would run on while bash waits to run its trap. One repeat, a while
+    /// later, reaches the exec'd program; a command that handles SIGINT and ends in time
+    /// never sees it.
+    static let interruptRepeatDelay: Double = 1
     /// Bash answered its startup line (a death before that is a failure to start).
     private(set) var becameReady = false
 
     /// Bash read its startup line: ready for commands.
     var onReady: () -> Void = {}
     var onOutput: (Record.Kind, [UInt8]) -> Void = { _, _ in }
-    /// The running command opened its stdin FIFO.
-    var onStdinOpened: () -> Void = {}
+    /// The running command is starting: its stdin is open.
+    var onCommandStarted: () -> Void = {}
     /// The running command ended with this status, its output all delivered.
     var onCommandFinished: (Int32) -> Void = { _ in }
     /// Bash is gone (after any command it was running has been reported finished or not);
@@ -132,15 +147,36 @@ final class BashInterpreter {
     func run(scriptPath: String, arguments: [String], stdinPath: String?) {
         precondition(isIdle, "one command at a time")
         phase = .running
+        commandStarted = false
+        interruptPending = false
+        commandNumber += 1
+        if let interruptRepeat { reactor.cancel(interruptRepeat) }
+        interruptRepeat = nil
         let line = DriverLine.command(scriptPath: scriptPath, arguments: arguments, stdinPath: stdinPath)
         driver.write(Array(line.utf8))
     }
 
     /// SIGINT to the whole group: the foreground command dies or traps it, bash's INT trap
-    /// unwinds the command, background jobs (which ignore SIGINT) live on.
+    /// unwinds the command, background jobs (which ignore SIGINT) live on. Before the
+    /// command has started it waits for `s`; after its status arrived there is nothing to
+    /// interrupt (and a SIGINT could land on the next command).
     func interrupt() {
-        guard phase != .exited else { return }
+        guard phase == .running, pendingExit == nil else { return }
+        if commandStarted {
+            sendInterrupt()
+        } else {
+            interruptPending = true
+        }
+    }
+
+    private func sendInterrupt() {
         kill(-processGroup, SIGINT)
+        guard interruptRepeat == nil else { return }
+        let number = commandNumber
+        interruptRepeat = reactor.schedule(after: BashInterpreter.interruptRepeatDelay) { [weak self] in
+            guard let self, self.commandNumber == number, self.phase == .running, self.pendingExit == nil else { return }
+            kill(-self.processGroup, SIGINT)
+        }
     }
 
     /// SIGTERM to the group (SIGCONT so stopped members see it), SIGKILL after a grace.
@@ -210,8 +246,14 @@ final class BashInterpreter {
     }
 
     private func handleStatusLine(_ line: String) {
-        if line == "i" {
-            onStdinOpened()
+        if line == DriverLine.startedMarker {
+            guard phase == .running else { return }
+            commandStarted = true
+            onCommandStarted()
+            if interruptPending {
+                interruptPending = false
+                sendInterrupt()
+            }
             return
         }
         guard let status = Int32(line) else { return }  // only we write to fd 3

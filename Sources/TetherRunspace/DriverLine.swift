@@ -12,6 +12,11 @@
 ///   functions through `set -E`) keeps returning from each caller until `source` itself
 ///   returns. Callers that test the status (`if f`, `f || …`) see 130 and carry on, as they
 ///   asked to. Without a trap, non-interactive bash would exit on SIGINT.
+/// - Bash writes `s` on the status pipe just before `source`, after opening the command's
+///   stdin: the runspace holds an interrupt back until then (earlier, bash would still be
+///   running the driver line, where the trap can't return), and may close a FIFO's
+///   writing end from then on. A SIGINT between `s` and the script's first command only
+///   sets the mark; `scriptPrefix`, on the script's first line, returns on it.
 /// - `set --` first, so a command without arguments doesn't see the previous `"$@"`.
 /// - fd 3 (the status pipe) is closed for the command itself (`3>&-` on `source`; bash
 ///   keeps its own copy above fd 10, close-on-exec), so background jobs don't hold it and
@@ -20,11 +25,17 @@
 enum DriverLine {
     /// Marks the running command as interrupted, then unwinds it. `return` is only legal
     /// inside a function or a sourced file — exactly when BASH_SOURCE is set (FUNCNAME is
-    /// not, at a sourced file's top level) — so a SIGINT that lands between commands does
-    /// nothing (in POSIX mode a failed `return` would even end bash).
+    /// not, at a sourced file's top level) — so a SIGINT that lands outside does nothing
+    /// but mark (in POSIX mode a failed `return` would even end bash).
     static let interruptTrap = #"__tether_interrupted=1; [[ -n ${BASH_SOURCE-} ]] && \builtin return 130"#
     /// Keeps unwinding callers after an interrupt.
     static let errTrap = #"[[ -n ${__tether_interrupted-} && -n ${BASH_SOURCE-} ]] && \builtin return 130"#
+    /// Put in front of every script, on its first line (so line numbers in bash's messages
+    /// stay the user's): an interrupt that arrived before the script began ends it at once.
+    static let scriptPrefix = #"[[ -z ${__tether_interrupted-} ]] || \builtin return 130; "#
+
+    /// The status-pipe line bash writes when the command is about to start.
+    static let startedMarker = "s"
 
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
     /// then a status line so the runspace knows bash is up.
@@ -32,22 +43,19 @@ enum DriverLine {
         #"\builtin shopt -s expand_aliases; \builtin printf '%d\n' $? >&3"# + "\n"
     }
 
-    /// The line that runs one command.
-    ///
-    /// - `stdinPath`: a FIFO the command reads; when set, bash writes `i` on fd 3 right
-    ///   after opening it, so the runspace knows it may close its end (before that, closing
-    ///   would leave bash's open(2) waiting for a writer forever). Otherwise /dev/null.
+    /// The script file's contents for `script`.
+    static func scriptFile(_ script: String) -> String {
+        scriptPrefix + script
+    }
+
+    /// The line that runs one command: the script at `scriptPath` with `arguments` as
+    /// `"$@"`, reading `stdinPath` (a FIFO) or /dev/null.
     static func command(scriptPath: String, arguments: [String], stdinPath: String?) -> String {
         var line = #"\builtin trap "# + quote(interruptTrap) + #" INT; \builtin trap "# + quote(errTrap) + " ERR; "
         line += #"__tether_interrupted=; \builtin set -E --; "#
-        var source = #"\builtin source "# + quote(scriptPath)
-        for argument in arguments { source += " " + quote(argument) }
-        source += " 3>&-"
-        if let stdinPath {
-            line += #"{ \builtin printf 'i\n' >&3; "# + source + "; } < " + quote(stdinPath)
-        } else {
-            line += source + " < /dev/null"
-        }
+        line += #"{ \builtin printf '"# + startedMarker + #"\n' >&3; \builtin source "# + quote(scriptPath)
+        for argument in arguments { line += " " + quote(argument) }
+        line += " 3>&-; } < " + (stdinPath.map(quote) ?? "/dev/null")
         line += #"; \builtin printf '%d\n' $? >&3"# + "\n"
         return line
     }

@@ -1,4 +1,5 @@
 import Glibc
+import CTetherPosix
 import TetherIO
 import TetherProtocol
 
@@ -13,6 +14,9 @@ public enum RunspaceHost {
         Signals.ignore(SIGPIPE)
         Descriptors.ensureStandardOpen()
         Descriptors.markInheritedCloseOnExec()  // nothing of ours leaks into bash
+        // Background jobs orphaned inside the session become our children, not init's:
+        // we reap them (no zombies in bash's group) and see the group empty when it is.
+        _ = tether_set_child_subreaper()
 
         if let problem = problem(with: options) { ready.fail(problem) }
         let home = Environment.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()

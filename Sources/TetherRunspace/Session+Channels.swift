@@ -129,6 +129,7 @@ extension Session {
         if let newLimit { bufferLimit = newLimit }
         if outputBuffering == .drop {
             journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
+            pumpAll()
         }
         interpreter.updateReading()
     }

@@ -14,6 +14,7 @@ extension Session {
         shuttingDown = true
         listener?.close()  // refuse new connections; removes the socket file
         listener = nil
+        interpreter.updateReading()  // nothing holds output back any more
         if life == .running {
             terminateSession()
         } else if !interpreter.groupIsEmpty {

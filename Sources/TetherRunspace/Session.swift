@@ -97,7 +97,7 @@ final class Session {
             self.startNextWaiting()
         }
         interpreter.onOutput = { [unowned self] kind, bytes in self.emit(kind, body: bytes) }
-        interpreter.onStdinOpened = { [unowned self] in self.running?.stdin?.bashOpened() }
+        interpreter.onCommandStarted = { [unowned self] in self.running?.stdin?.bashOpened() }
         interpreter.onCommandFinished = { [unowned self] status in self.commandFinished(status: status) }
         interpreter.onExit = { [unowned self] status in self.interpreterExited(status) }
         interpreter.onGroupKilled = { [unowned self] in
@@ -126,17 +126,22 @@ final class Session {
 
     // MARK: Child processes
 
-    /// SIGCHLD: reap every child that exited (bash is our only one).
+    /// SIGCHLD: reap every child that exited — bash, and (as the subreaper) background
+    /// jobs of the session that outlived their parent.
     func reapChildren() {
         var status: Int32 = 0
+        var reapedAny = false
         while true {
             let pid = waitpid(-1, &status, WNOHANG)
             if pid < 0 && errno == EINTR { continue }
-            guard pid > 0 else { return }
+            guard pid > 0 else { break }
+            reapedAny = true
             if pid == interpreter.pid {
                 interpreter.reaped(ExitStatus(waitStatus: status))
             }
         }
+        // The last of bash's group may just have gone: a shutdown can go on.
+        if reapedAny && shuttingDown { continueShutdown() }
     }
 
     // MARK: Records
@@ -148,10 +153,14 @@ final class Session {
         if outputBuffering == .drop && (kind == .stdout || kind == .stderr) {
             journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
         }
+        pumpAll()
+        return record
+    }
+
+    func pumpAll() {
         for peer in peers.values {
             for attachment in peer.attachments.values { pump(attachment) }
         }
-        return record
     }
 
     /// Sends `attachment` what it is owed from the journal, until its connection backs up.
@@ -171,6 +180,8 @@ final class Session {
     /// (the command then blocks in write(2) until acks make room), nor while a channel that
     /// wants live output is backed up (it catches up first; nothing piles up here).
     func mayReadOutput() -> Bool {
+        // On the way out, bash's last output is read so its end can be reported.
+        if shuttingDown { return true }
         if outputBuffering == .block && journal.unackedBytes >= bufferLimit { return false }
         for peer in peers.values where peer.connection.isBackedUp {
             if peer.attachments.values.contains(where: { $0.isLive }) { return false }

@@ -5,7 +5,7 @@ import TetherIO
 ///
 /// We hold the FIFO open read-write from before the driver line is sent, so bash's
 /// `< fifo` never waits. Closing our end is what makes the command see EOF — but only once
-/// bash has opened the FIFO (it says `i` on the status pipe): closed any earlier, bash's
+/// bash has opened the FIFO (it says `s` on the status pipe): closed any earlier, bash's
 /// open(2) would wait for a writer that never comes.
 final class StdinFeeder {
     let path: String

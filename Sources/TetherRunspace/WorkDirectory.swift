@@ -15,14 +15,14 @@ struct WorkDirectory {
     func scriptPath(_ commandID: UInt64) -> String { "\(path)/command-\(commandID).sh" }
     func stdinPath(_ commandID: UInt64) -> String { "\(path)/stdin-\(commandID)" }
 
-    /// Writes a command's script; returns its path.
+    /// Writes a command's script (behind `DriverLine.scriptPrefix`); returns its path.
     func writeScript(_ script: String, commandID: UInt64) throws -> String {
         let file = scriptPath(commandID)
         unlink(file)  // a leftover from an earlier runspace with this id
         let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError.last("create \(file)") }
         defer { close(fd) }
-        var bytes = Array(script.utf8)
+        var bytes = Array(DriverLine.scriptFile(script).utf8)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }
         var offset = 0

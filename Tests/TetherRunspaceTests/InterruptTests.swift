@@ -1,4 +1,5 @@
 import XCTest
+import Glibc
 import TetherProtocol
 
 final class InterruptTests: RunspaceTestCase {
@@ -46,7 +47,15 @@ final class InterruptTests: RunspaceTestCase {
 
     func testInterruptSparesBackgroundJobs() throws {
         let client = try runspace.attachedClient()
-        XCTAssertEqual(try client.run("sleep 60 & bg=$!").exitStatus, 0)
+        // Non-interactive bash starts a background command with SIGINT ignored; wait until
+        // it is exec'd (an interrupt in the instant between fork and that would kill it).
+        // (A compound background job, `{ …; } &`, gets SIGINT back at its default because
+        // bash resets trapped signals in subshells: it shares the foreground's fate.)
+        XCTAssertEqual(try client.run("""
+            sleep 60 & bg=$!
+            until [[ $(cat /proc/$bg/comm) == sleep ]]; do :; done
+            grep -q '^SigIgn:.*[2367abef]$' /proc/$bg/status
+            """).exitStatus, 0)
         let (result, _) = try interrupted(client, "echo ready; sleep 100")
         XCTAssertEqual(result.exitStatus, 130)
         XCTAssertEqual(try client.run("kill -0 $bg && echo alive; kill $bg").stdoutText, "alive\n")
@@ -56,5 +65,32 @@ final class InterruptTests: RunspaceTestCase {
         let client = try runspace.attachedClient()
         try interrupt(client)
         XCTAssertEqual(try client.run("echo still here").stdoutText, "still here\n")
+    }
+
+    func testInterruptRightAfterStartIsNotLost() throws {
+        let client = try runspace.attachedClient()
+        for attempt in 1...10 {
+            let invoke = client.request(.invoke(InvokeRequest(script: "sleep 100")), channel: 1)
+            let signal = client.request(.signal(.interrupt), channel: 1)
+            guard case .started(let id) = try client.response(to: invoke, channel: 1) else { return XCTFail() }
+            XCTAssertEqual(try client.response(to: signal, channel: 1), .done)
+            XCTAssertEqual(try client.collect(commandID: id, timeout: 5).exitStatus, 130, "attempt \(attempt)")
+        }
+        XCTAssertEqual(try client.run("echo alive").stdoutText, "alive\n")
+    }
+
+    func testStrayInterruptOfIdleBashDoesNotHitTheNextCommand() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("true").exitStatus, 0)
+        kill(try runspace.bashPID(), SIGINT)
+        let next = try client.run("echo unaffected")
+        XCTAssertEqual(next.exitStatus, 0)
+        XCTAssertEqual(next.stdoutText, "unaffected\n")
+    }
+
+    func testScriptLineNumbersAreTheUsers() throws {
+        let client = try runspace.attachedClient()
+        let result = try client.run("echo one\nno-such-command-here")
+        XCTAssertTrue(result.stderrText.contains("line 2: no-such-command-here"), result.stderrText)
     }
 }

@@ -21,6 +21,8 @@ int tether_sock_cloexec(void);
 int tether_sock_stream(void);
 /// A pollable descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or -1.
 int tether_pidfd_open(pid_t pid);
+/// Makes this process the reaper of its descendants' orphans (prctl PR_SET_CHILD_SUBREAPER).
+int tether_set_child_subreaper(void);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
