@@ -44,6 +44,7 @@ final class KeeperTests: CLITestCase {
             var clients: Int
             var opens: Int
             var channels: Int
+            var waitingForSlowClient: Bool
         }
         var pid: Int32
         var links: [Link]
@@ -177,6 +178,30 @@ final class KeeperTests: CLITestCase {
         var seen = Set<String>()
         let unique = combined.filter { seen.insert($0).inserted }
         XCTAssertEqual(unique, (1...20).map { "line-\($0)" })
+    }
+
+    /// A CLI that stops reading holds up its link (head of line) only while it lives:
+    /// killed, its channel is detached and the link flows again for the others.
+    func testStuckCLIHoldsUpItsLinkOnlyUntilItIsKilled() throws {
+        try newSession("stuck")
+        try newSession("other")
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let stuck = try startTether(["invoke", "--name", "stuck", "--", "head -c 60000000 /dev/zero"],
+                                    label: "stuck", stdoutFD: pipe.write)
+        close(pipe.write)
+        try eventually(timeout: 30, "the link waits for the stuck CLI") {
+            (try? keeperStatus())??.links.first?.waitingForSlowClient == true
+        }
+        let other = try startTether(["invoke", "--name", "other", "--", "echo second"], label: "other")
+        try Processes.kill9(stuck.pid)
+        _ = try stuck.wait()
+        XCTAssertEqual(try other.wait(timeout: 30), .exited(0), other.stderrText)
+        XCTAssertEqual(other.stdoutText, "second\n")
+        let status = try XCTUnwrap(try keeperStatus())
+        XCTAssertEqual(status.links.first?.waitingForSlowClient, false)
+        XCTAssertEqual(status.links.first?.channels, 0)
+        _ = try tether(["remove", "--name", "stuck"])
     }
 
     // MARK: Failures stay specific
@@ -361,6 +386,23 @@ final class KeeperTests: CLITestCase {
 
     // MARK: -
 
+    /// `startTether` with stdout on a descriptor of the test's choosing.
+    private func startTether(_ arguments: [String], label: String, stdoutFD: Int32) throws -> BackgroundTether {
+        var environment = Spawn.currentEnvironment().filter {
+            !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
+        }
+        environment += ["TETHER_HOME=\(tetherHome)", "TETHER_SSH_CONFIG=\(sshConfigPath)"]
+        let stderrPath = workDirectory + "/\(label).err"
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(err) }
+        var options = Spawn.Options()
+        options.fileActions = [1: stdoutFD, 2: err]
+        options.devNull = [0]
+        options.environment = environment
+        let pid = try Spawn.spawn(path: tetherPath, arguments: ["tether"] + arguments, options: options)
+        return BackgroundTether(pid: pid, stdoutPath: "/dev/null", stderrPath: stderrPath)
+    }
+
     private func closedPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -371,5 +413,45 @@ final class KeeperTests: CLITestCase {
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return UInt16(bigEndian: address.sin_port)
+    }
+}
+
+/// Two computers through one keeper: one link each, fan-out output intact.
+final class KeeperTestsWithTwoComputers: CLITestCase {
+    override var computerCount: Int { 2 }
+
+    private var keeperSocket: String {
+        KeeperControl.socketPath(home: ClientHome(directory: tetherHome), executable: KeeperPaths.absolute(tetherPath))
+    }
+
+    override func tearDown() {
+        Processes.killAll(ProcessTable.processes(mentioning: keeperSocket).map(\.pid))
+        let base = String(keeperSocket.dropLast(".sock".count))
+        for suffix in [".sock", ".lock", ".log"] { unlink(base + suffix) }
+        super.tearDown()
+    }
+
+    func testFanOutUsesOneLinkPerComputerAndStopClosesThem() throws {
+        try check(["new", "alpha,beta", "--name", "web"])
+        try check(["invoke", "--name", "web", "--", "n=$((RANDOM % 1)); echo set"])
+        let result = try tether(["invoke", "--name", "web", "--", "seq 1 500; echo \"n=$n\""])
+        XCTAssertEqual(result.status, .exited(0), result.stderrText)
+        for name in ["alpha", "beta"] {
+            let mine = result.stdoutText.split(separator: "\n").filter { $0.hasPrefix("[\(name)] ") }
+                .map { String($0.dropFirst(name.count + 3)) }
+            XCTAssertEqual(mine, (1...500).map(String.init) + ["n=0"], name)
+        }
+        let status = try tether(["keeper", "--status"])
+        XCTAssertEqual(status.status, .exited(0), status.stderrText)
+        XCTAssertEqual(status.stdoutText.components(separatedBy: "\"destination\"").count - 1, 2, status.stdoutText)
+        for computer in computers {
+            XCTAssertEqual(computer.sshdLog.components(separatedBy: "Accepted publickey").count - 1, 1, computer.hostAlias)
+        }
+
+        let keeper = try XCTUnwrap(ProcessTable.processes(mentioning: keeperSocket).first?.pid)
+        XCTAssertEqual(try tether(["keeper", "--stop"]).status, .exited(0))
+        try Processes.waitForExit(keeper, timeout: 10)
+        try eventually("both subsystems end") { computers.allSatisfy { $0.subsystemPIDs().isEmpty } }
+        XCTAssertEqual(try tether(["keeper", "--status"]).status, .exited(1))
     }
 }

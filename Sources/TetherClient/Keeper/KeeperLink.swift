@@ -142,7 +142,8 @@ final class KeeperLink {
             destination: destination, host: hostName, state: state, clients: clients.count, opens: opens,
             channels: routes.count,
             connectedSecondsAgo: readyAt == 0 ? 0 : Double(now &- readyAt) / 1e9,
-            idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0)
+            idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0,
+            waitingForSlowClient: !blockedBy.isEmpty, waitingForHost: writeBackedUp)
     }
 
     // MARK: Connecting

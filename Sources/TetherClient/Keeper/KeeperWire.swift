@@ -94,6 +94,10 @@ struct KeeperStatus: Codable, Sendable, Equatable {
         var channels: Int
         var connectedSecondsAgo: Double
         var idleSeconds: Double
+        /// Not reading the host: a CLI's socket is backed up (head of line).
+        var waitingForSlowClient: Bool
+        /// Not reading its CLIs: the SSH channel has too much queued.
+        var waitingForHost: Bool
     }
     var pid: Int32
     var socket: String
