@@ -92,6 +92,8 @@ final class KeeperLink {
     private var clients: [Int: KeeperClient] = [:]
     private var pending: [UInt32: PendingRequest] = [:]
     private var routes: [UInt32: ChannelRoute] = [:]
+    /// Link channels whose CLI already sent `detach`: no second one when the CLI leaves.
+    private var detaching = Set<UInt32>()
     private var nextRequestID: UInt32 = 1
     private var nextChannel: UInt32 = 1
 
@@ -224,6 +226,7 @@ final class KeeperLink {
         guard clients.removeValue(forKey: client.number) != nil else { return }
         for (_, linkChannel) in client.channels.sorted(by: { $0.key < $1.key }) {
             routes[linkChannel] = .cleaningUp
+            if detaching.contains(linkChannel) { continue }  // its answer ends the route
             let id = allocateRequestID()
             pending[id] = PendingRequest(client: 0, clientRequestID: 0, clientChannel: 0,
                                          linkChannel: linkChannel, purpose: .cleanup)
@@ -280,6 +283,7 @@ final class KeeperLink {
             // The CLI gives up on this channel; the host closes it without an answer.
             guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
             routes[linkChannel] = nil
+            detaching.remove(linkChannel)
             write(retagged(frame, channel: linkChannel))
         case .hello, .response, .event, .record:
             client.violation("a \(frame.type) frame on channel \(number)")
@@ -304,6 +308,7 @@ final class KeeperLink {
         let id = allocateRequestID()
         pending[id] = PendingRequest(client: client.number, clientRequestID: clientID, clientChannel: clientChannel,
                                      linkChannel: linkChannel, purpose: purpose)
+        if purpose == .detach { detaching.insert(linkChannel) }
         var frame = frame
         frame.channel = linkChannel
         Self.setRequestID(id, in: &frame.payload)
@@ -432,6 +437,7 @@ final class KeeperLink {
             return
         case .cleanup:
             routes[request.linkChannel] = nil
+            detaching.remove(request.linkChannel)
             return
         case .detach:
             endChannel(request.linkChannel)
@@ -452,7 +458,7 @@ final class KeeperLink {
     private func routeChannelFrame(_ frame: Frame) {
         guard let route = routes[frame.channel] else { return }  // stragglers of a finished channel
         guard case .client(let number, let clientChannel) = route else {
-            if frame.type == .error { routes[frame.channel] = nil }
+            if frame.type == .error { endChannel(frame.channel) }
             return
         }
         if frame.type == .error {
@@ -467,6 +473,7 @@ final class KeeperLink {
 
     /// Link channel M is over on the host: forget both ends of its route.
     private func endChannel(_ linkChannel: UInt32) {
+        detaching.remove(linkChannel)
         guard let route = routes.removeValue(forKey: linkChannel),
               case .client(let number, let clientChannel) = route,
               let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
@@ -571,6 +578,7 @@ final class KeeperLink {
         clients.removeAll()
         pending.removeAll()
         routes.removeAll()
+        detaching.removeAll()
         blockedBy.removeAll()
         for client in relaying {
             client.linkEnded(sending: last)
