@@ -51,9 +51,6 @@ public final class FrameConnection {
     private var wasAboveHighWatermark = false
     private var readingPaused = false
     private var closeWhenFlushed = false
-    private var started = false
-    /// The peer closed; frames already received are still delivered (after a resume).
-    private var sawEndOfStream = false
     public private(set) var isClosed = false
     private var readBuffer: [UInt8]
 
@@ -84,11 +81,6 @@ public final class FrameConnection {
     /// Starts reading. Call once, after setting the callbacks.
     public func start() {
         guard !isClosed, readRegistration == nil else { return }
-        started = true
-        registerForReading()
-    }
-
-    private func registerForReading() {
         readRegistration = reactor.register(fd: readFD, interest: readingPaused ? .none : .readable) { [weak self] readiness in
             self?.handleReadable(readiness)
         }
@@ -193,25 +185,13 @@ public final class FrameConnection {
 
     public func resumeReading() {
         readingPaused = false
-        if let registration = readRegistration {
-            reactor.update(registration, interest: .readable)
-        } else if started && !isClosed && !closeWhenFlushed && !sawEndOfStream {
-            registerForReading()  // dropped after a hangup while paused (see handleReadable)
-        }
-        if sawEndOfStream {
-            // Frames received before the end still wait: deliver them, then close.
-            reactor.schedule(after: 0) { [weak self] in self?.deliverBufferedFrames() }
-        }
+        if let registration = readRegistration { reactor.update(registration, interest: .readable) }
     }
 
     private func handleReadable(_ readiness: Readiness) {
         guard !isClosed else { return }
         if readingPaused && !readiness.contains(.readable) {
-            // A hangup or error while paused. The reactor drops a registration that reported
-            // only that (its rule against a level-triggered spin), so forget it and read
-            // nothing now: the consumer asked for no frames. `resumeReading` registers
-            // again, and what the kernel still holds — then the end — is read in order.
-            readRegistration = nil
+            drainAfterHangup()
             return
         }
         // Read a bounded amount per wakeup so one busy peer can't starve the loop.
@@ -224,12 +204,53 @@ public final class FrameConnection {
                 return
             }
             if n == 0 {
-                endOfStream()
+                if decoder.hasPartialFrame {
+                    let error = ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)
+                    finish(.protocolError(error))
+                } else {
+                    finish(.endOfStream)
+                }
                 return
             }
             decoder.append(readBuffer[0..<n])
             deliverFrames()
             if isClosed || readingPaused || n < readBuffer.count { break }
+        }
+    }
+
+    /// The peer hung up (or the descriptor failed) while reading was paused. Nothing more
+    /// can arrive, so the pause protects nothing any more — and the reactor drops a
+    /// registration after a hangup-only report, so this is the last call we get. Read what
+    /// the kernel still holds, deliver every frame (the peer's last acks and stdin are not
+    /// lost), then close.
+    private func drainAfterHangup() {
+        if let registration = readRegistration { reactor.unregister(registration) }
+        readRegistration = nil
+        reading: while true {
+            let n = readBuffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break reading }
+                finish(.ioError(SystemError.last("read from \(name)")))
+                return
+            }
+            if n == 0 { break reading }
+            decoder.append(readBuffer[0..<n])
+        }
+        while !isClosed {
+            do {
+                guard let frame = try decoder.next() else { break }
+                onFrame(frame)
+            } catch {
+                protocolFailure(error)
+                return
+            }
+        }
+        guard !isClosed else { return }
+        if decoder.hasPartialFrame {
+            finish(.protocolError(ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)))
+        } else {
+            finish(.endOfStream)
         }
     }
 
@@ -250,31 +271,7 @@ public final class FrameConnection {
 
     /// Frames still buffered after `pauseReading()` are delivered on resume.
     public func deliverBufferedFrames() {
-        if sawEndOfStream {
-            finishAtEndOfStream()
-        } else if !readingPaused {
-            deliverFrames()
-        }
-    }
-
-    private func endOfStream() {
-        sawEndOfStream = true
-        if let registration = readRegistration { reactor.unregister(registration) }
-        readRegistration = nil
-        finishAtEndOfStream()
-    }
-
-    /// Whole frames received before the end are delivered first (to a paused consumer,
-    /// once it resumes); then the close, "truncated" if a partial frame is left.
-    private func finishAtEndOfStream() {
-        guard !isClosed, !readingPaused else { return }
-        deliverFrames()
-        guard !isClosed, !readingPaused else { return }
-        if decoder.hasPartialFrame {
-            finish(.protocolError(ProtocolError.truncatedAtEOF(decoder.bufferedByteCount)))
-        } else {
-            finish(.endOfStream)
-        }
+        if !readingPaused { deliverFrames() }
     }
 
     /// Answers a protocol violation with an error frame and closes.

@@ -350,7 +350,8 @@ final class KeeperTests: CLITestCase {
     }
 
     /// The keeper pauses reading a CLI while its link is backed up; a CLI that exits then
-    /// must still have its last frames (acks, stdin) delivered, and its end noticed.
+    /// must still have its last frames (acks, stdin) delivered, and its end noticed — the
+    /// pause can't protect anything once the peer is gone.
     func testFrameConnectionDeliversEverythingBeforeAHangupWhilePaused() throws {
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
@@ -371,12 +372,9 @@ final class KeeperTests: CLITestCase {
         for channel in 1...3 as ClosedRange<UInt32> {
             bytes += Frame(type: .ack, channel: channel, payload: ControlCodec.ack(UInt64(channel))).encoded()
         }
-        _ = bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
-        close(fds[1])
-        reactor.schedule(after: 0.3) {
-            XCTAssertEqual(delivered, [1], "paused after the first frame")
-            XCTAssertNil(closedWith, "not closed while frames wait")
-            connection.resumeReading()
+        reactor.schedule(after: 0.1) {
+            _ = bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+            close(fds[1])
         }
         reactor.schedule(after: 5) { reactor.stop() }
         reactor.run()
