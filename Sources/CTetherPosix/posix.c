@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <malloc.h>
 
 int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int tether_accept4(int listener, int flags) { return accept4(listener, NULL, NULL, flags); }
@@ -41,3 +42,4 @@ int tether_sock_stream(void) { return SOCK_STREAM; }
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) { return posix_spawn_file_actions_addchdir_np(actions, path); }
 int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int tether_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+int tether_malloc_trim(void) { return malloc_trim(0); }

@@ -23,6 +23,8 @@ int tether_sock_stream(void);
 int tether_pidfd_open(pid_t pid);
 /// Makes this process the reaper of its descendants' orphans (prctl PR_SET_CHILD_SUBREAPER).
 int tether_set_child_subreaper(void);
+/// Returns freed heap memory to the kernel (glibc malloc_trim(0)): for long-idle daemons.
+int tether_malloc_trim(void);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 

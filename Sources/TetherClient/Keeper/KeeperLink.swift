@@ -1,3 +1,4 @@
+import CTetherPosix
 import TetherIO
 import TetherProtocol
 import TetherSSH
@@ -237,7 +238,15 @@ final class KeeperLink {
         if clients.isEmpty {
             lastClientLeft = Reactor.now()
             scheduleIdleClose()
+            releaseIdleMemory()
         }
+    }
+
+    /// A link that streamed a lot keeps its grown buffers; an idle one shouldn't hold
+    /// them (a keeper idles far longer than it streams).
+    private func releaseIdleMemory() {
+        if decoder.bufferedByteCount == 0 { decoder = FrameDecoder() }
+        _ = tether_malloc_trim()
     }
 
     private func scheduleIdleClose() {
