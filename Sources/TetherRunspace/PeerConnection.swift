@@ -26,7 +26,10 @@ final class PeerConnection {
 
     init(session: Session, reactor: Reactor, fd: Int32, number: Int) {
         self.session = session
-        connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace connection \(number)")
+        // The registry's link stays open for the session's whole life: a big read buffer
+        // would be resident in every idle runspace. 64 KiB still moves stdin in pipe-sized reads.
+        connection = FrameConnection(reactor: reactor, readFD: fd, writeFD: fd, name: "runspace connection \(number)",
+                                     readBufferSize: 64 * 1024)
         connection.onFrame = { [unowned self] frame in self.handle(frame) }
         connection.onClose = { [unowned self] _ in self.session.peerClosed(self) }
         connection.onDrained = { [unowned self] in self.session.peerDrained(self) }

@@ -1,4 +1,5 @@
 import Glibc
+import CTetherPosix
 import TetherIO
 import TetherProtocol
 
@@ -93,6 +94,18 @@ extension Session {
     func acknowledge(_ seq: UInt64) {
         if journal.acknowledge(through: seq) {
             interpreter.updateReading()
+            if journal.isEmpty && running == nil { scheduleIdleTrim() }
+        }
+    }
+
+    /// Once the session has been idle a moment with nothing journaled, hands the heap that
+    /// a burst of output used back to the kernel: glibc keeps freed memory otherwise, and
+    /// an idle session should cost next to nothing.
+    func scheduleIdleTrim() {
+        guard idleTrimTimer == nil else { return }
+        idleTrimTimer = reactor.schedule(after: Session.idleTrimDelay) { [unowned self] in
+            self.idleTrimTimer = nil
+            if self.journal.isEmpty && self.running == nil { _ = tether_malloc_trim() }
         }
     }
 

@@ -73,6 +73,8 @@ final class Session {
     /// The process is on its way out (registry's terminate or our own SIGTERM).
     var shuttingDown = false
     var groupKilled = false
+    var idleTrimTimer: TimerHandle?
+    static let idleTrimDelay: Double = 1
 
     /// bash is up: the host reports "ok" to the registry.
     var onReady: () -> Void = {}
