@@ -21,7 +21,7 @@ final class KeeperTests: CLITestCase {
     }
 
     override func tearDown() {
-        if let run = testRun, !run.hasSucceeded {
+        if (testRun?.totalFailureCount ?? 0) > 0 {
             print("---- keeper log:\n\(tail(keeperLog, 40))")
         }
         let keepers = ProcessTable.processes(mentioning: keeperSocket).map(\.pid)
@@ -202,6 +202,27 @@ final class KeeperTests: CLITestCase {
         XCTAssertEqual(status.links.first?.waitingForSlowClient, false)
         XCTAssertEqual(status.links.first?.channels, 0)
         _ = try tether(["remove", "--name", "stuck"])
+    }
+
+    /// A link whose connection died silently (the host side frozen, TCP still up) is
+    /// found out by the keepalive before reuse, dropped, and replaced: the CLI waits one
+    /// keepalive timeout, not forever.
+    func testSilentlyDeadLinkIsReplacedAfterAKeepalive() throws {
+        let checkAlways = ["TETHER_KEEPER_CHECK_AFTER": "0"]
+        XCTAssertEqual(try tether(["new", "alpha", "--name", "s"], environment: checkAlways).status, .exited(0))
+        XCTAssertEqual(try tether(["invoke", "--name", "s", "--", "echo pinged"], environment: checkAlways).stdoutText,
+                       "pinged\n", "a live link answers the keepalive")
+        let frozen = try XCTUnwrap(alpha.subsystemPIDs().first)
+        XCTAssertEqual(kill(frozen, SIGSTOP), 0)
+        defer { kill(frozen, SIGKILL); kill(frozen, SIGCONT) }
+
+        let started = Date()
+        let run = try tether(["invoke", "--name", "s", "--", "echo replaced"], environment: checkAlways, timeout: 40)
+        XCTAssertEqual(run.status, .exited(0), run.stderrText)
+        XCTAssertEqual(run.stdoutText, "replaced\n")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 4.5, "it waited for the keepalive")
+        XCTAssertTrue(keeperLog.contains("no answer to a keepalive"), keeperLog)
+        XCTAssertEqual(acceptedLogins(alpha), 2, "a new link replaced the dead one")
     }
 
     // MARK: Failures stay specific

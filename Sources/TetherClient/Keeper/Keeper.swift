@@ -24,12 +24,16 @@ public final class Keeper {
 
         public init() {}
 
-        /// The defaults, with `TETHER_KEEPER_PERSIST` applied.
+        /// The defaults, with `TETHER_KEEPER_PERSIST` and `TETHER_KEEPER_CHECK_AFTER` (seconds
+        /// of silence from a host before a link is pinged on reuse) applied.
         public static func fromEnvironment() -> Settings {
             var settings = Settings()
             if let text = Environment.get("TETHER_KEEPER_PERSIST"), let seconds = Double(text), seconds >= 0 {
                 settings.persist = seconds
                 settings.emptyGrace = min(settings.emptyGrace, max(seconds, 1))
+            }
+            if let text = Environment.get("TETHER_KEEPER_CHECK_AFTER"), let seconds = Double(text), seconds >= 0 {
+                settings.quietCheckAfter = seconds
             }
             return settings
         }
@@ -145,7 +149,8 @@ public final class Keeper {
             }
             needsTerminal[key] = nil
         }
-        let link = links[key] ?? makeLink(open)
+        let existing = links[key].flatMap { $0.phase == .closed ? nil : $0 }
+        let link = existing ?? makeLink(open)
         if link.isReady && link.quietSeconds > settings.quietCheckAfter {
             link.checkAlive(timeout: settings.keepaliveTimeout) { [weak self, weak client] alive in
                 guard let self, let client else { return }

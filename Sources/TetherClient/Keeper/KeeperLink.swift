@@ -577,6 +577,8 @@ final class KeeperLink {
         idleTimer = nil
         keepaliveTimer = nil
         connection.close()
+        // Out of the keeper's table first: a waiter that retries must get a new link.
+        onClosed(self)
         let waiting = waiters
         waiters.removeAll()
         waiting.forEach { $0(outcome) }
@@ -592,7 +594,6 @@ final class KeeperLink {
         for client in relaying {
             client.linkEnded(sending: last)
         }
-        onClosed(self)
     }
 }
 
