@@ -225,6 +225,33 @@ final class KeeperTests: CLITestCase {
         XCTAssertEqual(acceptedLogins(alpha), 2, "a new link replaced the dead one")
     }
 
+    /// Something answers on the keeper's socket but dies before answering (a keeper
+    /// exiting just as the CLI connects): the CLI tries once more, then connects directly.
+    func testKeeperThatNeverAnswersMeansADirectConnection() throws {
+        try SecureDirectory.prepare(KeeperPaths(socket: keeperSocket).directory)
+        let listener = try UnixSocket.listen(path: keeperSocket)
+        setBlocking(listener)
+        let accepted = LockedCounter()
+        let thread = Thread {
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 { return }
+                accepted.increment()
+                close(fd)
+            }
+        }
+        thread.start()
+        defer {
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+        }
+        let made = try tether(["new", "alpha", "--name", "s"], timeout: 30)
+        XCTAssertEqual(made.status, .exited(0), made.stderrText)
+        XCTAssertEqual(made.stderrText, "")
+        XCTAssertEqual(accepted.value, 2, "asked twice, then went direct")
+        XCTAssertEqual(acceptedLogins(alpha), 1)
+    }
+
     // MARK: Failures stay specific
 
     func testRefusedPortIsTheSameErrorWithAndWithoutTheKeeper() throws {
@@ -473,4 +500,12 @@ final class KeeperTestsWithTwoComputers: CLITestCase {
         try eventually("both subsystems end") { computers.allSatisfy { $0.subsystemPIDs().isEmpty } }
         XCTAssertEqual(try tether(["keeper", "--status"]).status, .exited(1))
     }
+}
+
+/// A counter shared with a helper thread.
+private final class LockedCounter: @unchecked Sendable {
+    private let lock = Lock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }

@@ -37,6 +37,7 @@ final class KeeperTransport: ByteTransport {
     private var eofRequested = false
     private var eofSent = false
     private var wasBackedUp = false
+    private var retriedOpen = false
     private var readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
 
     private var onReady: () -> Void = {}
@@ -95,6 +96,11 @@ final class KeeperTransport: ByteTransport {
         self.onReady = onReady
         self.onData = onData
         self.onClose = onClose
+        openStream()
+    }
+
+    /// Connects to the keeper (starting one if needed) and sends the open request.
+    private func openStream() {
         do {
             fd = try KeeperLauncher.connect(paths: paths, executable: executable)
         } catch {
@@ -103,6 +109,7 @@ final class KeeperTransport: ByteTransport {
         }
         setNonBlocking(fd)
         phase = .opening
+        answer = []
         queue.append(KeeperCodec.requestFrame(.open(request)).encoded())
         flush()
         watchReadable()
@@ -243,7 +250,19 @@ final class KeeperTransport: ByteTransport {
         queue.removeAll()
         if let writeRegistration { reactor.unregister(writeRegistration) }
         writeRegistration = nil
-        if case .opening = phase { fallBack() }
+        if case .opening = phase { keeperGoneWhileOpening() }
+    }
+
+    /// The keeper went away before answering: killed, or it was exiting (idle) just as we
+    /// connected. Once more with a fresh keeper, then directly.
+    private func keeperGoneWhileOpening() {
+        releaseSocket()
+        if retriedOpen {
+            fallBack()
+        } else {
+            retriedOpen = true
+            openStream()
+        }
     }
 
     private func shutDownWriting() {
@@ -310,8 +329,7 @@ final class KeeperTransport: ByteTransport {
     private func streamEnded(_ error: SystemError?) {
         switch phase {
         case .opening:
-            // The keeper went away before answering (killed, or exiting): go direct.
-            fallBack()
+            keeperGoneWhileOpening()
         case .relaying:
             if eofSent && error == nil {
                 finish(nil)
