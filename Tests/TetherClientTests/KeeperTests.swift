@@ -252,6 +252,24 @@ final class KeeperTests: CLITestCase {
         XCTAssertEqual(acceptedLogins(alpha), 1)
     }
 
+    /// The library opts in with an executable; one that can't run a keeper costs nothing
+    /// but a direct connection (and is not tried again for every connect).
+    func testLibraryWithAnExecutableThatIsNoKeeperConnectsDirectly() async throws {
+        let home = ClientHome(directory: tetherHome)
+        let broken = "/bin/false"
+        defer {
+            let base = String(KeeperControl.socketPath(home: home, executable: broken).dropLast(".sock".count))
+            for suffix in [".sock", ".lock", ".log"] { unlink(base + suffix) }
+        }
+        let client = try TetherClient(home: home, keeper: .automatic(executable: broken))
+        for _ in 0..<2 {
+            let host = try await client.connect("alpha", options: ConnectionOptions(configFile: sshConfigPath))
+            try await host.ping()
+            await host.close()
+        }
+        XCTAssertEqual(acceptedLogins(alpha), 2, "two direct connections")
+    }
+
     // MARK: Failures stay specific
 
     func testRefusedPortIsTheSameErrorWithAndWithoutTheKeeper() throws {

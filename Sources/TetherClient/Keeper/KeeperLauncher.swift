@@ -15,6 +15,10 @@ enum KeeperLauncher {
 
     private static let spawnedLock = Lock()
     nonisolated(unsafe) private static var spawned: [pid_t] = []  // guarded by spawnedLock
+    /// Keepers that would not start, by socket path, and until when not to try again: a
+    /// process connecting to fifty hosts pays for a broken keeper once, not fifty times.
+    nonisolated(unsafe) private static var failedStarts: [String: UInt64] = [:]  // guarded by spawnedLock
+    static let retryFailedStartAfter: Double = 60
 
     /// A connected, uid-checked socket to the keeper (blocking).
     static func connect(paths: KeeperPaths, executable: String) throws -> Int32 {
@@ -30,8 +34,17 @@ enum KeeperLauncher {
         }
         if let fd = try connectIfServing(paths) { return fd }
 
+        if let until = spawnedLock.withLock({ failedStarts[paths.socket] }), Reactor.now() < until {
+            throw TetherIOError("the tether keeper failed to start moments ago")
+        }
         unlink(paths.socket)
-        try spawnKeeper(paths: paths, executable: executable)
+        do {
+            try spawnKeeper(paths: paths, executable: executable)
+        } catch {
+            let until = Reactor.now() + UInt64(retryFailedStartAfter * 1e9)
+            spawnedLock.withLock { failedStarts[paths.socket] = until }
+            throw error
+        }
         return try UnixSocket.connect(path: paths.socket)
     }
 

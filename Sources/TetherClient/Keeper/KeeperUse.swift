@@ -14,7 +14,8 @@ public enum KeeperUse: Sendable, Equatable {
     /// `TETHER_KEEPER=0` (or `off`) turns it off; only the libssh2 transport uses it.
     case automatic(executable: String)
 
-    /// The keeper run by the executable of this process (what the `tether` CLI uses).
+    /// The keeper run by the executable of this process: only right for the `tether` CLI
+    /// itself (another program names the `tether` binary with `.automatic`).
     public static var thisExecutable: KeeperUse { .automatic(executable: currentExecutablePath) }
 
     /// The absolute path of this process's executable.
