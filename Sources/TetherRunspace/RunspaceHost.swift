@@ -12,8 +12,8 @@ public enum RunspaceHost {
         // Nothing of a login may hang us up; a vanished reader is an EPIPE, not a death.
         Signals.ignore(SIGHUP)
         Signals.ignore(SIGPIPE)
-        Descriptors.ensureStandardOpen()
-        Descriptors.markInheritedCloseOnExec()  // nothing of ours leaks into bash
+        InheritedDescriptors.ensureStandardOpen()
+        InheritedDescriptors.markInheritedCloseOnExec()  // nothing of ours leaks into bash
         // Background jobs orphaned inside the session become our children, not init's:
         // we reap them (no zombies in bash's group) and see the group empty when it is.
         _ = tether_set_child_subreaper()
@@ -90,61 +90,5 @@ public enum RunspaceHost {
         }
         if access("/bin/bash", X_OK) == 0 { return "/bin/bash" }
         throw TetherIOError("bash was not found (searched PATH=\(path) and /bin/bash)")
-    }
-}
-
-/// The "ok\n" / "error: …\n" line the registry waits for on the ready descriptor.
-struct ReadyLine {
-    let fd: Int32?
-
-    func succeed() {
-        send("ok\n")
-    }
-
-    func fail(_ message: String) -> Never {
-        let line = "error: " + message.split(separator: "\n").joined(separator: " ") + "\n"
-        if fd != nil {
-            send(line)
-        } else {
-            _ = Array(line.utf8).withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        }
-        exit(1)
-    }
-
-    private func send(_ line: String) {
-        guard let fd else { return }
-        let bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            offset += n
-        }
-        close(fd)
-    }
-}
-
-/// Descriptor hygiene at startup.
-enum Descriptors {
-    /// fds 0–2 are /dev/null if they came closed, so no pipe of ours lands on them.
-    static func ensureStandardOpen() {
-        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 {
-            _ = open("/dev/null", O_RDWR)  // takes the lowest free number: this one
-        }
-    }
-
-    /// Every inherited descriptor above 2 gets close-on-exec (the ready pipe included).
-    static func markInheritedCloseOnExec() {
-        guard let directory = opendir("/proc/self/fd") else { return }
-        var fds: [Int32] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if let fd = Int32(name), fd > 2 { fds.append(fd) }
-        }
-        closedir(directory)
-        for fd in fds { setCloseOnExec(fd) }
     }
 }
