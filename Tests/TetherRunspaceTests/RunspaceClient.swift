@@ -161,12 +161,20 @@ final class RunspaceClient {
         }
     }
 
-    /// Collects a command's records up to its `commandEnded`, acknowledging as it goes.
-    func collect(commandID: UInt64, channel: UInt32 = 1, acknowledge: Bool = true, timeout: Double = 20) throws -> CommandOutput {
+    /// Collects a command's records up to its `commandEnded` and acknowledges them (with
+    /// `every`, at least every that many bytes, as a real client does).
+    func collect(commandID: UInt64, channel: UInt32 = 1, acknowledge: Bool = true, every: Int? = nil,
+                 timeout: Double = 20) throws -> CommandOutput {
         var output = CommandOutput(commandID: commandID)
+        var unacknowledged = 0
         while true {
             let record = try nextRecord(channel: channel, timeout: timeout)
             output.records.append(record)
+            unacknowledged += record.body.count
+            if acknowledge, let every, unacknowledged >= every {
+                ack(record.seq, channel: channel)
+                unacknowledged = 0
+            }
             switch record.kind {
             case .stdout: output.stdout += record.body
             case .stderr: output.stderr += record.body
