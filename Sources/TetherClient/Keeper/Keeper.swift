@@ -53,6 +53,8 @@ public final class Keeper {
     private var needsTerminal: [KeeperLinkKey: UInt64] = [:]
     private var exitTimer: TimerHandle?
     private var stopping = false
+    /// It removed its own socket on the way out (no newer keeper had taken the path).
+    private var leftItsPlace = false
 
     init(reactor: Reactor, socketPath: String, settings: Settings, log: KeeperLog) {
         self.reactor = reactor
@@ -95,7 +97,14 @@ public final class Keeper {
         keeper.updateEmptiness()
         // Returns once everything is closed (after `shutdown`): no descriptors, no timers.
         reactor.run(untilIdle: true)
-        log.write("exiting")
+        if keeper.leftItsPlace {
+            // A clean exit leaves nothing behind (a test suite makes hundreds of homes);
+            // a keeper that crashed keeps its log for whoever reads the CLI's message.
+            unlink(paths.lock)
+            unlink(paths.log)
+        } else {
+            log.write("exiting")
+        }
         return 0
     }
 
@@ -229,6 +238,7 @@ public final class Keeper {
             let stillOurs = stat(socketPath, &info) == 0
                 && socketIdentity.map { $0.dev == UInt(info.st_dev) && $0.ino == UInt(info.st_ino) } == true
             listener.close(unlinkPath: stillOurs)
+            leftItsPlace = stillOurs
         }
         listener = nil
         for link in Array(links.values) { link.close() }
