@@ -21,7 +21,7 @@ struct Disconnect: AsyncParsableCommand {
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
-        "Seconds the disconnected session is kept (the host's minimum, normally 60, applies).", valueName: "SEC"))
+        "Seconds the session is kept while no client is attached and no command runs (the host's minimum, normally 60, applies).", valueName: "SEC"))
     var idleTimeout: Double?
 
     @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads the output.")

@@ -60,7 +60,7 @@ struct Invoke: AsyncParsableCommand {
     var sessionName: String?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
-        "With --in-disconnected-session: seconds the new session is kept while disconnected (default 7200; the host's minimum, normally 60, applies).",
+        "With --in-disconnected-session: seconds the new session is kept while no client is attached and no command runs (default 7200; the host's minimum, normally 60, applies).",
         valueName: "SEC"))
     var idleTimeout: Double?
 

@@ -25,7 +25,7 @@ struct New: AsyncParsableCommand {
     var configuration: String?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
-        "Seconds a disconnected session is kept (default 7200; the host's minimum, normally 60, applies).", valueName: "SEC"))
+        "Seconds the session is kept while no client is attached and no command runs (default 7200; the host's minimum, normally 60, applies).", valueName: "SEC"))
     var idleTimeout: Double?
 
     @Option(name: .customLong("output-buffering"), help: "block or drop: what happens when unread output fills the buffer.")
