@@ -43,8 +43,10 @@ final class KeeperLink {
         case fallback(String)
     }
 
+    // State below is internal, not private, only for KeeperLink+Relay.swift.
+
     /// Where a request's answer goes.
-    private struct PendingRequest {
+    struct PendingRequest {
         enum Purpose {
             /// Any request of a CLI: the answer goes back to it.
             case relay
@@ -64,7 +66,7 @@ final class KeeperLink {
         var purpose: Purpose
     }
 
-    private enum ChannelRoute {
+    enum ChannelRoute {
         /// Link channel M is the CLI's channel N.
         case client(number: Int, channel: UInt32)
         /// The CLI went away; the keeper's detach is on its way. Output is dropped (it
@@ -75,9 +77,9 @@ final class KeeperLink {
     let key: KeeperLinkKey
     let open: KeeperOpen
     private let reactor: Reactor
-    private let log: KeeperLog
+    let log: KeeperLog
     private let persist: Double
-    private let connection: SSHConnection
+    let connection: SSHConnection
     private let passphrases = PassphraseWanted()
     private(set) var phase = Phase.connecting
     /// The host's hello payload, exactly as it came: every CLI gets it as its answer.
@@ -90,20 +92,20 @@ final class KeeperLink {
     private var keepaliveTimer: TimerHandle?
     private var keepaliveWaiters: [(Bool) -> Void] = []
 
-    private var clients: [Int: KeeperClient] = [:]
-    private var pending: [UInt32: PendingRequest] = [:]
-    private var routes: [UInt32: ChannelRoute] = [:]
+    var clients: [Int: KeeperClient] = [:]
+    var pending: [UInt32: PendingRequest] = [:]
+    var routes: [UInt32: ChannelRoute] = [:]
     /// Link channels whose CLI already sent `detach`: no second one when the CLI leaves.
-    private var detaching = Set<UInt32>()
-    private var nextRequestID: UInt32 = 1
-    private var nextChannel: UInt32 = 1
+    var detaching = Set<UInt32>()
+    var nextRequestID: UInt32 = 1
+    var nextChannel: UInt32 = 1
 
     /// CLIs whose sockets are backed up: the link is not read while any is (head of line:
     /// one slow CLI holds up the others on this link, as one slow reader of an SSH
     /// connection would).
-    private var blockedBy = Set<Int>()
+    var blockedBy = Set<Int>()
     /// The SSH channel's queue is over the high watermark: no CLI of this link is read.
-    private var writeBackedUp = false
+    var writeBackedUp = false
 
     let startedAt = Reactor.now()
     private var readyAt: UInt64 = 0
@@ -200,7 +202,7 @@ final class KeeperLink {
         }
     }
 
-    private func keepaliveAnswered() {
+    func keepaliveAnswered() {
         if let keepaliveTimer { reactor.cancel(keepaliveTimer) }
         keepaliveTimer = nil
         let waiting = keepaliveWaiters
@@ -259,107 +261,13 @@ final class KeeperLink {
         }
     }
 
-    // MARK: CLI → host
-
-    /// A frame from a relaying CLI.
-    func fromClient(_ client: KeeperClient, _ frame: Frame) {
-        guard phase == .ready else { return }
-        if frame.channel == 0 {
-            switch frame.type {
-            case .request:
-                forwardRequest(frame, from: client, clientChannel: 0, linkChannel: 0, purpose: .relay)
-            default:
-                client.violation("a \(frame.type) frame on channel 0")
-            }
-            return
-        }
-        let number = frame.channel
-        switch frame.type {
-        case .request:
-            let linkChannel = client.channels[number] ?? openRoute(for: client, channel: number)
-            let purpose: PendingRequest.Purpose
-            switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
-            case .attach: purpose = .attach
-            case .detach: purpose = .detach
-            default: purpose = .relay
-            }
-            forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
-        case .stdinData, .stdinEOF, .ack:
-            // For a channel that is over these are moot, as on the host.
-            guard let linkChannel = client.channels[number] else { return }
-            write(retagged(frame, channel: linkChannel))
-        case .error:
-            // The CLI gives up on this channel; the host closes it without an answer.
-            guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
-            routes[linkChannel] = nil
-            detaching.remove(linkChannel)
-            write(retagged(frame, channel: linkChannel))
-        case .hello, .response, .event, .record:
-            client.violation("a \(frame.type) frame on channel \(number)")
-        }
-    }
-
-    private func openRoute(for client: KeeperClient, channel number: UInt32) -> UInt32 {
-        var candidate = nextChannel
-        while candidate == 0 || routes[candidate] != nil { candidate &+= 1 }
-        nextChannel = candidate &+ 1
-        routes[candidate] = .client(number: client.number, channel: number)
-        client.channels[number] = candidate
-        return candidate
-    }
-
-    private func forwardRequest(_ frame: Frame, from client: KeeperClient, clientChannel: UInt32,
-                                linkChannel: UInt32, purpose: PendingRequest.Purpose) {
-        guard let clientID = ControlCodec.requestID(of: frame.payload) else {
-            client.violation("a request frame of \(frame.payload.count) bytes without a request id")
-            return
-        }
-        let id = allocateRequestID()
-        pending[id] = PendingRequest(client: client.number, clientRequestID: clientID, clientChannel: clientChannel,
-                                     linkChannel: linkChannel, purpose: purpose)
-        if purpose == .detach { detaching.insert(linkChannel) }
-        var frame = frame
-        frame.channel = linkChannel
-        Self.setRequestID(id, in: &frame.payload)
-        write(frame)
-    }
-
-    /// Link request ids: below 0x80000000 (the host reserves the top bit), never one
-    /// that still waits for its answer.
-    private func allocateRequestID() -> UInt32 {
-        var id = nextRequestID
-        while pending[id] != nil || id == 0 { id = id >= 0x7fff_ffff ? 1 : id + 1 }
-        nextRequestID = id >= 0x7fff_ffff ? 1 : id + 1
-        return id
-    }
-
-    private func write(_ frame: Frame) {
-        guard phase != .closed else { return }
-        connection.write(frame.encoded())
-        if !writeBackedUp && connection.pendingWriteBytes > Self.writeHighWatermark {
-            writeBackedUp = true
-            for client in clients.values { client.connection.pauseReading() }
-        }
-    }
-
-    private func linkDrained() {
-        guard writeBackedUp, connection.pendingWriteBytes <= Self.writeHighWatermark else { return }
-        writeBackedUp = false
-        for client in Array(clients.values) {
-            client.connection.resumeReading()
-            client.connection.deliverBufferedFrames()
-        }
-    }
-
-    // MARK: Host → CLI
-
     private func received(_ bytes: [UInt8]) {
         lastHeard = Reactor.now()
         decoder.append(bytes)
         deliverFrames()
     }
 
-    private func deliverFrames() {
+    func deliverFrames() {
         while phase != .closed && blockedBy.isEmpty {
             let frame: Frame?
             do {
@@ -409,113 +317,6 @@ final class KeeperLink {
         default:
             fail(KeeperFailure(.protocolViolation, "the host sent a \(frame.type) frame before its hello"))
         }
-    }
-
-    private func fromHost(_ frame: Frame) {
-        if frame.channel != 0 {
-            switch frame.type {
-            case .response: routeResponse(frame)
-            case .record, .event, .error: routeChannelFrame(frame)
-            case .hello, .request, .stdinData, .stdinEOF, .ack:
-                fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
-            }
-            return
-        }
-        switch frame.type {
-        case .response:
-            routeResponse(frame)
-        case .error:
-            // Fatal for the whole connection: every CLI hears the host's own words, as
-            // it would have on a direct connection.
-            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload)) ?? ErrorBody(.internal, "unreadable error frame")
-            log.write("\(destination): the host ended the connection: \(body.message)")
-            finish(.failed(KeeperFailure(hostError: body)), sending: frame)
-        case .event:
-            break  // nothing is addressed to the connection itself
-        case .hello, .request, .stdinData, .stdinEOF, .ack, .record:
-            fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
-        }
-    }
-
-    private func routeResponse(_ frame: Frame) {
-        guard let id = ControlCodec.requestID(of: frame.payload),
-              let request = pending.removeValue(forKey: id) else { return }
-        switch request.purpose {
-        case .keepalive:
-            keepaliveAnswered()
-            return
-        case .cleanup:
-            routes[request.linkChannel] = nil
-            detaching.remove(request.linkChannel)
-            return
-        case .detach:
-            endChannel(request.linkChannel)
-        case .attach:
-            if case .failure = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
-                endChannel(request.linkChannel)
-            }
-        case .relay:
-            break
-        }
-        guard let client = clients[request.client] else { return }
-        var frame = frame
-        frame.channel = request.clientChannel
-        Self.setRequestID(request.clientRequestID, in: &frame.payload)
-        send(frame, to: client)
-    }
-
-    private func routeChannelFrame(_ frame: Frame) {
-        guard let route = routes[frame.channel] else { return }  // stragglers of a finished channel
-        guard case .client(let number, let clientChannel) = route else {
-            if frame.type == .error { endChannel(frame.channel) }
-            return
-        }
-        if frame.type == .error {
-            endChannel(frame.channel)
-        } else if frame.type == .event, case .takenOver = try? WireJSON.decode(Event.self, from: frame.payload) {
-            // The host detaches a channel whose session another client took.
-            endChannel(frame.channel)
-        }
-        guard let client = clients[number] else { return }
-        send(retagged(frame, channel: clientChannel), to: client)
-    }
-
-    /// Link channel M is over on the host: forget both ends of its route.
-    private func endChannel(_ linkChannel: UInt32) {
-        detaching.remove(linkChannel)
-        guard let route = routes.removeValue(forKey: linkChannel),
-              case .client(let number, let clientChannel) = route,
-              let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
-        client.channels[clientChannel] = nil
-    }
-
-    private func send(_ frame: Frame, to client: KeeperClient) {
-        client.connection.send(frame)
-        if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
-            connection.pauseReading()
-        }
-    }
-
-    /// A CLI's socket drained (or the CLI left): read the link again if nobody else blocks.
-    func unblock(_ number: Int) {
-        guard blockedBy.remove(number) != nil, blockedBy.isEmpty, phase != .closed else { return }
-        connection.resumeReading()
-        // Frames already decoded wait in the decoder: deliver them now.
-        deliverFrames()
-    }
-
-    private func retagged(_ frame: Frame, channel: UInt32) -> Frame {
-        var frame = frame
-        frame.channel = channel
-        return frame
-    }
-
-    private static func setRequestID(_ id: UInt32, in payload: inout [UInt8]) {
-        guard payload.count >= 4 else { return }
-        payload[0] = UInt8(id >> 24)
-        payload[1] = UInt8((id >> 16) & 0xff)
-        payload[2] = UInt8((id >> 8) & 0xff)
-        payload[3] = UInt8(id & 0xff)
     }
 
     // MARK: Ending
@@ -569,7 +370,7 @@ final class KeeperLink {
                sending: KeeperLinkEnd.frame(.closed, "connection closed by the tether keeper"))
     }
 
-    private func finish(_ outcome: Outcome, sending last: Frame?) {
+    func finish(_ outcome: Outcome, sending last: Frame?) {
         guard phase != .closed else { return }
         phase = .closed
         for timer in [handshakeTimer, idleTimer, keepaliveTimer].compactMap({ $0 }) { reactor.cancel(timer) }
@@ -595,19 +396,4 @@ final class KeeperLink {
             client.linkEnded(sending: last)
         }
     }
-}
-
-/// Passphrases can't be typed into a keeper (it has no terminal): answer "none" and
-/// remember that one was wanted, so a failed login becomes "connect directly" (the CLI
-/// can ask) rather than an error.
-final class PassphraseWanted: PassphraseProvider, @unchecked Sendable {
-    private let lock = Lock()
-    private var asked = false  // guarded by lock
-
-    func passphrase(for keyPath: String) -> String? {
-        lock.withLock { asked = true }
-        return nil
-    }
-
-    var wasAsked: Bool { lock.withLock { asked } }
 }

@@ -1,0 +1,209 @@
+import TetherIO
+import TetherProtocol
+
+/// The relaying half of a link: CLI frames onto the link with their request ids and
+/// channel numbers mapped, and the host's frames back to the CLI each belongs to.
+extension KeeperLink {
+    // MARK: CLI → host
+
+    /// A frame from a relaying CLI.
+    func fromClient(_ client: KeeperClient, _ frame: Frame) {
+        guard phase == .ready else { return }
+        if frame.channel == 0 {
+            switch frame.type {
+            case .request:
+                forwardRequest(frame, from: client, clientChannel: 0, linkChannel: 0, purpose: .relay)
+            default:
+                client.violation("a \(frame.type) frame on channel 0")
+            }
+            return
+        }
+        let number = frame.channel
+        switch frame.type {
+        case .request:
+            let linkChannel = client.channels[number] ?? openRoute(for: client, channel: number)
+            let purpose: PendingRequest.Purpose
+            switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
+            case .attach: purpose = .attach
+            case .detach: purpose = .detach
+            default: purpose = .relay
+            }
+            forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
+        case .stdinData, .stdinEOF, .ack:
+            // For a channel that is over these are moot, as on the host.
+            guard let linkChannel = client.channels[number] else { return }
+            write(retagged(frame, channel: linkChannel))
+        case .error:
+            // The CLI gives up on this channel; the host closes it without an answer.
+            guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
+            routes[linkChannel] = nil
+            detaching.remove(linkChannel)
+            write(retagged(frame, channel: linkChannel))
+        case .hello, .response, .event, .record:
+            client.violation("a \(frame.type) frame on channel \(number)")
+        }
+    }
+
+    func openRoute(for client: KeeperClient, channel number: UInt32) -> UInt32 {
+        var candidate = nextChannel
+        while candidate == 0 || routes[candidate] != nil { candidate &+= 1 }
+        nextChannel = candidate &+ 1
+        routes[candidate] = .client(number: client.number, channel: number)
+        client.channels[number] = candidate
+        return candidate
+    }
+
+    func forwardRequest(_ frame: Frame, from client: KeeperClient, clientChannel: UInt32,
+                                linkChannel: UInt32, purpose: PendingRequest.Purpose) {
+        guard let clientID = ControlCodec.requestID(of: frame.payload) else {
+            client.violation("a request frame of \(frame.payload.count) bytes without a request id")
+            return
+        }
+        let id = allocateRequestID()
+        pending[id] = PendingRequest(client: client.number, clientRequestID: clientID, clientChannel: clientChannel,
+                                     linkChannel: linkChannel, purpose: purpose)
+        if purpose == .detach { detaching.insert(linkChannel) }
+        var frame = frame
+        frame.channel = linkChannel
+        Self.setRequestID(id, in: &frame.payload)
+        write(frame)
+    }
+
+    /// Link request ids: below 0x80000000 (the host reserves the top bit), never one
+    /// that still waits for its answer.
+    func allocateRequestID() -> UInt32 {
+        var id = nextRequestID
+        while pending[id] != nil || id == 0 { id = id >= 0x7fff_ffff ? 1 : id + 1 }
+        nextRequestID = id >= 0x7fff_ffff ? 1 : id + 1
+        return id
+    }
+
+    func write(_ frame: Frame) {
+        guard phase != .closed else { return }
+        connection.write(frame.encoded())
+        if !writeBackedUp && connection.pendingWriteBytes > Self.writeHighWatermark {
+            writeBackedUp = true
+            for client in clients.values { client.connection.pauseReading() }
+        }
+    }
+
+    func linkDrained() {
+        guard writeBackedUp, connection.pendingWriteBytes <= Self.writeHighWatermark else { return }
+        writeBackedUp = false
+        for client in Array(clients.values) {
+            client.connection.resumeReading()
+            client.connection.deliverBufferedFrames()
+        }
+    }
+
+    // MARK: Host → CLI
+
+    // MARK: Host → CLI
+
+    func fromHost(_ frame: Frame) {
+        if frame.channel != 0 {
+            switch frame.type {
+            case .response: routeResponse(frame)
+            case .record, .event, .error: routeChannelFrame(frame)
+            case .hello, .request, .stdinData, .stdinEOF, .ack:
+                fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
+            }
+            return
+        }
+        switch frame.type {
+        case .response:
+            routeResponse(frame)
+        case .error:
+            // Fatal for the whole connection: every CLI hears the host's own words, as
+            // it would have on a direct connection.
+            let body = (try? WireJSON.decode(ErrorBody.self, from: frame.payload)) ?? ErrorBody(.internal, "unreadable error frame")
+            log.write("\(destination): the host ended the connection: \(body.message)")
+            finish(.failed(KeeperFailure(hostError: body)), sending: frame)
+        case .event:
+            break  // nothing is addressed to the connection itself
+        case .hello, .request, .stdinData, .stdinEOF, .ack, .record:
+            fail(KeeperFailure(.protocolViolation, "the host sent an unexpected \(frame.type) frame"))
+        }
+    }
+
+    func routeResponse(_ frame: Frame) {
+        guard let id = ControlCodec.requestID(of: frame.payload),
+              let request = pending.removeValue(forKey: id) else { return }
+        switch request.purpose {
+        case .keepalive:
+            keepaliveAnswered()
+            return
+        case .cleanup:
+            routes[request.linkChannel] = nil
+            detaching.remove(request.linkChannel)
+            return
+        case .detach:
+            endChannel(request.linkChannel)
+        case .attach:
+            if case .failure = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
+                endChannel(request.linkChannel)
+            }
+        case .relay:
+            break
+        }
+        guard let client = clients[request.client] else { return }
+        var frame = frame
+        frame.channel = request.clientChannel
+        Self.setRequestID(request.clientRequestID, in: &frame.payload)
+        send(frame, to: client)
+    }
+
+    func routeChannelFrame(_ frame: Frame) {
+        guard let route = routes[frame.channel] else { return }  // stragglers of a finished channel
+        guard case .client(let number, let clientChannel) = route else {
+            if frame.type == .error { endChannel(frame.channel) }
+            return
+        }
+        if frame.type == .error {
+            endChannel(frame.channel)
+        } else if frame.type == .event, case .takenOver = try? WireJSON.decode(Event.self, from: frame.payload) {
+            // The host detaches a channel whose session another client took.
+            endChannel(frame.channel)
+        }
+        guard let client = clients[number] else { return }
+        send(retagged(frame, channel: clientChannel), to: client)
+    }
+
+    /// Link channel M is over on the host: forget both ends of its route.
+    func endChannel(_ linkChannel: UInt32) {
+        detaching.remove(linkChannel)
+        guard let route = routes.removeValue(forKey: linkChannel),
+              case .client(let number, let clientChannel) = route,
+              let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
+        client.channels[clientChannel] = nil
+    }
+
+    func send(_ frame: Frame, to client: KeeperClient) {
+        client.connection.send(frame)
+        if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
+            connection.pauseReading()
+        }
+    }
+
+    /// A CLI's socket drained (or the CLI left): read the link again if nobody else blocks.
+    func unblock(_ number: Int) {
+        guard blockedBy.remove(number) != nil, blockedBy.isEmpty, phase != .closed else { return }
+        connection.resumeReading()
+        // Frames already decoded wait in the decoder: deliver them now.
+        deliverFrames()
+    }
+
+    func retagged(_ frame: Frame, channel: UInt32) -> Frame {
+        var frame = frame
+        frame.channel = channel
+        return frame
+    }
+
+    static func setRequestID(_ id: UInt32, in payload: inout [UInt8]) {
+        guard payload.count >= 4 else { return }
+        payload[0] = UInt8(id >> 24)
+        payload[1] = UInt8((id >> 16) & 0xff)
+        payload[2] = UInt8((id >> 8) & 0xff)
+        payload[3] = UInt8(id & 0xff)
+    }
+}
