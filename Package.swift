@@ -11,7 +11,7 @@ import PackageDescription
 //   TetherSubsystem  host: what sshd runs; multiplexes stdio onto registry + runspaces.
 //   TetherHostMain   host: argument handling shared by the `tether-subsystem` modes.
 //   TetherSSH        client: libssh2 transport, ~/.ssh/config, known_hosts.
-//   TetherClient     client: the async library API (sessions, invoke, receive).
+//   TetherClient     client: the async library API (sessions, invoke, receive) and the keeper.
 //   TetherCLI        client: the `tether` verbs, one file each.
 let package = Package(
     name: "Tether",
@@ -31,29 +31,29 @@ let package = Package(
         .target(name: "CTetherPosix"),
         .target(name: "TetherProtocol"),
         .target(name: "TetherIO", dependencies: ["TetherProtocol", "CTetherPosix"]),
-        .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO"]),
+        .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix"]),
         .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO", "TetherRunspace"]),
         .target(name: "TetherSubsystem", dependencies: ["TetherProtocol", "TetherIO", "TetherRegistry"]),
         .target(name: "TetherHostMain", dependencies: [
             "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "TetherIO"]),
-        .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH"]),
+        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "TetherIO", "CTetherPosix"]),
+        .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH", "CTetherPosix"]),
         .target(name: "TetherCLI", dependencies: [
-            "TetherClient",
+            "TetherClient", "TetherProtocol", "TetherIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tether", dependencies: ["TetherCLI"]),
         .executableTarget(name: "tether-subsystem", dependencies: ["TetherHostMain"]),
-        .executableTarget(name: "tether-bench", dependencies: ["TetherClient", "TetherSSH"]),
-        .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO"],
+        .executableTarget(name: "tether-bench", dependencies: ["TetherClient", "TetherSSH", "TetherIO"]),
+        .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix"],
                 path: "Tests/TetherTestSupport"),
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),
         .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
-        .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO"]),
-        .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO"]),
-        .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport"]),
-        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient"]),
+        .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO", "CTetherPosix"]),
+        .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO", "CTetherPosix"]),
+        .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport", "CLibSSH2", "TetherIO"]),
+        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO"]),
     ]
 )
