@@ -70,35 +70,11 @@ enum RegistryStarter {
         close(pipe.writeEnd)
         defer { close(pipe.readEnd) }
         log.write("started the registry (pid \(pid))")
-        guard let bytes = readLine(from: pipe.readEnd, timeout: readyTimeout) else {
+        guard let bytes = StartupLine.read(from: pipe.readEnd, timeout: readyTimeout) else {
             // It is ours and stuck; left alive it would hold registry.pid forever.
             kill(pid, SIGKILL)
             throw TetherIOError("the Tether registry (pid \(pid)) did not report ready within \(Int(readyTimeout))s; killed it (see \(paths.logFile))")
         }
         return (pid, ReadyPipe.interpret(bytes, role: "registry"))
-    }
-
-    /// Bytes up to the first newline or EOF; nil if the deadline passes first. Waits in
-    /// poll(2) on the pipe, never by sleeping.
-    private static func readLine(from fd: Int32, timeout: Double) -> [UInt8]? {
-        let deadline = Reactor.now() + UInt64(timeout * 1e9)
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        while true {
-            let now = Reactor.now()
-            guard now < deadline else { return nil }
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return received
-            }
-            if ready == 0 { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return received }
-            if n == 0 { return received }
-            received.append(contentsOf: buffer[0..<n])
-            if received.contains(0x0a) { return received }
-        }
     }
 }

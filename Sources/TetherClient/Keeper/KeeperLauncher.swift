@@ -81,7 +81,7 @@ enum KeeperLauncher {
         }
         close(writeEnd)
         spawnedLock.withLock { spawned.append(pid) }
-        let answer = readLine(from: readEnd, timeout: readyTimeout)
+        let answer = StartupLine.read(from: readEnd, timeout: readyTimeout)
         guard let answer else {
             kill(pid, SIGKILL)
             throw TetherIOError("the tether keeper (pid \(pid)) did not report ready within \(Int(readyTimeout)) s; killed it")
@@ -101,30 +101,6 @@ enum KeeperLauncher {
                 let result = waitpid(pid, &status, WNOHANG)
                 return result == pid || (result < 0 && errno == ECHILD)
             }
-        }
-    }
-
-    /// Bytes up to the first newline or EOF; nil if the deadline passes first. Waits in
-    /// poll(2) on the pipe, never by sleeping.
-    private static func readLine(from fd: Int32, timeout: Double) -> [UInt8]? {
-        let deadline = Reactor.now() + UInt64(timeout * 1e9)
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        while true {
-            let now = Reactor.now()
-            guard now < deadline else { return nil }
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return received
-            }
-            if ready == 0 { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return received }
-            if n == 0 { return received }
-            received.append(contentsOf: buffer[0..<n])
-            if received.contains(0x0a) { return received }
         }
     }
 }
