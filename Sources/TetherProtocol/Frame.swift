@@ -64,9 +64,16 @@ public struct Frame: Sendable, Equatable {
 /// A length over the maximum, under the header size, or an unknown type is reported as
 /// soon as the 9-byte header is in — before any payload is buffered — so a hostile peer
 /// cannot make us allocate.
+///
+/// The hot paths copy as little as possible: a reader can `read(2)` straight into the
+/// buffer (`append(readingUpTo:)`), a relay takes frames as their wire bytes (`nextWire`,
+/// one copy, nothing re-encoded), and a consumer can look at a payload in place
+/// (`next(_:)`) and copy out only what it keeps.
 public struct FrameDecoder {
+    /// Bytes `start..<end` are received and not yet taken; the rest is scratch space.
     private var buffer: [UInt8] = []
     private var start = 0
+    private var end = 0
     public let maxPayloadLength: Int
 
     public init(maxPayloadLength: Int = Frame.maxPayloadLength) {
@@ -74,24 +81,55 @@ public struct FrameDecoder {
     }
 
     /// Bytes received but not yet part of a returned frame.
-    public var bufferedByteCount: Int { buffer.count - start }
+    public var bufferedByteCount: Int { end - start }
 
     public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start > 1 << 16 && start * 2 > buffer.count {
-            buffer.removeSubrange(0..<start)
-            start = 0
+        let count = bytes.count
+        guard count > 0 else { return }
+        makeRoom(for: count)
+        buffer.withUnsafeMutableBufferPointer { storage in
+            _ = UnsafeMutableBufferPointer(rebasing: storage[end..<end + count]).initialize(from: bytes)
         }
-        buffer.append(contentsOf: bytes)
+        end += count
     }
 
-    /// The next whole frame, `nil` if more bytes are needed, or an error for a bad one.
-    public mutating func next() throws(ProtocolError) -> Frame? {
-        let available = buffer.count - start
+    /// Lets `read` fill up to `count` bytes of free space at the end of the buffer (a
+    /// `read(2)` straight into it, no intermediate copy). `read` returns how many bytes it
+    /// wrote, or zero / a negative status, which is passed back unchanged.
+    public mutating func append(readingUpTo count: Int, _ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        makeRoom(for: count)
+        let filled = buffer.withUnsafeMutableBytes { raw in
+            read(UnsafeMutableRawBufferPointer(rebasing: raw[end..<end + count]))
+        }
+        if filled > 0 { end += min(filled, count) }
+        return filled
+    }
+
+    /// Ensures `count` free bytes after `end`: reuses the space of taken frames first.
+    private mutating func makeRoom(for count: Int) {
+        if start == end {
+            start = 0
+            end = 0
+        }
+        if buffer.count - end >= count { return }
+        if start > 0 {
+            // Slide the unfinished frame to the front (it is at most one frame).
+            buffer.withUnsafeMutableBytes { raw in
+                let base = raw.baseAddress!
+                (base).copyMemory(from: base + start, byteCount: end - start)
+            }
+            end -= start
+            start = 0
+            if buffer.count - end >= count { return }
+        }
+        buffer.append(contentsOf: repeatElement(0, count: end + count - buffer.count))
+    }
+
+    /// The header of the next frame once all of it is buffered; validates as it goes.
+    private func wholeFrame() throws(ProtocolError) -> (type: FrameType, channel: UInt32, length: Int)? {
+        let available = end - start
         guard available >= 4 else { return nil }
-        var reader = ByteReader(buffer, from: start)
+        var reader = ByteReader(buffer, from: start, to: end)
         let length = Int(try reader.readU32())
         if length < Frame.headerLength {
             throw .badLength(length)
@@ -104,14 +142,86 @@ public struct FrameDecoder {
         guard let type = FrameType(rawValue: rawType) else { throw .unknownFrameType(rawType) }
         let channel = try reader.readU32()
         guard available >= 4 + length else { return nil }
+        return (type, channel, length)
+    }
+
+    /// The next whole frame, `nil` if more bytes are needed, or an error for a bad one.
+    public mutating func next() throws(ProtocolError) -> Frame? {
+        try next { type, channel, payload in Frame(type: type, channel: channel, payload: Array(payload)) }
+    }
+
+    /// Takes the next whole frame and lets `visit` read its payload in place (valid only
+    /// during the call): decode what you need, copy what you keep. `nil` if more bytes
+    /// are needed. `visit` must not touch this decoder.
+    public mutating func next<R>(
+        _ visit: (FrameType, UInt32, UnsafeRawBufferPointer) throws(ProtocolError) -> R
+    ) throws(ProtocolError) -> R? {
+        guard let (type, channel, length) = try wholeFrame() else { return nil }
         let payloadStart = start + 4 + Frame.headerLength
-        let payload = Array(buffer[payloadStart..<start + 4 + length])
+        let frameEnd = start + 4 + length
+        start = frameEnd
+        // (withUnsafeBytes rethrows untyped errors: carry the typed one out in a Result.)
+        return try buffer.withUnsafeBytes { raw in
+            Result { () throws(ProtocolError) -> R in
+                try visit(type, channel, UnsafeRawBufferPointer(rebasing: raw[payloadStart..<frameEnd]))
+            }
+        }.get()
+    }
+
+    /// The next whole frame exactly as it was on the wire (one copy, no re-encoding).
+    public mutating func nextWire() throws(ProtocolError) -> WireFrame? {
+        guard let (_, _, length) = try wholeFrame() else { return nil }
+        let frameStart = start
         start += 4 + length
-        return Frame(type: type, channel: channel, payload: payload)
+        return WireFrame(validated: Array(buffer[frameStart..<start]))
     }
 
     /// True if bytes of an unfinished frame are buffered (at end of stream: truncated).
     public var hasPartialFrame: Bool { bufferedByteCount > 0 }
+}
+
+/// A frame kept as its wire bytes, header included, as `FrameDecoder.nextWire` returns
+/// it: a relay forwards it with at most its channel field rewritten, and decodes the
+/// payload only of the frames it has to understand.
+public struct WireFrame: Sendable {
+    /// `u32 length | u8 type | u32 channel | payload`.
+    public private(set) var bytes: [UInt8]
+
+    /// Bytes already checked by the decoder (length, type).
+    init(validated bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Encodes `frame`.
+    public init(_ frame: Frame) {
+        bytes = frame.encoded()
+    }
+
+    public var type: FrameType { FrameType(rawValue: bytes[4])! }
+
+    public var channel: UInt32 {
+        get { UInt32(bytes[5]) << 24 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 8 | UInt32(bytes[8]) }
+        set {
+            bytes[5] = UInt8(newValue >> 24); bytes[6] = UInt8((newValue >> 16) & 0xff)
+            bytes[7] = UInt8((newValue >> 8) & 0xff); bytes[8] = UInt8(newValue & 0xff)
+        }
+    }
+
+    public var payloadCount: Int { bytes.count - 4 - Frame.headerLength }
+
+    /// The payload in place (valid only during the call).
+    public func withPayload<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(E) -> R in
+                try body(UnsafeRawBufferPointer(rebasing: raw[(4 + Frame.headerLength)...]))
+            }
+        }.get()
+    }
+
+    /// As a decoded `Frame` (copies the payload).
+    public var frame: Frame {
+        Frame(type: type, channel: channel, payload: Array(bytes[(4 + Frame.headerLength)...]))
+    }
 }
 
 /// Everything that can be wrong with bytes from a peer. Each has a clear message and an

@@ -58,6 +58,17 @@ public struct Record: Sendable, Equatable {
         return out
     }
 
+    /// The frame header and record header that precede the body on the wire: with the
+    /// body sent after it (writev), the same bytes as `frameBytes` without copying the body.
+    public func frameHead(channel: UInt32) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(4 + Frame.headerLength + Record.headerLength)
+        Frame.appendHeader(to: &out, type: .record, channel: channel,
+                           payloadLength: Record.headerLength + body.count)
+        out.append(contentsOf: Record.header(seq: seq, kind: kind))
+        return out
+    }
+
     public static func decode(_ payload: [UInt8]) throws(ProtocolError) -> Record {
         var r = ByteReader(payload)
         let seq = try r.readU64()
@@ -66,6 +77,28 @@ public struct Record: Sendable, Equatable {
             throw .badPayload("unknown record kind \(rawKind)")
         }
         return Record(seq: seq, kind: kind, body: Array(r.readRest()))
+    }
+
+    /// The same, reading the payload in place (`FrameDecoder.next(_:)`): only the body is
+    /// copied, once.
+    public static func decode(_ payload: UnsafeRawBufferPointer) throws(ProtocolError) -> Record {
+        guard payload.count >= 8 else { throw .truncated("u64") }
+        guard payload.count >= headerLength else { throw .truncated("u8") }
+        var seq: UInt64 = 0
+        for i in 0..<8 { seq = seq << 8 | UInt64(payload[i]) }
+        let rawKind = payload[8]
+        guard let kind = Kind(rawValue: rawKind) else {
+            throw .badPayload("unknown record kind \(rawKind)")
+        }
+        return Record(seq: seq, kind: kind, body: Array(payload[headerLength...]))
+    }
+
+    /// The record header (seq, kind) that precedes the body in a record payload.
+    public static func header(seq: UInt64, kind: Kind) -> [UInt8] {
+        var w = ByteWriter(capacity: headerLength)
+        w.write(seq)
+        w.write(kind.rawValue)
+        return w.bytes
     }
 
     // MARK: Typed bodies
