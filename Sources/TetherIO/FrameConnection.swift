@@ -34,6 +34,9 @@ public final class FrameConnection {
     public let writeFD: Int32
 
     public var onFrame: (Frame) -> Void = { _ in }
+    /// If set, frames arrive here as their wire bytes instead of through `onFrame`: a
+    /// relay forwards them (`send(_:)`) without decoding and re-encoding the payload.
+    public var onWireFrame: ((WireFrame) -> Void)?
     public var onClose: (CloseReason) -> Void = { _ in }
     /// Queued output fell to `lowWatermark` or below after having been above `highWatermark`.
     public var onDrained: () -> Void = {}
@@ -52,7 +55,8 @@ public final class FrameConnection {
     private var readingPaused = false
     private var closeWhenFlushed = false
     public private(set) var isClosed = false
-    private var readBuffer: [UInt8]
+    /// Bytes asked of each read(2); they land straight in the decoder's buffer.
+    private let readSize: Int
 
     /// `readFD` and `writeFD` may be the same descriptor (a socket). They are set
     /// non-blocking and closed by `close()` unless `ownsDescriptors` is false.
@@ -67,9 +71,9 @@ public final class FrameConnection {
         self.name = name
         self.ownsDescriptors = ownsDescriptors
         self.decoder = FrameDecoder(maxPayloadLength: maxPayloadLength)
-        // Control-only links (the registry's, one per session) pass a small size: this
-        // buffer is resident memory for as long as the connection lives.
-        self.readBuffer = [UInt8](repeating: 0, count: max(4096, readBufferSize))
+        // Control-only links (the registry's, one per session) pass a small size: the
+        // decoder's buffer is resident memory for as long as the connection lives.
+        self.readSize = max(4096, readBufferSize)
         setNonBlocking(readFD)
         if writeFD != readFD { setNonBlocking(writeFD) }
     }
@@ -99,12 +103,33 @@ public final class FrameConnection {
     /// Queues already-encoded frame bytes (relays forward frames without re-encoding).
     public func send(bytes: [UInt8]) {
         guard !isClosed, !closeWhenFlushed, !bytes.isEmpty else { return }
-        outbox.append(bytes)
-        pendingWriteBytes += bytes.count
-        if pendingWriteBytes > highWatermark { wasAboveHighWatermark = true }
+        enqueue(bytes)
         if writeRegistration == nil {
             flush()
         }
+    }
+
+    /// Queues a frame that arrived as wire bytes (see `onWireFrame`), as it is.
+    public func send(_ wire: WireFrame) {
+        send(bytes: wire.bytes)
+    }
+
+    /// Queues a frame given as its encoded head and a body kept elsewhere (a journaled
+    /// record's bytes): both go out in one writev(2), and the body is never copied here.
+    public func send(head: [UInt8], body: [UInt8]) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        enqueue(head)
+        enqueue(body)
+        if writeRegistration == nil {
+            flush()
+        }
+    }
+
+    private func enqueue(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        outbox.append(bytes)
+        pendingWriteBytes += bytes.count
+        if pendingWriteBytes > highWatermark { wasAboveHighWatermark = true }
     }
 
     /// Sends an error frame, then closes once everything queued has been written.
@@ -118,10 +143,7 @@ public final class FrameConnection {
 
     private func flush() {
         while outboxHead < outbox.count {
-            let chunk = outbox[outboxHead]
-            let n = chunk.withUnsafeBytes { raw in
-                write(writeFD, raw.baseAddress! + headOffset, chunk.count - headOffset)
-            }
+            let n = writeQueued()
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -131,13 +153,7 @@ public final class FrameConnection {
                 finish(.ioError(SystemError.last("write to \(name)")))
                 return
             }
-            headOffset += n
-            pendingWriteBytes -= n
-            if headOffset == chunk.count {
-                outbox[outboxHead] = []
-                outboxHead += 1
-                headOffset = 0
-            }
+            consume(n)
         }
         outbox.removeAll(keepingCapacity: true)
         outboxHead = 0
@@ -147,6 +163,51 @@ public final class FrameConnection {
             onDrained()
         }
         if closeWhenFlushed { finish(.local) }
+    }
+
+    /// Chunks one writev(2) takes at most: frames queued back to back (a record's head and
+    /// body, a burst of small frames) cost one system call.
+    private static let maxChunksPerWrite = 16
+
+    /// Writes from the head of the queue; returns what writev(2) returned.
+    private func writeQueued() -> Int {
+        let last = min(outbox.count, outboxHead + Self.maxChunksPerWrite)
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: last - outboxHead) { vectors in
+            gather(from: outboxHead, to: last, into: vectors, filled: 0)
+        }
+    }
+
+    /// Pins each chunk's bytes (nested, so every pointer stays valid) and writes them all.
+    private func gather(from index: Int, to last: Int, into vectors: UnsafeMutableBufferPointer<iovec>,
+                        filled: Int) -> Int {
+        if index == last {
+            return filled == 1
+                ? write(writeFD, vectors[0].iov_base, vectors[0].iov_len)
+                : writev(writeFD, vectors.baseAddress, Int32(filled))
+        }
+        return outbox[index].withUnsafeBytes { raw in
+            let skip = index == outboxHead ? headOffset : 0
+            vectors[filled] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + skip),
+                                    iov_len: raw.count - skip)
+            return gather(from: index + 1, to: last, into: vectors, filled: filled + 1)
+        }
+    }
+
+    /// `n` bytes from the head of the queue were written.
+    private func consume(_ written: Int) {
+        var n = written
+        pendingWriteBytes -= n
+        while n > 0 {
+            let remaining = outbox[outboxHead].count - headOffset
+            if n < remaining {
+                headOffset += n
+                return
+            }
+            n -= remaining
+            outbox[outboxHead] = []
+            outboxHead += 1
+            headOffset = 0
+        }
     }
 
     private func armWritable() {
@@ -196,7 +257,7 @@ public final class FrameConnection {
         }
         // Read a bounded amount per wakeup so one busy peer can't starve the loop.
         for _ in 0..<4 {
-            let n = readBuffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress!, $0.count) }
+            let n = decoder.append(readingUpTo: readSize) { read(readFD, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break }
@@ -212,9 +273,8 @@ public final class FrameConnection {
                 }
                 return
             }
-            decoder.append(readBuffer[0..<n])
             deliverFrames()
-            if isClosed || readingPaused || n < readBuffer.count { break }
+            if isClosed || readingPaused || n < readSize { break }
         }
     }
 
@@ -227,7 +287,7 @@ public final class FrameConnection {
         if let registration = readRegistration { reactor.unregister(registration) }
         readRegistration = nil
         reading: while true {
-            let n = readBuffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress!, $0.count) }
+            let n = decoder.append(readingUpTo: readSize) { read(readFD, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break reading }
@@ -235,12 +295,10 @@ public final class FrameConnection {
                 return
             }
             if n == 0 { break reading }
-            decoder.append(readBuffer[0..<n])
         }
         while !isClosed {
             do {
-                guard let frame = try decoder.next() else { break }
-                onFrame(frame)
+                guard try deliverNextFrame() else { break }
             } catch {
                 protocolFailure(error)
                 return
@@ -254,11 +312,22 @@ public final class FrameConnection {
         }
     }
 
+    /// Decodes one frame and hands it to `onWireFrame` or `onFrame`; false if none is whole.
+    private func deliverNextFrame() throws(ProtocolError) -> Bool {
+        if let onWireFrame {
+            guard let wire = try decoder.nextWire() else { return false }
+            onWireFrame(wire)
+        } else {
+            guard let frame = try decoder.next() else { return false }
+            onFrame(frame)
+        }
+        return true
+    }
+
     private func deliverFrames() {
         while !isClosed {
             do {
-                guard let frame = try decoder.next() else { return }
-                onFrame(frame)
+                guard try deliverNextFrame() else { return }
                 if readingPaused { return }
             } catch {
                 // Say what was wrong, then stop reading this stream: nothing after a bad
