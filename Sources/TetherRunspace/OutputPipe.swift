@@ -22,9 +22,6 @@ final class OutputPipe {
     /// Asked before every read: may output be taken now?
     var mayRead: () -> Bool = { true }
 
-    /// One scratch buffer for both pipes: reads copy out exactly what arrived.
-    nonisolated(unsafe) private static var scratch = [UInt8](repeating: 0, count: Record.maxDataLength)
-
     init(reactor: Reactor, fd: Int32, kind: Record.Kind) {
         self.reactor = reactor
         self.fd = fd
@@ -80,11 +77,21 @@ final class OutputPipe {
     }
 
     /// One read(2). Returns false when there was nothing to read (EAGAIN) or the pipe ended.
+    ///
+    /// The read lands in the array that becomes the record's body — journaled and sent
+    /// from there (writev), never copied again. A short read is copied into an array of
+    /// its own size, so a trickle of small records doesn't hold 64 KiB each.
     private func readOnce() -> Bool {
-        let n = OutputPipe.scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        var n = 0
+        var error: Int32 = 0
+        var chunk = [UInt8](unsafeUninitializedCapacity: Record.maxDataLength) { buffer, count in
+            n = read(fd, buffer.baseAddress, buffer.count)
+            error = errno
+            count = max(0, n)
+        }
         if n < 0 {
-            if errno == EINTR { return true }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+            if error == EINTR { return true }
+            if error == EAGAIN || error == EWOULDBLOCK { return false }
             close()  // EIO and the like: nothing more will come
             return false
         }
@@ -93,7 +100,10 @@ final class OutputPipe {
             return false
         }
         owed = max(0, owed - n)
-        onData(Array(OutputPipe.scratch[0..<n]))
+        // Keep the read's own array only when it is mostly full: the journal's memory then
+        // stays within a quarter of the bytes it counts against the buffer limit.
+        if n < Record.maxDataLength * 3 / 4 { chunk = Array(chunk[0..<n]) }
+        onData(chunk)
         return true
     }
 

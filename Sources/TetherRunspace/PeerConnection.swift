@@ -44,7 +44,8 @@ final class PeerConnection {
     }
 
     func send(_ record: Record, channel: UInt32) {
-        connection.send(bytes: record.frameBytes(channel: channel))
+        // The body goes out from the journal's own array (writev), not a framed copy.
+        connection.send(head: record.frameHead(channel: channel), body: record.body)
     }
 
     func send(_ event: Event, channel: UInt32) {
