@@ -188,6 +188,7 @@ final class Multiplexer {
         let channel = RunspaceChannel(number: number, instanceID: instanceID.lowercased(),
                                       attachRequestID: requestID, attachFrame: frame)
         channel.toClient = { [weak self] frame in self?.toClient(frame) }
+        channel.toClientWire = { [weak self] wire in self?.toClient(wire) }
         channel.onFinished = { [weak self, weak channel] in
             guard let self, let channel, self.channels[number] === channel else { return }
             self.channels[number] = nil
@@ -237,6 +238,15 @@ final class Multiplexer {
 
     private func toClient(_ frame: Frame) {
         client.send(frame)
+        pauseChannelsIfBackedUp()
+    }
+
+    private func toClient(_ wire: WireFrame) {
+        client.send(wire)
+        pauseChannelsIfBackedUp()
+    }
+
+    private func pauseChannelsIfBackedUp() {
         if client.isBackedUp && !clientBackedUp {
             clientBackedUp = true
             for channel in channels.values { channel.connection?.pauseReading() }

@@ -31,6 +31,8 @@ final class RunspaceChannel {
 
     /// A frame for the client (channel N).
     var toClient: (Frame) -> Void = { _ in }
+    /// An output record for the client, as the runspace encoded it (the hot path).
+    var toClientWire: (WireFrame) -> Void = { _ in }
     /// The channel is finished; the multiplexer forgets it.
     var onFinished: () -> Void = {}
     /// Flow control: the runspace connection's queue crossed its watermarks.
@@ -80,7 +82,7 @@ final class RunspaceChannel {
             return
         }
         let connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace \(instanceID) channel \(number)")
-        connection.onFrame = { [weak self] frame in self?.fromRunspace(frame) }
+        connection.onWireFrame = { [weak self] wire in self?.fromRunspace(wire) }
         connection.onClose = { [weak self] reason in self?.runspaceClosed(reason) }
         connection.onDrained = { [weak self] in self?.onDrained() }
         phase = .relaying(connection)
@@ -113,6 +115,23 @@ final class RunspaceChannel {
     }
 
     // MARK: Runspace → client
+
+    /// Output records — nearly all the bytes — go to the client as the runspace framed
+    /// them: never decoded, never re-encoded (a runspace keeps the channel number, so the
+    /// retag below is a formality). Everything else is looked at.
+    private func fromRunspace(_ wire: WireFrame) {
+        guard wire.type == .record, sawRunspaceHello, case .relaying = phase else {
+            fromRunspace(wire.frame)
+            return
+        }
+        if wire.channel == number {
+            toClientWire(wire)
+        } else {
+            var retagged = wire
+            retagged.channel = number
+            toClientWire(retagged)
+        }
+    }
 
     private func fromRunspace(_ frame: Frame) {
         guard case .relaying = phase else { return }
