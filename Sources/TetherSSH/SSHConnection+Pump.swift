@@ -171,8 +171,8 @@ extension SSHConnection {
             let n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
             if n > 0 {
                 progressed = true
-                // The one copy: out of the loop's shared buffer into the caller's chunk.
-                let chunk = Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                // Lent in place: the consumer copies what it keeps (one copy in all).
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 if stream == 0 {
                     budget -= n
                     onData?(chunk)
@@ -198,7 +198,7 @@ extension SSHConnection {
         return progressed ? .progressed : .stalled
     }
 
-    private func keepStderr(_ chunk: [UInt8]) {
+    private func keepStderr(_ chunk: UnsafeRawBufferPointer) {
         stderrTail.append(contentsOf: chunk)
         if stderrTail.count > Self.stderrTailBytes {
             stderrTail.removeFirst(stderrTail.count - Self.stderrTailBytes)

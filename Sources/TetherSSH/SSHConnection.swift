@@ -57,7 +57,8 @@ public final class SSHConnection {
     let shared: ReactorSSHState
 
     var onReady: (() -> Void)?
-    var onData: (([UInt8]) -> Void)?
+    /// The subsystem's stdout, lent in place (see `start(onReady:onBytes:onClose:)`).
+    var onData: ((UnsafeRawBufferPointer) -> Void)?
     var onClose: ((SSHError?) -> Void)?
     /// Runs once everything is released (after a background teardown too): for tests.
     var onFinished: (() -> Void)?
@@ -128,10 +129,19 @@ public final class SSHConnection {
     /// inside `start` itself.
     public func start(onReady: @escaping () -> Void, onData: @escaping ([UInt8]) -> Void,
                       onClose: @escaping (SSHError?) -> Void) {
+        start(onReady: onReady, onBytes: { onData(Array($0)) }, onClose: onClose)
+    }
+
+    /// The same, but the bytes are lent in place — valid only during the call, in a buffer
+    /// the loop's connections share: a consumer that copies them into its own buffer
+    /// anyway (a frame decoder) saves a copy of everything received. Copy before doing
+    /// anything that could read another connection.
+    public func start(onReady: @escaping () -> Void, onBytes: @escaping (UnsafeRawBufferPointer) -> Void,
+                      onClose: @escaping (SSHError?) -> Void) {
         guard phase == .idle else { return }
         SSHLibrary.initialize()
         self.onReady = onReady
-        self.onData = onData
+        self.onData = onBytes
         self.onClose = onClose
         let timeout = target.connectTimeout ?? 10
         setupDeadline = Reactor.now() + UInt64(timeout * 1e9)

@@ -153,6 +153,16 @@ extension KeeperLink {
         send(frame, to: client)
     }
 
+    /// Output — nearly all the bytes — crosses as it came, with its channel field set to
+    /// the CLI's number in place: the decoder's copy is the frame's only one.
+    func routeRecord(_ wire: inout WireFrame) {
+        guard case .client(let number, let clientChannel)? = routes[wire.channel],
+              let client = clients[number] else { return }  // stragglers of a finished channel
+        wire.channel = clientChannel
+        client.connection.send(wire)
+        blockIfBackedUp(client)
+    }
+
     func routeChannelFrame(_ frame: Frame) {
         guard let route = routes[frame.channel] else { return }  // stragglers of a finished channel
         guard case .client(let number, let clientChannel) = route else {
@@ -180,6 +190,10 @@ extension KeeperLink {
 
     func send(_ frame: Frame, to client: KeeperClient) {
         client.connection.send(frame)
+        blockIfBackedUp(client)
+    }
+
+    private func blockIfBackedUp(_ client: KeeperClient) {
         if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
             connection.pauseReading()
         }

@@ -171,7 +171,7 @@ final class KeeperLink {
                 guard let self else { return }
                 self.connection.write(Frame(type: .hello, channel: 0, payload: self.open.hello.payload()).encoded())
             },
-            onData: { [weak self] bytes in self?.received(bytes) },
+            onBytes: { [weak self] bytes in self?.received(bytes) },
             onClose: { [weak self] error in self?.connectionClosed(error) })
     }
 
@@ -261,7 +261,8 @@ final class KeeperLink {
         }
     }
 
-    private func received(_ bytes: [UInt8]) {
+    /// Bytes lent by the SSH connection: copied into the decoder first, then handled.
+    private func received(_ bytes: UnsafeRawBufferPointer) {
         lastHeard = Reactor.now()
         decoder.append(bytes)
         deliverFrames()
@@ -269,18 +270,20 @@ final class KeeperLink {
 
     func deliverFrames() {
         while phase != .closed && blockedBy.isEmpty {
-            let frame: Frame?
+            var wire: WireFrame
             do {
-                frame = try decoder.next()
+                guard let next = try decoder.nextWire() else { return }
+                wire = next
             } catch {
                 fail(KeeperFailure(.protocolViolation, "the host sent garbage: \(error)"))
                 return
             }
-            guard let frame else { return }
             if phase == .connecting {
-                handshake(frame)
+                handshake(wire.frame)
+            } else if wire.type == .record && wire.channel != 0 {
+                routeRecord(&wire)
             } else {
-                fromHost(frame)
+                fromHost(wire.frame)
             }
         }
     }

@@ -41,7 +41,7 @@ final class KeeperTransport: ByteTransport {
     private var readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
 
     private var onReady: () -> Void = {}
-    private var onData: ([UInt8]) -> Void = { _ in }
+    private var onData: (UnsafeRawBufferPointer) -> Void = { _ in }
     private var onClose: ((TetherClientError?) -> Void)?
 
     var onDrained: (() -> Void)?
@@ -90,7 +90,7 @@ final class KeeperTransport: ByteTransport {
 
     // MARK: Opening
 
-    func start(onReady: @escaping () -> Void, onData: @escaping ([UInt8]) -> Void,
+    func start(onReady: @escaping () -> Void, onData: @escaping (UnsafeRawBufferPointer) -> Void,
                onClose: @escaping (TetherClientError?) -> Void) {
         guard case .idle = phase else { return }
         self.onReady = onReady
@@ -139,7 +139,7 @@ final class KeeperTransport: ByteTransport {
             phase = .relaying
             notices.forEach { SSHNotice.printToStandardError($0) }
             onReady()
-            if !rest.isEmpty { relay(rest) }
+            if !rest.isEmpty { rest.withUnsafeBytes { relay($0) } }
         case .failed(let failure):
             finish(failure.error(host: destination))
         case .fallback, .status, .stopping:
@@ -305,25 +305,21 @@ final class KeeperTransport: ByteTransport {
                 streamEnded(nil)
                 return
             }
-            let bytes = Array(readBuffer[0..<n])
             switch phase {
-            case .opening: answerBytes(bytes)
-            case .relaying: relay(bytes)
+            case .opening: answerBytes(Array(readBuffer[0..<n]))
+            case .relaying: readBuffer.withUnsafeBytes { relay(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             default: return
             }
             if n < readBuffer.count { return }
         }
     }
 
-    private func relay(_ bytes: [UInt8]) {
-        switch scanner.feed(bytes) {
-        case .bytes(let passed):
-            if !passed.isEmpty { onData(passed) }
-        case .ended(let passed, let end):
-            if !passed.isEmpty { onData(passed) }
-            guard case .relaying = phase else { return }
-            finish(end.error(host: destination))
-        }
+    /// Passes the stream on in place, up to the keeper's last word about the link.
+    private func relay(_ bytes: UnsafeRawBufferPointer) {
+        let onData = self.onData
+        guard let end = scanner.feed(bytes, pass: onData) else { return }
+        guard case .relaying = phase else { return }
+        finish(end.error(host: destination))
     }
 
     private func streamEnded(_ error: SystemError?) {

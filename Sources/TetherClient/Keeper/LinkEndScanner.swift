@@ -24,30 +24,55 @@ struct LinkEndScanner {
     mutating func feed(_ chunk: [UInt8]) -> Result {
         var out: [UInt8] = []
         out.reserveCapacity(chunk.count)
+        let end = chunk.withUnsafeBytes { feed($0) { out.append(contentsOf: $0) } }
+        return end.map { .ended(out, $0) } ?? .bytes(out)
+    }
+
+    /// The same without copying the stream: the bytes to pass on go to `pass` in place, as
+    /// runs of `chunk` (only a header split across chunks, or a held frame that turns out
+    /// to be the host's, is passed from a copy). Returns the keeper's last word once it is
+    /// complete; nothing after it is passed.
+    mutating func feed(_ chunk: UnsafeRawBufferPointer, pass: (UnsafeRawBufferPointer) -> Void) -> KeeperLinkEnd? {
         var index = 0
+        // chunk[pending..<index] is to be passed and hasn't been yet.
+        var pending = 0
+        func passPending(upTo end: Int) {
+            if end > pending { pass(UnsafeRawBufferPointer(rebasing: chunk[pending..<end])) }
+            pending = end
+        }
         while index < chunk.count {
             if payloadLeft > 0 {
                 let n = min(payloadLeft, chunk.count - index)
                 if held != nil {
                     held!.append(contentsOf: chunk[index..<index + n])
-                } else {
-                    out.append(contentsOf: chunk[index..<index + n])
+                    pending = index + n
                 }
                 index += n
                 payloadLeft -= n
             } else {
+                let headerStart = index
+                let continued = !header.isEmpty
                 let n = min(Self.fullHeader - header.count, chunk.count - index)
                 header.append(contentsOf: chunk[index..<index + n])
                 index += n
-                guard header.count == Self.fullHeader else { continue }
+                guard header.count == Self.fullHeader else {
+                    // The rest of this header comes with the next chunk: keep it back.
+                    passPending(upTo: headerStart)
+                    pending = index
+                    continue
+                }
                 let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
                 payloadLeft = max(0, length - Frame.headerLength)
                 let isConnectionError = header[4] == FrameType.error.rawValue
                     && header[5] == 0 && header[6] == 0 && header[7] == 0 && header[8] == 0
                 if isConnectionError {
+                    passPending(upTo: headerStart)
+                    pending = index
                     held = header
-                } else {
-                    out.append(contentsOf: header)
+                } else if continued {
+                    passPending(upTo: headerStart)
+                    header.withUnsafeBytes { pass($0) }
+                    pending = index
                 }
                 header.removeAll(keepingCapacity: true)
             }
@@ -55,11 +80,12 @@ struct LinkEndScanner {
                 held = nil
                 let payload = Array(frame[Self.fullHeader...])
                 if let end = try? WireJSON.decode(KeeperLinkEnd.self, from: payload) {
-                    return .ended(out, end)
+                    return end
                 }
-                out.append(contentsOf: frame)
+                frame.withUnsafeBytes { pass($0) }
             }
         }
-        return .bytes(out)
+        passPending(upTo: index)
+        return nil
     }
 }

@@ -166,23 +166,56 @@ final class HostConnection {
 
     // MARK: Receiving
 
-    private func received(_ bytes: [UInt8]) {
+    /// Bytes lent by the transport: copied into the decoder first, then handled.
+    private func received(_ bytes: UnsafeRawBufferPointer) {
         decoder.append(bytes)
         deliverFrames()
     }
 
+    /// What the decoder hands over: output records decoded straight from its buffer (the
+    /// body is the one copy), everything else as a frame.
+    private enum Incoming {
+        case record(channel: UInt32, Record)
+        case badRecord(ProtocolError)
+        /// Output for a channel no longer open (a detached channel's stragglers).
+        case straggler
+        case frame(Frame)
+    }
+
     private func deliverFrames() {
         while !isClosed && pausedBy.isEmpty {
-            let frame: Frame?
+            let incoming: Incoming?
             do {
-                frame = try decoder.next()
+                let inHandshake: Bool
+                if case .connecting = phase { inHandshake = true } else { inHandshake = false }
+                incoming = try decoder.next { type, channel, payload throws(ProtocolError) -> Incoming in
+                    guard type == .record, !inHandshake else {
+                        return .frame(Frame(type: type, channel: channel, payload: Array(payload)))
+                    }
+                    guard channels[channel] != nil else { return .straggler }
+                    do throws(ProtocolError) {
+                        return .record(channel: channel, try Record.decode(payload))
+                    } catch {
+                        return .badRecord(error)
+                    }
+                }
             } catch {
                 shutdown(TetherClientError(.protocolViolation, host: computerName,
                                            "the host sent garbage: \(error)"))
                 return
             }
-            guard let frame else { return }
-            handle(frame)
+            switch incoming {
+            case nil:
+                return
+            case .frame(let frame):
+                handle(frame)
+            case .record(let channel, let record):
+                channels[channel]?.deliver(record)
+            case .badRecord(let error):
+                shutdown(TetherClientError(.protocolViolation, host: computerName, "bad output record: \(error)"))
+            case .straggler:
+                break
+            }
         }
     }
 

@@ -6,10 +6,12 @@ import TetherIO
 /// `OpenSSHTransport` (the system `ssh` binary over pipes; `TETHER_TRANSPORT=openssh`).
 /// `HostConnection` frames on top and does not care which.
 protocol ByteTransport: AnyObject {
-    /// Begins connecting. `onReady` once bytes may flow, `onData` per chunk read,
-    /// `onClose` once at the end (nil: the host closed cleanly, or `close()` was called).
+    /// Begins connecting. `onReady` once bytes may flow, `onData` per chunk read — lent in
+    /// place, valid only during the call (the reader copies it into its frame decoder:
+    /// one copy of everything received) —, `onClose` once at the end (nil: the host
+    /// closed cleanly, or `close()` was called).
     func start(onReady: @escaping () -> Void,
-               onData: @escaping ([UInt8]) -> Void,
+               onData: @escaping (UnsafeRawBufferPointer) -> Void,
                onClose: @escaping (TetherClientError?) -> Void)
     /// Queues bytes; never blocks.
     func write(_ bytes: [UInt8])

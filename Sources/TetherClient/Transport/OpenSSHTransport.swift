@@ -25,7 +25,7 @@ final class OpenSSHTransport: ByteTransport {
     private var eofRequested = false
     private var readingPaused = false
     private var stderrTail: [UInt8] = []
-    private var onData: ([UInt8]) -> Void = { _ in }
+    private var onData: (UnsafeRawBufferPointer) -> Void = { _ in }
     private var onClose: ((TetherClientError?) -> Void)?
     private var finished = false
     private var readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
@@ -60,7 +60,7 @@ final class OpenSSHTransport: ByteTransport {
         return args
     }
 
-    func start(onReady: @escaping () -> Void, onData: @escaping ([UInt8]) -> Void,
+    func start(onReady: @escaping () -> Void, onData: @escaping (UnsafeRawBufferPointer) -> Void,
                onClose: @escaping (TetherClientError?) -> Void) {
         self.onData = onData
         self.onClose = onClose
@@ -195,7 +195,7 @@ final class OpenSSHTransport: ByteTransport {
                 closeStdout()
                 return
             }
-            onData(Array(readBuffer[0..<n]))
+            readBuffer.withUnsafeBytes { onData(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             if n < readBuffer.count { return }
         }
     }

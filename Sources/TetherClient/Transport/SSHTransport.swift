@@ -35,14 +35,14 @@ final class SSHTransport: ByteTransport {
         return SSHTransport(connection: SSHConnection(reactor: reactor, target: target), destination: destination)
     }
 
-    func start(onReady: @escaping () -> Void, onData: @escaping ([UInt8]) -> Void,
+    func start(onReady: @escaping () -> Void, onData: @escaping (UnsafeRawBufferPointer) -> Void,
                onClose: @escaping (TetherClientError?) -> Void) {
         closeHandler = onClose
         connection.onDrained = { [weak self] in self?.onDrained?() }
         let destination = self.destination
         connection.start(
             onReady: onReady,
-            onData: onData,
+            onBytes: onData,
             onClose: { [weak self] error in
                 guard let self, let handler = self.closeHandler else { return }
                 self.closeHandler = nil
