@@ -38,7 +38,9 @@ let package = Package(
             "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "TetherIO", "CTetherPosix"]),
+        // libssh2 1.10 runs AES-CTR one 16-byte EVP_Cipher call at a time; this batches it.
+        .target(name: "CTetherSSHCipher"),
+        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "CTetherSSHCipher", "TetherIO", "CTetherPosix"]),
         .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH", "CTetherPosix"]),
         .target(name: "TetherCLI", dependencies: [
             "TetherClient", "TetherProtocol", "TetherIO",

@@ -1,4 +1,5 @@
 import CLibSSH2
+import CTetherSSHCipher
 import TetherIO
 
 /// Process-wide libssh2 setup.
@@ -11,7 +12,15 @@ public enum SSHLibrary {
         lock.withLock {
             guard !initialized else { return }
             _ = libssh2_init(0)
+            _ = tether_ssh_cipher_setup()
             initialized = true
         }
     }
+
+    /// True when libssh2's AES-CTR runs through the batched keystream (CTetherSSHCipher):
+    /// this executable's EVP_Cipher is the one libssh2 is bound to.
+    public static var batchesCipherBlocks: Bool { tether_ssh_cipher_setup() == 1 }
+
+    /// Keystream refills (4 KiB each) served to libssh2 so far; grows while data moves.
+    public static var cipherKeystreamRefills: UInt { UInt(tether_ssh_cipher_refills()) }
 }
