@@ -154,6 +154,12 @@ extension SSHConnection {
         var ignored = Int.max
         let err = read(stream: 1, budget: &ignored)
         if err == .ended || committed != nil { return err }
+        // Reading stderr can pull stdout packets off the socket into libssh2's queue
+        // (and the other way round): go round again while it holds data for us.
+        if let channel, !readingPaused,
+           libssh2_poll_channel_read(channel, 0) != 0 || libssh2_poll_channel_read(channel, 1) != 0 {
+            pumpAgain = true
+        }
         if let channel, budget > 0, libssh2_channel_eof(channel) == 1 {
             remoteEnded()
             return .ended
@@ -167,6 +173,7 @@ extension SSHConnection {
         if committed == .read(stream: stream) { committed = nil }
         let buffer = shared.readBuffer
         var progressed = false
+        var emptyReads = 0
         while budget > 0 {
             let n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
             if n > 0 {
@@ -190,7 +197,15 @@ extension SSHConnection {
                 break
             }
             if n == 0 {
-                break  // EOF or close from the remote; readAvailable decides.
+                // 0 is the end only if the channel says so. Otherwise libssh2 processed a
+                // packet that was not data for this stream (the other stream, a window
+                // adjust) and more may sit in its buffers, where poll(2) can't see them:
+                // waiting for the socket then would hang. Keep reading until EAGAIN.
+                if libssh2_channel_eof(channel) != 0 { break }
+                emptyReads += 1
+                if emptyReads < 64 { continue }
+                pumpAgain = true  // come back on the next pass rather than spin here
+                break
             }
             transferFailed(Int32(n), doing: "receiving data")
             return .ended
