@@ -206,6 +206,25 @@ public enum Request: Codable, Sendable, Equatable {
     case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
 }
 
+extension Request {
+    /// The request's name as it appears on the wire, for messages.
+    public var kindName: String {
+        switch self {
+        case .create: "create"
+        case .list: "list"
+        case .claim: "claim"
+        case .release: "release"
+        case .remove: "remove"
+        case .ping: "ping"
+        case .attach: "attach"
+        case .detach: "detach"
+        case .invoke: "invoke"
+        case .signal: "signal"
+        case .configure: "configure"
+        }
+    }
+}
+
 public struct CreateRequest: Codable, Sendable, Equatable {
     public var name: String?
     public var configuration: String?

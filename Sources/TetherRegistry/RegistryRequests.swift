@@ -141,22 +141,3 @@ extension Registry {
                   "session '\(session.info.name)' is held by client \(holder.clientHost) (\(holder.clientID.prefix(8))) since \(WallClock.format(holder.since)); \(hint)")
     }
 }
-
-extension Request {
-    /// The request's name as it appears on the wire, for messages.
-    public var kindName: String {
-        switch self {
-        case .create: "create"
-        case .list: "list"
-        case .claim: "claim"
-        case .release: "release"
-        case .remove: "remove"
-        case .ping: "ping"
-        case .attach: "attach"
-        case .detach: "detach"
-        case .invoke: "invoke"
-        case .signal: "signal"
-        case .configure: "configure"
-        }
-    }
-}

@@ -163,7 +163,7 @@ final class PeerConnection {
         }
         if channel == 0 {
             respond(channel: 0, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.name) on channel 0: a session's runspace serves attach, detach, invoke and signal on channels N > 0")))
+                "\(request.kindName) on channel 0: a session's runspace serves attach, detach, invoke and signal on channels N > 0")))
             return
         }
         if case .attach(let instanceID, _, let receive) = request {
@@ -176,7 +176,7 @@ final class PeerConnection {
             case .detach, .invoke, .signal:
                 message = "channel \(channel) is not attached to a session: send attach first"
             default:
-                message = "\(request.name) goes to the registry on channel 0, not to a session's runspace"
+                message = "\(request.kindName) goes to the registry on channel 0, not to a session's runspace"
             }
             respond(channel: channel, id: id, .failure(ErrorBody(request.isSessionRequest ? .notAttached : .badRequest, message)))
             return
@@ -190,7 +190,7 @@ final class PeerConnection {
             session.signal(signal, from: attachment, requestID: id)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.name) goes to the registry on channel 0, not to a session's runspace")))
+                "\(request.kindName) goes to the registry on channel 0, not to a session's runspace")))
         }
     }
 
@@ -212,29 +212,12 @@ final class PeerConnection {
             respond(channel: channel, id: id, .done)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.name) is not a request the registry's control connection carries (signal and configure are)")))
+                "\(request.kindName) is not a request the registry's control connection carries (signal and configure are)")))
         }
     }
 }
 
 extension Request {
-    /// The request's name as on the wire, for messages.
-    var name: String {
-        switch self {
-        case .create: "create"
-        case .list: "list"
-        case .claim: "claim"
-        case .release: "release"
-        case .remove: "remove"
-        case .ping: "ping"
-        case .attach: "attach"
-        case .detach: "detach"
-        case .invoke: "invoke"
-        case .signal: "signal"
-        case .configure: "configure"
-        }
-    }
-
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {

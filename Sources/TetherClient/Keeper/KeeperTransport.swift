@@ -68,19 +68,7 @@ final class KeeperTransport: ByteTransport {
     /// config is the same error as without a keeper), for the keeper to connect to.
     static func make(reactor: Reactor, destination: String, options: ConnectionOptions, hello: Hello,
                      home: ClientHome, executable: String) throws -> ByteTransport {
-        let overrides = SSHOverrides(
-            port: options.port, user: options.user, identityFiles: options.identityFiles,
-            configFile: options.effectiveConfigFile, subsystem: options.subsystem,
-            connectTimeout: options.connectTimeout,
-            strictHostKeyChecking: options.strictHostKeyChecking.flatMap { HostKeyPolicy(rawValue: $0.rawValue) })
-        let target: SSHTarget
-        do {
-            target = try SSHConfig.resolve(destination, overrides: overrides)
-        } catch let error as SSHError {
-            throw TetherClientError(.connection, host: destination, error.message)
-        } catch {
-            throw TetherClientError(.connection, host: destination, "\(error)")
-        }
+        let target = try SSHTransport.resolveTarget(destination, options: options)
         let request = KeeperOpen(version: keeperWireVersion, destination: destination,
                                  target: KeeperTarget(target), hello: hello,
                                  handshakeTimeout: options.handshakeTimeout)
