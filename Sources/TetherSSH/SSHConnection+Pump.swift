@@ -156,8 +156,10 @@ extension SSHConnection {
         if err == .ended || committed != nil { return err }
         // Reading stderr can pull stdout packets off the socket into libssh2's queue
         // (and the other way round): go round again while it holds data for us.
+        // (1 means data; it can also return an error for a malformed queued packet, which
+        // must not send the pump round forever.)
         if let channel, !readingPaused,
-           libssh2_poll_channel_read(channel, 0) != 0 || libssh2_poll_channel_read(channel, 1) != 0 {
+           libssh2_poll_channel_read(channel, 0) == 1 || libssh2_poll_channel_read(channel, 1) == 1 {
             pumpAgain = true
         }
         if let channel, budget > 0, libssh2_channel_eof(channel) == 1 {
