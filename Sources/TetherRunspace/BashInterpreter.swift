@@ -74,8 +74,9 @@ final class BashInterpreter {
     /// How long a terminated group has between SIGTERM and SIGKILL.
     static let terminationGrace: Double = 2
 
-    /// Spawns bash with `arguments` (argv[0] included) and sends the startup line.
-    init(reactor: Reactor, executable: String, arguments: [String]) throws {
+    /// Spawns bash with `arguments` (argv[0] included) and sends the startup line;
+    /// commands name their files relative to `workDirectory`.
+    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String) throws {
         self.reactor = reactor
         var opened: [Int32] = []
         func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
@@ -132,7 +133,7 @@ final class BashInterpreter {
             self?.readStatus()
         }
         updateReading()
-        driver.write(Array(DriverLine.startup().utf8))
+        driver.write(Array(DriverLine.startup(workDirectory: workDirectory).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).
@@ -143,8 +144,9 @@ final class BashInterpreter {
 
     // MARK: Commands
 
-    /// Sends the driver line for one command. Only when `isIdle`.
-    func run(scriptPath: String, arguments: [String], stdinPath: String?) {
+    /// Sends the driver line for one command: the script file `scriptName` and the stdin
+    /// FIFO `stdinName`, both in the work directory. Only when `isIdle`.
+    func run(scriptName: String, arguments: [String], stdinName: String?) {
         precondition(isIdle, "one command at a time")
         phase = .running
         commandStarted = false
@@ -152,7 +154,7 @@ final class BashInterpreter {
         commandNumber += 1
         if let interruptRepeat { reactor.cancel(interruptRepeat) }
         interruptRepeat = nil
-        let line = DriverLine.command(scriptPath: scriptPath, arguments: arguments, stdinPath: stdinPath)
+        let line = DriverLine.command(scriptName: scriptName, arguments: arguments, stdinName: stdinName)
         driver.write(Array(line.utf8))
     }
 

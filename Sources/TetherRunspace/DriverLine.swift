@@ -37,10 +37,27 @@ enum DriverLine {
     /// The status-pipe line bash writes when the command is about to start.
     static let startedMarker = "s"
 
+    /// The prelude every command runs: the traps, the interrupt mark, `set -E`. A function
+    /// defined once at startup, so the per-command line stays short — bash reads a pipe
+    /// one byte per read(2), and the ~400-byte inline prelude cost ~100 µs per command.
+    /// Traps and `set -E` set inside a function are global. It is `readonly -f` (a command
+    /// can't redefine or unset it) and called as `\__tether_begin` (no alias can stand in).
+    static let beginFunction = "__tether_begin"
+    /// The session's work directory (holding the script files and stdin FIFOs), a readonly
+    /// variable so each command line names its files briefly.
+    static let workDirectoryVariable = "__tether_w"
+
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
-    /// then a status line so the runspace knows bash is up.
-    static func startup() -> String {
-        #"\builtin shopt -s expand_aliases; \builtin printf '%d\n' $? >&3"# + "\n"
+    /// the prelude function and the work directory, then a status line so the runspace
+    /// knows bash is up.
+    static func startup(workDirectory: String) -> String {
+        var line = #"\builtin shopt -s expand_aliases; "#
+        line += beginFunction + #"() { \builtin trap -- "# + quote(interruptTrap) + #" INT; \builtin trap -- "#
+        line += quote(errTrap) + #" ERR; __tether_interrupted=; \builtin set -E; }; "#
+        line += #"\builtin readonly -f "# + beginFunction + "; "
+        line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory) + "; "
+        line += #"\builtin printf '%d\n' $? >&3"# + "\n"
+        return line
     }
 
     /// The script file's contents for `script`.
@@ -48,15 +65,18 @@ enum DriverLine {
         scriptPrefix + script
     }
 
-    /// The line that runs one command: the script at `scriptPath` with `arguments` as
-    /// `"$@"`, reading `stdinPath` (a FIFO) or /dev/null.
-    static func command(scriptPath: String, arguments: [String], stdinPath: String?) -> String {
-        var line = #"\builtin trap "# + quote(interruptTrap) + #" INT; \builtin trap "# + quote(errTrap) + " ERR; "
-        line += #"__tether_interrupted=; \builtin set -E --; "#
-        line += #"{ \builtin printf '"# + startedMarker + #"\n' >&3; \builtin source "# + quote(scriptPath)
+    /// The line that runs one command: the script `scriptName` (in the work directory)
+    /// with `arguments` as `"$@"`, reading the FIFO `stdinName` (in the work directory) or
+    /// /dev/null. `set --` only without arguments: `source` with arguments sets `"$@"`
+    /// itself (and puts the old ones back after).
+    static func command(scriptName: String, arguments: [String], stdinName: String?) -> String {
+        let directory = "\"$" + workDirectoryVariable + "\"/"
+        var line = "\\" + beginFunction + ";"
+        if arguments.isEmpty { line += #"\builtin set --;"# }
+        line += #"{ \builtin echo s >&3;\builtin source "# + directory + quote(scriptName)
         for argument in arguments { line += " " + quote(argument) }
-        line += " 3>&-; } < " + (stdinPath.map(quote) ?? "/dev/null")
-        line += #"; \builtin printf '%d\n' $? >&3"# + "\n"
+        line += " 3>&-;} <" + (stdinName.map { directory + quote($0) } ?? "/dev/null")
+        line += #";\builtin echo $? >&3"# + "\n"
         return line
     }
 

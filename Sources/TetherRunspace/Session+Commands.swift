@@ -82,10 +82,9 @@ extension Session {
     private func start(_ request: InvokeRequest, from origin: Attachment, requestID: UInt32) {
         let id = nextCommandID
         nextCommandID += 1
-        let scriptPath: String
         var feeder: StdinFeeder?
         do {
-            scriptPath = try workDirectory.writeScript(request.script, commandID: id)
+            try workDirectory.writeScript(request.script, commandID: id)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -106,7 +105,8 @@ extension Session {
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
         origin.commandStarted(at: journal.lastSeq + 1)
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
-        interpreter.run(scriptPath: scriptPath, arguments: request.arguments, stdinPath: feeder?.path)
+        interpreter.run(scriptName: workDirectory.scriptName(id), arguments: request.arguments,
+                        stdinName: feeder.map { _ in workDirectory.stdinName(id) })
         publishStatus()
     }
 

@@ -74,6 +74,10 @@ final class Session {
     var shuttingDown = false
     var groupKilled = false
     var idleTrimTimer: TimerHandle?
+    /// A pending report of a `busy` change (see `publishStatus`).
+    var statusReportTimer: TimerHandle?
+    /// How long a command must run before the registry hears that the session is busy.
+    static let busyReportDelay: Double = 0.05
     static let idleTrimDelay: Double = 1
 
     /// bash is up: the host reports "ok" to the registry.
@@ -92,7 +96,8 @@ final class Session {
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
     func startInterpreter(executable: String) throws {
         interpreter = try BashInterpreter(reactor: reactor, executable: executable,
-                                          arguments: ["bash", "--noprofile", "--norc"])
+                                          arguments: ["bash", "--noprofile", "--norc"],
+                                          workDirectory: workDirectory.path)
         interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
         interpreter.onReady = { [unowned self] in
             self.onReady()
@@ -232,13 +237,41 @@ final class Session {
                     runspacePID: getpid())
     }
 
-    /// Sends the registry's control connections the status, if it changed.
+    /// Sends the registry's control connections the status, if it changed. A change of
+    /// `busy` alone waits `busyReportDelay` (and is dropped if it flipped back meanwhile):
+    /// a loop of short commands would otherwise cost two JSON events and two registry
+    /// wake-ups per command, on a host whose cores are busy running exactly those commands.
+    /// Every other change goes out at once, carrying the current `busy` with it.
     func publishStatus() {
         let current = status
+        var onlyBusyChanged = false
         for peer in peers.values where peer.role == .registry && peer.lastStatus != current {
+            if let last = peer.lastStatus, last.sameExceptBusy(as: current) {
+                onlyBusyChanged = true
+                continue
+            }
             peer.lastStatus = current
             peer.send(.status(current), channel: 0)
         }
+        if onlyBusyChanged {
+            guard statusReportTimer == nil else { return }
+            statusReportTimer = reactor.schedule(after: Session.busyReportDelay) { [unowned self] in
+                self.statusReportTimer = nil
+                let current = self.status
+                for peer in self.peers.values where peer.role == .registry && peer.lastStatus != current {
+                    peer.lastStatus = current
+                    peer.send(.status(current), channel: 0)
+                }
+            }
+        }
+    }
+}
+
+extension RunspaceStatus {
+    func sameExceptBusy(as other: RunspaceStatus) -> Bool {
+        var copy = other
+        copy.busy = busy
+        return copy == self
     }
 }
 

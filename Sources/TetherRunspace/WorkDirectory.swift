@@ -12,11 +12,13 @@ struct WorkDirectory {
         try SecureDirectory.prepare(path)
     }
 
-    func scriptPath(_ commandID: UInt64) -> String { "\(path)/command-\(commandID).sh" }
-    func stdinPath(_ commandID: UInt64) -> String { "\(path)/stdin-\(commandID)" }
+    func scriptName(_ commandID: UInt64) -> String { "command-\(commandID).sh" }
+    func stdinName(_ commandID: UInt64) -> String { "stdin-\(commandID)" }
+    func scriptPath(_ commandID: UInt64) -> String { path + "/" + scriptName(commandID) }
+    func stdinPath(_ commandID: UInt64) -> String { path + "/" + stdinName(commandID) }
 
-    /// Writes a command's script (behind `DriverLine.scriptPrefix`); returns its path.
-    func writeScript(_ script: String, commandID: UInt64) throws -> String {
+    /// Writes a command's script (behind `DriverLine.scriptPrefix`).
+    func writeScript(_ script: String, commandID: UInt64) throws {
         let file = scriptPath(commandID)
         unlink(file)  // a leftover from an earlier runspace with this id
         let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -34,7 +36,6 @@ struct WorkDirectory {
             }
             offset += n
         }
-        return file
     }
 
     /// Makes a command's stdin FIFO and opens it read-write and non-blocking: holding both

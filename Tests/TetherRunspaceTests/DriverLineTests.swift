@@ -10,11 +10,14 @@ final class DriverLineTests: XCTestCase {
     }
 
     func testCommandLineShape() {
-        let line = DriverLine.command(scriptPath: "/w/command-1.sh", arguments: ["a b"], stdinPath: nil)
-        XCTAssertTrue(line.hasSuffix(#"{ \builtin printf 's\n' >&3; \builtin source '/w/command-1.sh' 'a b' 3>&-; } < /dev/null; \builtin printf '%d\n' $? >&3"# + "\n"), line)
+        let line = DriverLine.command(scriptName: "command-1.sh", arguments: ["a b"], stdinName: nil)
+        XCTAssertEqual(line, #"\__tether_begin;{ \builtin echo s >&3;\builtin source "$__tether_w"/'command-1.sh' 'a b' 3>&-;} </dev/null;\builtin echo $? >&3"# + "\n")
         XCTAssertEqual(line.filter { $0 == "\n" }.count, 1, "one line")
-        let withStdin = DriverLine.command(scriptPath: "/w/c.sh", arguments: [], stdinPath: "/w/stdin-1")
-        XCTAssertTrue(withStdin.contains(#"{ \builtin printf 's\n' >&3; \builtin source '/w/c.sh' 3>&-; } < '/w/stdin-1'"#), withStdin)
+        let withStdin = DriverLine.command(scriptName: "c.sh", arguments: [], stdinName: "stdin-1")
+        XCTAssertTrue(withStdin.hasPrefix(#"\__tether_begin;\builtin set --;{ "#), withStdin)
+        XCTAssertTrue(withStdin.contains(#"\builtin source "$__tether_w"/'c.sh' 3>&-;} <"$__tether_w"/'stdin-1';"#), withStdin)
+        // bash reads its stdin pipe a byte per read(2): the line must stay short.
+        XCTAssertLessThan(withStdin.utf8.count, 160, withStdin)
     }
 
     func testNULIsRefused() {
