@@ -10,8 +10,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <malloc.h>
+#include <sys/mman.h>
 
 int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int tether_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int tether_accept4(int listener, int flags) { return accept4(listener, NULL, NULL, flags); }
 
 int tether_peer_credentials(int fd, uid_t *uid, pid_t *pid) {

@@ -13,6 +13,12 @@ public struct ByteReader {
 
     public var remaining: Int { end - offset }
 
+    /// The next byte, not consumed.
+    public func peekU8() throws(ProtocolError) -> UInt8 {
+        guard remaining >= 1 else { throw .truncated("u8") }
+        return bytes[offset]
+    }
+
     public mutating func readU8() throws(ProtocolError) -> UInt8 {
         guard remaining >= 1 else { throw .truncated("u8") }
         defer { offset += 1 }

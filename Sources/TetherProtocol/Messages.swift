@@ -5,7 +5,7 @@ import Foundation
 #endif
 
 /// The protocol version both sides must speak exactly. Bump on any incompatible change.
-public let tetherProtocolVersion: UInt16 = 1
+public let tetherProtocolVersion: UInt16 = 2
 
 /// Eight bytes that open every `hello` payload, so a stray peer is told apart at once.
 public let helloMagic: [UInt8] = Array("TETHER\r\n".utf8)
@@ -318,30 +318,57 @@ public struct RunspaceStatus: Codable, Sendable, Equatable {
 // MARK: Control frame payloads
 
 public enum ControlCodec {
+    /// A request payload: u32 id, then JSON — or, for `invoke`, its binary form
+    /// (`CommandCodec`), since every command makes one.
     public static func request(id: UInt32, _ request: Request) -> [UInt8] {
         var w = ByteWriter()
         w.write(id)
-        w.write(contentsOf: WireJSON.encode(request))
+        if case .invoke(let invoke) = request {
+            CommandCodec.write(invoke, to: &w)
+        } else {
+            w.write(contentsOf: WireJSON.encode(request))
+        }
         return w.bytes
     }
 
     public static func decodeRequest(_ payload: [UInt8]) throws(ProtocolError) -> (UInt32, Request) {
         var r = ByteReader(payload)
         let id = try r.readU32()
-        return (id, try WireJSON.decode(Request.self, from: Array(r.readRest())))
+        switch try r.peekU8() {
+        case CommandCodec.jsonStart:
+            return (id, try WireJSON.decode(Request.self, from: Array(r.readRest())))
+        case CommandCodec.invokeTag:
+            _ = try r.readU8()
+            return (id, .invoke(try CommandCodec.readInvoke(&r)))
+        case let tag:
+            throw .badPayload("request \(id): unknown body tag 0x\(String(tag, radix: 16)) (neither JSON nor a binary invoke)")
+        }
     }
 
+    /// A response payload: u32 id, then JSON — or, for `started`, its binary form.
     public static func response(id: UInt32, _ response: Response) -> [UInt8] {
         var w = ByteWriter()
         w.write(id)
-        w.write(contentsOf: WireJSON.encode(response))
+        if case .started(let commandID) = response {
+            CommandCodec.writeStarted(commandID: commandID, to: &w)
+        } else {
+            w.write(contentsOf: WireJSON.encode(response))
+        }
         return w.bytes
     }
 
     public static func decodeResponse(_ payload: [UInt8]) throws(ProtocolError) -> (UInt32, Response) {
         var r = ByteReader(payload)
         let id = try r.readU32()
-        return (id, try WireJSON.decode(Response.self, from: Array(r.readRest())))
+        switch try r.peekU8() {
+        case CommandCodec.jsonStart:
+            return (id, try WireJSON.decode(Response.self, from: Array(r.readRest())))
+        case CommandCodec.startedTag:
+            _ = try r.readU8()
+            return (id, try CommandCodec.readStarted(&r))
+        case let tag:
+            throw .badPayload("response \(id): unknown body tag 0x\(String(tag, radix: 16)) (neither JSON nor a binary started)")
+        }
     }
 
     public static func ack(_ seq: UInt64) -> [UInt8] {

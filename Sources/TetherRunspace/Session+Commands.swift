@@ -84,7 +84,7 @@ extension Session {
         nextCommandID += 1
         var feeder: StdinFeeder?
         do {
-            try workDirectory.writeScript(request.script, commandID: id)
+            try workDirectory.writeScript(request.script)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -105,7 +105,7 @@ extension Session {
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
         origin.commandStarted(at: journal.lastSeq + 1)
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
-        interpreter.run(scriptName: workDirectory.scriptName(id), arguments: request.arguments,
+        interpreter.run(scriptName: workDirectory.scriptName, arguments: request.arguments,
                         stdinName: feeder.map { _ in workDirectory.stdinName(id) })
         publishStatus()
     }

@@ -25,6 +25,8 @@ int tether_pidfd_open(pid_t pid);
 int tether_set_child_subreaper(void);
 /// Returns freed heap memory to the kernel (glibc malloc_trim(0)): for long-idle daemons.
 int tether_malloc_trim(void);
+/// memfd_create(name, MFD_CLOEXEC): an anonymous in-memory file (GNU-only in glibc's headers).
+int tether_memfd_cloexec(const char *name);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
