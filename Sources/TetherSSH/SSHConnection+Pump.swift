@@ -186,6 +186,9 @@ extension SSHConnection {
                     budget -= n
                     onData?(chunk)
                     if phase != .ready { return .ended }
+                    // The consumer may have paused us from inside onData: stop here, or the
+                    // rest of what libssh2 holds would arrive while paused.
+                    if readingPaused { return .progressed }
                 } else {
                     keepStderr(chunk)
                 }

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import TetherTestSupport
+import TetherProtocol
 
 /// Connection-level failures: one clear line naming the computer, exit 255 (like ssh),
 /// and never a hang.
@@ -77,7 +78,7 @@ final class ConnectionFailureTests: CLITestCase {
         let result = try tether(["get", "--computer", "future"], timeout: 30)
         XCTAssertEqual(result.status, .exited(255), result.stderrText)
         XCTAssertTrue(result.stderrText.hasPrefix("tether: future: protocol version mismatch"), result.stderrText)
-        XCTAssertTrue(result.stderrText.contains("99") && result.stderrText.contains("version 1"), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("99") && result.stderrText.contains("version \(tetherProtocolVersion)"), result.stderrText)
     }
 
     /// A loopback port nothing listens on: bind one, note it, close it.
