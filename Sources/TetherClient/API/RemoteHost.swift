@@ -11,13 +11,25 @@ public final class RemoteHost: Sendable {
     let clientID: String
     let loop: ClientLoop
     let connection: LoopBound<HostConnection>
+    /// Opens another connection like this one (same client, destination and options).
+    private let connectAgain: @Sendable () async throws -> RemoteHost
 
-    init(loop: ClientLoop, connection: LoopBound<HostConnection>, computerName: String, clientID: String, hostHello: Hello) {
+    init(loop: ClientLoop, connection: LoopBound<HostConnection>, computerName: String, clientID: String,
+         hostHello: Hello, connectAgain: @escaping @Sendable () async throws -> RemoteHost) {
         self.loop = loop
         self.connection = connection
         self.computerName = computerName
         self.clientID = clientID
         self.hostHello = hostHello
+        self.connectAgain = connectAgain
+    }
+
+    /// A new connection to the same computer with the same client and options — after
+    /// this one was lost (`.connectionLost`). This one is left as it is (close it if it
+    /// is still up). Through the keeper, a lost link is dialled again. Fails as
+    /// `connect` does (`.connection` while the host can't be reached).
+    public func reconnect() async throws -> RemoteHost {
+        try await connectAgain()
     }
 
     /// Sends a channel-0 request and returns the answer.

@@ -49,15 +49,49 @@ public final class RemoteSession: Sendable {
     /// Everything the session recorded that no client has received yet, then the live
     /// output of the command running now until it ends. Empty if there is nothing.
     public func receive(force: Bool = false) async throws -> Reception {
+        try await receive(plan: ReceiveChannel.Plan(), force: force)
+    }
+
+    /// As `receive()`, but records up to `seq` are skipped even if the host still has
+    /// them unacknowledged: they were handed to this process's consumer already (the
+    /// host's acknowledged seq wins if it is higher).
+    public func receive(after seq: UInt64, force: Bool = false) async throws -> Reception {
+        try await receive(plan: ReceiveChannel.Plan(afterSeq: seq), force: force)
+    }
+
+    /// Picks up a command (or reception) whose connection was lost, on this handle's
+    /// connection (usually a new one: `RemoteHost.reconnect()`): the output after
+    /// `point.deliveredSeq`, live to the end of the followed command. The returned
+    /// reception's `exitStatus` is that command's (nil if its end was received by
+    /// another client meanwhile). If the command's stdin was being forwarded, it is
+    /// closed now if the command still runs (see `ResumePoint.stdinInterrupted`).
+    public func resume(from point: ResumePoint, force: Bool = false) async throws -> Reception {
+        var plan = ReceiveChannel.Plan(afterSeq: point.deliveredSeq, exitStatusSoFar: point.exitStatusSoFar)
+        switch (point.origin, point.commandID) {
+        case (.invocation, let id?):
+            plan.follow = .command(id)
+            plan.awaitingStart = point.awaitingCommandStart
+            plan.endStdin = point.stdinForwarded
+        case (.reception, let id?):
+            plan.follow = .command(id)
+        case (_, nil):
+            plan.follow = .none
+            plan.endSeq = point.endSeq
+        }
+        return try await receive(plan: plan, force: force, origin: point.origin)
+    }
+
+    private func receive(plan: ReceiveChannel.Plan, force: Bool,
+                         origin: ResumePoint.Origin = .reception) async throws -> Reception {
         let connection = host.connection
         let instanceID = self.instanceID
         let (info, core): (AttachInfo, ReceptionCore) = try await loop.await { done in
-            let channel = ReceiveChannel(host: connection.value, instanceID: instanceID)
+            let channel = ReceiveChannel(host: connection.value, instanceID: instanceID, plan: plan)
             channel.start(force: force) { result in
                 done(result.mapError { $0 })
             }
         }
-        return Reception(session: self, attachInfo: info, core: core)
+        return Reception(session: self, attachInfo: info, core: core, origin: origin)
     }
 
     /// Unbinds this attachment; the session (and any command) goes on on the host.
@@ -104,6 +138,19 @@ public final class Invocation: Sendable {
         try await session.interrupt()
     }
 
+    /// The seq of the last record handed to the consumer of `output` (0: none yet).
+    public var lastDeliveredSeq: UInt64 { core.output.lastDeliveredSeq }
+
+    /// Where to pick this command up after `output` threw a `.connectionLost` error:
+    /// pass it to `resume(from:)` of the session on a new connection.
+    public var resumePoint: ResumePoint {
+        let stdin = core.stdinProgress
+        return ResumePoint(origin: .invocation, instanceID: session.instanceID, sessionName: session.name,
+                           commandID: commandID, deliveredSeq: lastDeliveredSeq,
+                           stdinInterrupted: stdin == .forwarding, stdinForwarded: stdin != .none,
+                           awaitingCommandStart: lastDeliveredSeq == 0)
+    }
+
     /// Reads all output into memory and returns it with the exit status (small outputs).
     public func collect() async throws -> (stdout: [UInt8], stderr: [UInt8], exitStatus: Int32) {
         var out: [UInt8] = []
@@ -124,15 +171,31 @@ public final class Reception: Sendable {
     public let session: RemoteSession
     /// The runspace's position at attach (acked and last sequence numbers, running command).
     public let attachInfo: AttachInfo
+    /// A resumed invocation (`resume(from:)` with an invocation's point) or a reception.
+    public let origin: ResumePoint.Origin
     let core: ReceptionCore
 
-    init(session: RemoteSession, attachInfo: AttachInfo, core: ReceptionCore) {
+    init(session: RemoteSession, attachInfo: AttachInfo, core: ReceptionCore, origin: ResumePoint.Origin) {
         self.session = session
         self.attachInfo = attachInfo
         self.core = core
+        self.origin = origin
     }
 
     public var output: OutputSequence { OutputSequence(queue: core.output) }
+
+    /// The seq of the last record handed to the consumer of `output` (0: none yet).
+    public var lastDeliveredSeq: UInt64 { core.output.lastDeliveredSeq }
+
+    /// Where to pick this reception up after `output` threw a `.connectionLost` error.
+    /// Stdin is never resumed: a resumed invocation's stdin was closed when it resumed.
+    public var resumePoint: ResumePoint {
+        let progress = core.progress
+        return ResumePoint(origin: origin, instanceID: session.instanceID, sessionName: session.name,
+                           commandID: progress.followedCommand, deliveredSeq: lastDeliveredSeq,
+                           endSeq: progress.endSeq, exitStatusSoFar: progress.exitStatusSoFar,
+                           awaitingCommandStart: progress.awaitingStart)
+    }
 
     /// The followed command's exit status, else that of the last command that ended in
     /// the replay; nil if none ended in what was received.

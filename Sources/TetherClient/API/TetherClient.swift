@@ -65,6 +65,7 @@ public final class TetherClient: Sendable {
             }
         }
         return RemoteHost(loop: loop, connection: connection, computerName: destination,
-                          clientID: clientID, hostHello: hostHello)
+                          clientID: clientID, hostHello: hostHello,
+                          connectAgain: { [self] in try await self.connect(destination, options: options) })
     }
 }

@@ -7,6 +7,11 @@ public struct TetherClientError: Error, CustomStringConvertible, Sendable, Equat
         /// Could not reach, authenticate to, or keep the connection with the host; host key
         /// problems; the `tether` subsystem missing. The CLI exits 255 like ssh.
         case connection
+        /// An established connection ended under a running command or reception (the
+        /// network cut, sshd or the subsystem gone, the keeper's link or the keeper
+        /// lost). The session and its command go on on the host: this one is resumable
+        /// (`RemoteSession.resume(from:)` on a new connection). Exit 255.
+        case connectionLost
         /// The host speaks another protocol version. Exit 255.
         case versionMismatch
         /// The host broke the protocol (garbage, unexpected frames). Exit 255.
@@ -38,15 +43,25 @@ public struct TetherClientError: Error, CustomStringConvertible, Sendable, Equat
     /// True for the failures ssh itself would exit 255 for.
     public var isConnectionLevel: Bool {
         switch kind {
-        case .connection, .versionMismatch, .protocolViolation: true
+        case .connection, .connectionLost, .versionMismatch, .protocolViolation: true
         case .remote, .usage, .localState: false
         }
     }
+
+    /// True if an established connection was lost: what a resume can recover from (as
+    /// opposed to the session having ended, closed or broken, or a refusal).
+    public var isConnectionLost: Bool { kind == .connectionLost }
 
     /// The remote error code, if the host refused a request.
     public var remoteCode: ErrorCode? {
         if case .remote(let code) = kind { return code }
         return nil
+    }
+
+    func `as`(_ kind: Kind) -> TetherClientError {
+        var copy = self
+        copy.kind = kind
+        return copy
     }
 
     func on(host: String) -> TetherClientError {

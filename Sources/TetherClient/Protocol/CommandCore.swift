@@ -1,3 +1,5 @@
+import TetherIO
+
 /// The thread-safe half of one running command: its output queue and its exit status.
 /// The loop fills them; `Invocation` reads them from any task.
 final class CommandCore: Sendable {
@@ -7,8 +9,18 @@ final class CommandCore: Sendable {
     /// The id the runspace gave the command (`started`).
     let commandID = Completion<UInt64>()
 
+    /// How far forwarding the command's stdin got (for a resume after a lost connection).
+    enum StdinProgress: Sendable { case none, forwarding, ended }
+    private let lock = Lock()
+    nonisolated(unsafe) private var stdin = StdinProgress.none  // guarded by lock
+
     init(output: OutputQueue) {
         self.output = output
+    }
+
+    var stdinProgress: StdinProgress {
+        get { lock.withLock { stdin } }
+        set { lock.withLock { stdin = newValue } }
     }
 
     /// Ends the command with an error: the consumer sees the rest, then the error.

@@ -13,6 +13,8 @@ final class DescriptorStdinPump {
     private var registration: Registration?
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private(set) var finished = false
+    /// Called once the end of input has been sent (not when stopped).
+    var onEnd: (() -> Void)?
 
     init(reactor: Reactor, host: HostConnection, fd: Int32, channel: UInt32) {
         self.reactor = reactor
@@ -52,6 +54,7 @@ final class DescriptorStdinPump {
 
     private func endOfInput() {
         host.send(Frame(type: .stdinEOF, channel: channel))
+        onEnd?()
         stop()
     }
 

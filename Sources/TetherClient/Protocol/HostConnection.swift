@@ -318,8 +318,10 @@ final class HostConnection {
         case .ready:
             // After our own EOF (closeGracefully) the host closing is the expected answer.
             let expected = closeTimer != nil || pending.isEmpty && channels.isEmpty
-            reason = error ?? (expected ? nil
-                : TetherClientError(.connection, host: computerName, "connection closed by the host"))
+            // An established connection that ends is *lost*, not refused: what is running
+            // on the host goes on, and a resume on a new connection picks it up.
+            reason = (error.map { $0.kind == .connection ? $0.as(.connectionLost) : $0 }) ?? (expected ? nil
+                : TetherClientError(.connectionLost, host: computerName, "connection closed by the host"))
         case .closed:
             return
         }

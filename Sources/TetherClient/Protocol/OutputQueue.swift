@@ -39,6 +39,9 @@ final class OutputQueue: @unchecked Sendable {
     private var handedOut: (seq: UInt64, bytes: Int)?
     private var ackedSeq: UInt64 = 0
     private var bytesSinceAck = 0
+    /// The seq of the last entry handed to the consumer (output or marker): where a
+    /// resume on a new connection must pick up, acknowledged or not.
+    private var deliveredSeq: UInt64 = 0
     // Backpressure (decided on the loop, under lock).
     private var readingPaused = false
     private var resumeScheduled = false
@@ -126,6 +129,14 @@ final class OutputQueue: @unchecked Sendable {
 
     var isPausingReads: Bool { lock.withLock { readingPaused } }
 
+    /// The seq of the last record handed to the consumer (0: none yet). Any thread.
+    var lastDeliveredSeq: UInt64 { lock.withLock { deliveredSeq } }
+
+    /// Records up to `seq` count as delivered already (a resume starts after them).
+    func assumeDelivered(through seq: UInt64) {
+        lock.withLock { deliveredSeq = max(deliveredSeq, seq) }
+    }
+
     // MARK: Consumer side
 
     func next() async throws -> OutputChunk? {
@@ -192,6 +203,7 @@ final class OutputQueue: @unchecked Sendable {
                 head = 0
             }
             if entry.ackNow { bytesSinceAck = Self.ackInterval }
+            deliveredSeq = max(deliveredSeq, entry.seq)
             if let chunk = entry.chunk {
                 bufferedBytes -= chunk.byteCount
                 handedOut = (entry.seq, chunk.byteCount)

@@ -14,19 +14,58 @@ final class ReceiveChannel: ChannelEndpoint {
         var sessionEnded: String?
     }
 
+    /// Where a reception starts and what it follows. The default is a plain `receive`:
+    /// everything not acknowledged, then the command running at attach.
+    struct Plan: Sendable {
+        /// Records up to this seq were handed to a consumer already (a resume): they are
+        /// skipped even if their acknowledgement never reached the host.
+        var afterSeq: UInt64 = 0
+        /// Which command to follow to its end.
+        enum Follow: Sendable {
+            /// The one running at attach (a plain receive).
+            case runningAtAttach
+            /// This one (a resume); if it ended meanwhile, to its end in the journal.
+            case command(UInt64)
+            /// None: end at `endSeq` (resuming a reception that followed none).
+            case none
+        }
+        var follow = Follow.runningAtAttach
+        /// The command a resume follows, if any.
+        var resumedCommand: UInt64? {
+            if case .command(let id) = follow { return id }
+            return nil
+        }
+        /// Without a command to follow, end at this seq rather than the last at attach.
+        var endSeq: UInt64?
+        /// Resuming an invocation of which nothing was delivered yet: records before the
+        /// command's `commandStarted` are not its output (they are acknowledged with it,
+        /// as an invoke channel does, but not handed over).
+        var awaitingStart = false
+        /// The exit status carried over from before the resume.
+        var exitStatusSoFar: Int32?
+        /// Send `stdinEOF` if the followed command still runs: its forwarded stdin was cut.
+        var endStdin = false
+    }
+
     let host: HostConnection
     let instanceID: String
+    private let plan: Plan
     private(set) var number: UInt32 = 0
     private var sequencer = RecordSequencer(after: 0, strict: true)
     private var core: ReceptionCore?
     private var followedCommand: UInt64?
     private var stopAtSeq: UInt64 = 0
+    /// Following a command that had already ended at attach (a resume): if its end isn't
+    /// in the journal any more (another client received it), stop here, status unknown.
+    private var giveUpAtSeq: UInt64?
+    private var awaitingStart = false
     private var lastExit: Int32?
     private var active = false
 
-    init(host: HostConnection, instanceID: String) {
+    init(host: HostConnection, instanceID: String, plan: Plan = Plan()) {
         self.host = host
         self.instanceID = instanceID
+        self.plan = plan
     }
 
     func start(force: Bool, _ completion: @escaping (Result<(AttachInfo, ReceptionCore), TetherClientError>) -> Void) {
@@ -39,12 +78,30 @@ final class ReceiveChannel: ChannelEndpoint {
             guard let self else { return }
             switch result {
             case .success(.attached(let info)):
-                self.sequencer = RecordSequencer(after: info.ackedSeq, strict: true)
-                self.followedCommand = info.runningCommandID
-                self.stopAtSeq = info.lastSeq
+                let plan = self.plan
+                let start = max(info.ackedSeq, plan.afterSeq)
+                self.sequencer = RecordSequencer(after: start, strict: true)
+                switch plan.follow {
+                case .runningAtAttach: self.followedCommand = info.runningCommandID
+                case .command(let id): self.followedCommand = id
+                case .none: self.followedCommand = nil
+                }
+                self.stopAtSeq = plan.endSeq ?? info.lastSeq
+                self.lastExit = plan.exitStatusSoFar
+                self.awaitingStart = plan.awaitingStart
+                if let resumed = plan.resumedCommand, info.runningCommandID != resumed { self.giveUpAtSeq = info.lastSeq }
+                core.progress = .init(followedCommand: self.followedCommand, endSeq: self.stopAtSeq,
+                                      exitStatusSoFar: self.lastExit, awaitingStart: self.awaitingStart)
+                core.output.assumeDelivered(through: start)
+                if plan.endStdin, let resumed = plan.resumedCommand, info.runningCommandID == resumed {
+                    // Stdin can't be resumed (bytes in flight may or may not have arrived):
+                    // the command gets end of file rather than waiting forever.
+                    self.host.send(Frame(type: .stdinEOF, channel: self.number))
+                }
                 completion(.success((info, core)))
-                // Nothing to replay and nothing running: the reception is empty.
-                if info.runningCommandID == nil && info.lastSeq <= info.ackedSeq { self.end() }
+                // Nothing to replay and nothing to follow: the reception is empty.
+                if self.followedCommand == nil && self.stopAtSeq <= start { self.end() }
+                if let giveUp = self.giveUpAtSeq, giveUp <= start { self.end() }
             case .success(let other):
                 let error = TetherClientError(.protocolViolation, host: self.host.computerName, "unexpected answer to attach: \(other)")
                 self.fail(error)
@@ -92,6 +149,17 @@ final class ReceiveChannel: ChannelEndpoint {
             return
         }
         let queue = core.output
+        if awaitingStart {
+            if record.kind == .commandStarted, (try? record.commandID()) == followedCommand {
+                awaitingStart = false
+                core.progress.awaitingStart = false
+            } else if record.kind == .stdout || record.kind == .stderr || record.kind == .dropped {
+                // Not the command's output: acknowledged along with it, never shown.
+                queue.push(.init(seq: record.seq, chunk: nil, ackNow: false))
+                if let giveUp = giveUpAtSeq, record.seq >= giveUp { end() }
+                return
+            }
+        }
         switch record.kind {
         case .commandStarted:
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: false))
@@ -104,8 +172,11 @@ final class ReceiveChannel: ChannelEndpoint {
             queue.push(.init(seq: record.seq, chunk: .dropped(bytes: counts.bytes, records: counts.records), ackNow: false))
         case .commandEnded:
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
-            lastExit = try? record.exitStatus()
-            if let followed = followedCommand, (try? record.commandID()) == followed {
+            let isFollowed = followedCommand != nil && (try? record.commandID()) == followedCommand
+            // Resuming a command: another command's end is not its status.
+            if plan.resumedCommand == nil || isFollowed { lastExit = try? record.exitStatus() }
+            core.progress.exitStatusSoFar = lastExit
+            if isFollowed {
                 end()
                 return
             }
@@ -121,6 +192,7 @@ final class ReceiveChannel: ChannelEndpoint {
             return
         }
         if followedCommand == nil && record.seq >= stopAtSeq { end() }
+        if let giveUp = giveUpAtSeq, record.seq >= giveUp { end() }
     }
 
     private func end(sessionEnded: String? = nil) {
@@ -166,7 +238,23 @@ final class ReceiveChannel: ChannelEndpoint {
 
 /// The thread-safe half of a reception.
 final class ReceptionCore: Sendable {
+    /// What a resume of this reception needs besides the delivered seq; set on the loop.
+    struct Progress: Sendable {
+        var followedCommand: UInt64?
+        var endSeq: UInt64 = 0
+        var exitStatusSoFar: Int32?
+        var awaitingStart = false
+    }
+
     let output: OutputQueue
     let outcome = Completion<ReceiveChannel.Outcome>()
+    private let lock = Lock()
+    nonisolated(unsafe) private var current = Progress()  // guarded by lock
+
     init(output: OutputQueue) { self.output = output }
+
+    var progress: Progress {
+        get { lock.withLock { current } }
+        set { lock.withLock { current = newValue } }
+    }
 }

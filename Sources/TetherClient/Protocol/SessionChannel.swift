@@ -148,6 +148,7 @@ final class SessionChannel: ChannelEndpoint {
 
     private func startStdin(_ stdin: StdinSource, core: CommandCore) {
         let channel = number
+        if !stdin.isNone { core.stdinProgress = .forwarding }
         switch stdin {
         case .none:
             break
@@ -159,8 +160,10 @@ final class SessionChannel: ChannelEndpoint {
                 offset = end
             }
             host.send(Frame(type: .stdinEOF, channel: channel))
+            core.stdinProgress = .ended
         case .fileDescriptor(let fd):
             let pump = DescriptorStdinPump(reactor: host.reactor, host: host, fd: fd, channel: channel)
+            pump.onEnd = { core.stdinProgress = .ended }
             running?.pump = pump
             pump.start()
         case .stream(let stream):
@@ -179,7 +182,10 @@ final class SessionChannel: ChannelEndpoint {
                         }
                     }
                 }
-                reactor.execute { bound.value.host.send(Frame(type: .stdinEOF, channel: channel)) }
+                reactor.execute {
+                    bound.value.host.send(Frame(type: .stdinEOF, channel: channel))
+                    core.stdinProgress = .ended
+                }
             }
         }
     }
@@ -254,7 +260,9 @@ final class SessionChannel: ChannelEndpoint {
         // A pending attach hears the same error through its request.
         state = .gone(error)
         if let core = running?.core {
-            let message = error.isConnectionLevel
+            // A lost connection keeps its bare reason: the caller resumes (or says what
+            // to do) itself; `resumePoint` has the rest.
+            let message = error.isConnectionLevel && !error.isConnectionLost
                 ? "\(error.message) (the command goes on on the host; `tether receive` collects its output)"
                 : error.message
             endRunning(core, error: TetherClientError(error.kind, host: error.host ?? host.computerName, message))
