@@ -21,10 +21,19 @@ struct Invoke: AsyncParsableCommand {
         each computer, the command is started and the session released at once; collect
         the output later with `tether receive`.
 
+        If the connection is lost while the command runs, invoke says so on stderr, keeps
+        reconnecting (first at once, then every 50-100 ms, for --reconnect-timeout
+        seconds, default 300) and picks the output up exactly where it stopped: no line
+        lost, repeated or reordered, and the exit status is still the command's. Each
+        session resumes on its own. Forwarded stdin cannot be resumed: if the command was
+        still reading it, its stdin is closed and invoke says so. If the deadline passes,
+        invoke exits 255 and `tether receive` collects the output later.
+
         Exit status: the remote command's; with several sessions 0 if all succeeded, else
         the first non-zero status in session order. 255 if a host could not be reached
         (or its tether subsystem failed), 1 for other errors (busy, not found…).
-        Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130).
+        Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
+        while reconnecting, the first one stops waiting.
 
         Examples:
           tether invoke --name deploy -- 'cd /srv/app && git pull'
@@ -72,6 +81,8 @@ struct Invoke: AsyncParsableCommand {
     var bufferLimit: Int?
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
+
+    @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
 
     @Argument(parsing: .remaining, help: ArgumentHelp("SCRIPT and its ARGS (after --).", valueName: "SCRIPT"))
     var command: [String] = []
@@ -131,13 +142,17 @@ struct Invoke: AsyncParsableCommand {
             }
             let stdinSources = stdinSources(count: jobs.count)
             let running = RunningSessions()
-            InterruptHandler(onFirst: { running.interruptAll() }).install()
+            let reconnecting = ReconnectingTargets()
+            InterruptHandler(onFirst: { running.interruptAll() },
+                             nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
             let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
-                                          json: json, prefixLines: prefix, temporary: temporary)
+                                          json: json, prefixLines: prefix, temporary: temporary,
+                                          reconnectTimeout: reconnect.reconnectTimeout)
             let indexed = Array(zip(jobs, stdinSources))
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
-                await job.run(settings: settings, stdin: stdin, context: context, running: running)
+                await job.run(settings: settings, stdin: stdin, context: context, running: running,
+                              reconnecting: reconnecting)
             }
             await context.pool.closeAll()
             if json { Terminal.shared.out(InvokeResult.json(results)) }
@@ -188,6 +203,8 @@ struct InvokeSettings: Sendable {
     var json: Bool
     var prefixLines: Bool
     var temporary: Bool
+    /// 0: a lost connection ends the invoke (255); else seconds to keep reconnecting.
+    var reconnectTimeout: Double
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -197,6 +214,7 @@ final class RunningSessions: Sendable {
 
     func add(_ session: RemoteSession) { lock.withLock { sessions[ObjectIdentifier(session)] = session } }
     func remove(_ session: RemoteSession) { lock.withLock { sessions[ObjectIdentifier(session)] = nil } }
+    var isEmpty: Bool { lock.withLock { sessions.isEmpty } }
 
     func interruptAll() {
         let all = lock.withLock { Array(sessions.values) }
@@ -212,54 +230,113 @@ struct InvokeJob: Sendable {
     var target: SessionTarget?
 
     func run(settings: InvokeSettings, stdin: StdinSource, context: CommandContext,
-             running: RunningSessions) async -> InvokeResult {
+             running: RunningSessions, reconnecting: ReconnectingTargets) async -> InvokeResult {
+        let collected = CollectedOutput()
         var result = InvokeResult(computerName: computerName, target: target)
         let output = TargetOutput(prefix: settings.prefixLines ? "[\(computerName)] " : nil)
         var temporarySession: RemoteSession?
+        var host: RemoteHost?
         do {
-            let host = try await context.pool.host(computerName)
+            var current = try await context.pool.host(computerName)
+            host = current
             let session: RemoteSession
             if let target {
-                session = host.session(instanceID: target.instanceID, name: target.name)
+                session = current.session(instanceID: target.instanceID, name: target.name)
             } else {
-                session = try await host.createSession()
+                session = try await current.createSession()
                 temporarySession = session
             }
             running.add(session)
-            defer { running.remove(session) }
-            let invocation = try await session.invoke(settings.script, arguments: settings.arguments,
+            let invocation: Invocation
+            do {
+                invocation = try await session.invoke(settings.script, arguments: settings.arguments,
                                                       stdin: stdin, wait: settings.wait)
-            for try await chunk in invocation.output {
-                switch chunk {
-                case .stdout(let bytes):
-                    if settings.json { result.stdout += bytes } else { output.stdout(bytes) }
-                case .stderr(let bytes):
-                    if settings.json { result.stderr += bytes } else { output.stderr(bytes) }
-                case .dropped(let bytes, let records):
-                    result.droppedBytes += bytes
-                    if !settings.json {
-                        output.finish()
-                        Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+            } catch {
+                running.remove(session)
+                throw error
+            }
+            var followed = FollowedOutput.invocation(invocation)
+            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
+                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
+            while true {
+                do {
+                    for try await chunk in followed.output {
+                        collected.take(chunk, json: settings.json, output: output, computerName: computerName)
                     }
+                    output.finish()
+                    running.remove(followed.session)
+                    result.exitStatus = try await Self.exitStatus(of: followed, computerName: computerName)
+                    result.exitCode = result.exitStatus ?? 0
+                    break
+                } catch let error as TetherClientError where error.isConnectionLost {
+                    // The link went, the command didn't: reconnect and pick it up where
+                    // this process stopped (every byte once), unless told not to.
+                    output.finish()
+                    running.remove(followed.session)
+                    guard settings.reconnectTimeout > 0 else {
+                        throw Reconnector.notResumed(error, computerName: computerName)
+                    }
+                    let (reception, newHost) = try await reconnector.resume(followed.resumePoint, lost: current, cause: error)
+                    current = newHost
+                    host = newHost
+                    followed = .reception(reception)
+                    running.add(reception.session)
                 }
             }
-            output.finish()
-            let status = try await invocation.exitStatus
-            result.exitStatus = status
-            result.exitCode = status
         } catch {
             output.finish()
             result.error = Failures.message(for: error, host: computerName)
             result.exitCode = context.failures.report(error, host: computerName)
         }
-        if let temporarySession {
+        result.stdout = collected.stdout
+        result.stderr = collected.stderr
+        result.droppedBytes = collected.droppedBytes
+        if let temporarySession, let host {
             do {
-                try await temporarySession.host.remove(instanceID: temporarySession.instanceID)
+                try await host.remove(instanceID: temporarySession.instanceID)
             } catch {
                 context.failures.report(error, host: computerName)
             }
         }
         return result
+    }
+
+    /// The command's status; after a resume, from the reception that followed it.
+    private static func exitStatus(of followed: FollowedOutput, computerName: String) async throws -> Int32 {
+        switch followed {
+        case .invocation(let invocation):
+            return try await invocation.exitStatus
+        case .reception(let reception):
+            if let status = try await reception.exitStatus { return status }
+            if let ended = try await reception.sessionEnded {
+                throw TetherClientError(.remote(.sessionBroken), host: computerName, ended)
+            }
+            throw TetherClientError(.remote(.notFound), host: computerName,
+                "the command ended while the connection was down, and its end was received by another client: its exit status is unknown")
+        }
+    }
+}
+
+/// One target's output: printed as it comes, or kept for --json.
+final class CollectedOutput: @unchecked Sendable {
+    // @unchecked: used by one task at a time (the target's).
+    var stdout: [UInt8] = []
+    var stderr: [UInt8] = []
+    var droppedBytes: UInt64 = 0
+
+    func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, computerName: String) {
+        switch chunk {
+        case .stdout(let bytes):
+            if json { stdout += bytes } else { output.stdout(bytes) }
+        case .stderr(let bytes):
+            if json { stderr += bytes } else { output.stderr(bytes) }
+        case .dropped(let bytes, let records):
+            droppedBytes += bytes
+            if !json {
+                output.finish()
+                Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+            }
+        }
     }
 }
 

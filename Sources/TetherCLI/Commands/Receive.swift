@@ -13,6 +13,12 @@ struct Receive: AsyncParsableCommand {
         0). Prints nothing if there is nothing new. Output is acknowledged as it is
         printed, so a second receive prints only what came after.
 
+        If the connection is lost while following, receive says so on stderr, keeps
+        reconnecting (first at once, then every 50-100 ms, for --reconnect-timeout
+        seconds, default 300) and goes on exactly where it stopped: no line lost or
+        printed twice. If the deadline passes it exits 255; a later receive collects the
+        rest. Ctrl-C stops waiting (exit 130); unprinted output stays on the host.
+
         Examples:
           tether receive --name deploy
           tether receive --computer web1 --name deploy
@@ -26,24 +32,43 @@ struct Receive: AsyncParsableCommand {
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
+    @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
+
     func run() async throws {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolve(selector)
             let prefix = targets.count > 1 && !hideComputerName
+            let reconnecting = ReconnectingTargets()
+            // Nothing here to interrupt: Ctrl-C stops waiting; what was not printed stays
+            // journaled on the host for the next receive.
+            InterruptHandler(onFirst: {}, nothingToInterrupt: { true }).install()
+            let timeout = reconnect.reconnectTimeout
             let codes: [Int32] = await concurrentMap(targets) { target in
                 let computer = target.computerName
                 let output = TargetOutput(prefix: prefix ? "[\(computer)] " : nil)
                 do {
-                    let host = try await context.pool.host(computer)
-                    let reception = try await host.session(instanceID: target.instanceID, name: target.name).receive()
-                    for try await chunk in reception.output {
-                        switch chunk {
-                        case .stdout(let bytes): output.stdout(bytes)
-                        case .stderr(let bytes): output.stderr(bytes)
-                        case .dropped(let bytes, let records):
+                    var host = try await context.pool.host(computer)
+                    var reception = try await host.session(instanceID: target.instanceID, name: target.name).receive()
+                    let reconnector = Reconnector(computerName: computer, pool: context.pool, timeout: timeout,
+                                                  reconnecting: reconnecting)
+                    while true {
+                        do {
+                            for try await chunk in reception.output {
+                                switch chunk {
+                                case .stdout(let bytes): output.stdout(bytes)
+                                case .stderr(let bytes): output.stderr(bytes)
+                                case .dropped(let bytes, let records):
+                                    output.finish()
+                                    Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+                                }
+                            }
+                            break
+                        } catch let error as TetherClientError where error.isConnectionLost {
+                            // Resume where this process stopped: every record once, in order.
                             output.finish()
-                            Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
+                            guard timeout > 0 else { throw Reconnector.notResumed(error, computerName: computer) }
+                            (reception, host) = try await reconnector.resume(reception.resumePoint, lost: host, cause: error)
                         }
                     }
                     output.finish()

@@ -1,3 +1,4 @@
+import Foundation
 import TetherClient
 
 /// One connection per computer per `tether` run, opened concurrently on first use and
@@ -17,6 +18,24 @@ actor HostPool {
         if let task = hosts[computerName] { return try await task.value }
         let client = self.client
         let options = self.options
+        let task = Task { try await client.connect(computerName, options: options) }
+        hosts[computerName] = task
+        return try await task.value
+    }
+
+    /// A new connection to a computer whose connection `lost` was lost — or the one
+    /// another target already made. `deadline` bounds the connect (the ssh connect
+    /// timeout still applies if shorter).
+    func reconnect(_ computerName: String, replacing lost: RemoteHost, deadline: Date) async throws -> RemoteHost {
+        if let task = hosts[computerName], let current = try? await task.value,
+           current !== lost, await current.closedError == nil {
+            return current
+        }
+        var options = self.options
+        let remaining = max(1, deadline.timeIntervalSinceNow)
+        // A connect into a dead network must not eat the whole deadline: try again instead.
+        options.connectTimeout = min(options.connectTimeout ?? 10, remaining)
+        let client = self.client
         let task = Task { try await client.connect(computerName, options: options) }
         hosts[computerName] = task
         return try await task.value

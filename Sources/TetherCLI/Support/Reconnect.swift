@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import TetherClient
+import TetherIO
+
+/// `--reconnect-timeout`, taken by the verbs that follow a command's output.
+struct ReconnectArguments: ParsableArguments {
+    @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp(
+        "Seconds to keep trying to reconnect after the connection is lost while following output, then resume where it stopped (default 300; 0: exit 255 at once, as before).",
+        valueName: "SEC"))
+    var reconnectTimeout: Double = 300
+
+    func validate() throws {
+        if !(reconnectTimeout >= 0) || !reconnectTimeout.isFinite {
+            throw ValidationError("--reconnect-timeout must be a number of seconds, 0 or more")
+        }
+    }
+}
+
+/// Which targets are between a lost connection and a resumed one, for Ctrl-C: a target
+/// that is reconnecting has nothing to interrupt, so waiting for it is all Ctrl-C can stop.
+final class ReconnectingTargets: Sendable {
+    private let lock = Lock()
+    nonisolated(unsafe) private var count = 0  // guarded by lock
+
+    func begin() { lock.withLock { count += 1 } }
+    func end() { lock.withLock { count -= 1 } }
+    var any: Bool { lock.withLock { count > 0 } }
+}
+
+/// After a lost connection: reconnects to the computer and resumes the followed output
+/// where this process stopped — first attempt at once, then after 50 ms, doubling to
+/// `maxDelay`, so a restored link is picked up within about that long — until the
+/// deadline. One per target: several targets resume independently (the pool shares one
+/// new connection per computer between them).
+struct Reconnector {
+    let computerName: String
+    let pool: HostPool
+    let timeout: Double
+    let reconnecting: ReconnectingTargets
+
+    static let firstDelay = 0.05
+    static let maxDelay = 0.1
+
+    /// The resumed reception and the connection it is on. Throws the error to report if
+    /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
+    func resume(_ point: ResumePoint, lost: RemoteHost, cause: TetherClientError) async throws -> (Reception, RemoteHost) {
+        reconnecting.begin()
+        defer { reconnecting.end() }
+        Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
+        if point.stdinInterrupted {
+            Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input is closed (it may not have received all of it)\n")
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var delay = 0.0
+        var lastError = cause
+        var attempt = lost
+        while true {
+            do {
+                let host = try await pool.reconnect(computerName, replacing: attempt, deadline: deadline)
+                attempt = host
+                let reception = try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
+                Terminal.shared.err("tether: \(computerName): reconnected\n")
+                return (reception, host)
+            } catch let error as TetherClientError where error.isConnectionLevel && error.kind != .versionMismatch {
+                lastError = error
+            }
+            if Date().addingTimeInterval(delay) >= deadline { break }
+            if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
+            delay = delay == 0 ? Self.firstDelay : min(delay * 2, Self.maxDelay)
+        }
+        throw TetherClientError(.connectionLost, host: computerName,
+            "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); the command goes on on the host: `tether receive --computer \(computerName) --instance-id \(point.instanceID)` collects its output")
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+    }
+
+    /// The message for a lost connection nobody resumes (`--reconnect-timeout 0`).
+    static func notResumed(_ error: TetherClientError, computerName: String) -> TetherClientError {
+        TetherClientError(.connectionLost, host: computerName,
+            "\(error.message) (the command goes on on the host; `tether receive` collects its output)")
+    }
+}
+
+/// Where a target's output comes from: the command as invoked, or — after a lost
+/// connection — the reception that resumed it.
+enum FollowedOutput: Sendable {
+    case invocation(Invocation)
+    case reception(Reception)
+
+    var output: OutputSequence {
+        switch self {
+        case .invocation(let invocation): invocation.output
+        case .reception(let reception): reception.output
+        }
+    }
+
+    var resumePoint: ResumePoint {
+        switch self {
+        case .invocation(let invocation): invocation.resumePoint
+        case .reception(let reception): reception.resumePoint
+        }
+    }
+
+    var session: RemoteSession {
+        switch self {
+        case .invocation(let invocation): invocation.session
+        case .reception(let reception): reception.session
+        }
+    }
+}
