@@ -163,7 +163,8 @@ final class KeeperTests: CLITestCase {
     func testKeeperKilledMidCommandIsAConnectionLossAndNothingIsLost() throws {
         try newSession("s")
         let script = "for i in $(seq 1 20); do echo line-$i; sleep 0.1; done"
-        let running = try startTether(["invoke", "--name", "s", "--", script], label: "orphan")
+        // Without automatic resume (ResumeTests cover that): the loss itself is the subject.
+        let running = try startTether(["invoke", "--name", "s", "--reconnect-timeout", "0", "--", script], label: "orphan")
         try eventually("the command's first line") { running.stdoutText.contains("line-1\n") }
         let keeper = try XCTUnwrap(try keeperStatus()).pid
         try Processes.kill9(keeper)

@@ -45,7 +45,8 @@ final class RobustnessTests: CLITestCase {
     func testKilledConnectionFailsWith255AndReceiveCollectsTheRest() throws {
         try check(["new", "alpha", "--name", "resume"])
         let script = "for i in $(seq 1 40); do echo $i; sleep 0.05; done"
-        let run = try startTether(["invoke", "--name", "resume", "--", script], label: "resume")
+        // Without automatic resume (ResumeTests cover that): the loss itself is the subject.
+        let run = try startTether(["invoke", "--name", "resume", "--reconnect-timeout", "0", "--", script], label: "resume")
         try eventually("output began") { run.stdoutText.split(separator: "\n").count >= 5 }
         for pid in alpha.subsystemPIDs() { try Processes.kill9(pid) }
         XCTAssertEqual(try run.wait(timeout: 20), .exited(255), run.stderrText)

@@ -41,7 +41,8 @@ class TwoClientTestCase: CLITestCase {
     }
 
     /// Runs `tether ARGS` in the background with `home`, stdout and stderr going to files.
-    func spawnTether(_ arguments: [String], home: String, label: String, stdoutFD: Int32? = nil) throws -> TetherProcess {
+    func spawnTether(_ arguments: [String], home: String, label: String, stdoutFD: Int32? = nil,
+                     stdinFD: Int32? = nil) throws -> TetherProcess {
         var environment = Spawn.currentEnvironment().filter {
             !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
         }
@@ -54,7 +55,7 @@ class TwoClientTestCase: CLITestCase {
         defer { close(out); close(err) }
         var options = Spawn.Options()
         options.fileActions = [1: stdoutFD ?? out, 2: err]
-        options.devNull = [0]
+        if let stdinFD { options.fileActions[0] = stdinFD } else { options.devNull = [0] }
         options.environment = environment
         process.pid = try Spawn.spawn(path: tetherPath, arguments: ["tether"] + arguments, options: options)
         spawned.append(process)
