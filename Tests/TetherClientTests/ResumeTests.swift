@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Glibc
+import TetherClient
 import TetherIO
 import TetherTestSupport
 
@@ -208,6 +209,62 @@ class ResumeTestCase: TwoClientTestCase {
 
 /// Through the keeper (the CLI's default): the keeper's link is what the proxy cuts.
 final class ResumeTests: ResumeTestCase {
+    /// The library, with the loop docs/library.md shows: only public API, a direct
+    /// connection; the resume point is the delivered seq, and the status the command's.
+    func testLibraryResumesAnInvocationWithTheDocumentedLoop() async throws {
+        let client = try TetherClient(home: ClientHome(directory: tetherHome))
+        let options = ConnectionOptions(configFile: sshConfigPath)
+        var host = try await client.connect("alpha", options: options)
+        let session = try await host.createSession(name: "lib")
+        let run = try await session.invoke(Self.loop)
+        let proxy = self.proxy!
+        var output = run.output
+        var resumed: Reception?
+        var printed: [UInt8] = []
+        var cut = false
+        while true {
+            do {
+                for try await chunk in output {
+                    if case .stdout(let bytes) = chunk { printed += bytes }
+                    if !cut && String(decoding: printed, as: UTF8.self).contains("line 10\n") {
+                        cut = true
+                        try proxy.setRefuseNew(true)
+                        proxy.cut()
+                        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { try? proxy.setRefuseNew(false) }
+                    }
+                }
+                break
+            } catch let error as TetherClientError where error.isConnectionLost {
+                let point = resumed?.resumePoint ?? run.resumePoint
+                XCTAssertEqual(point.commandID, run.commandID)
+                XCTAssertGreaterThanOrEqual(point.deliveredSeq, run.lastDeliveredSeq)
+                XCTAssertFalse(point.stdinInterrupted)
+                host = try await Self.reconnect(host)
+                let again = try await host.session(instanceID: point.instanceID).resume(from: point)
+                resumed = again
+                output = again.output
+            }
+        }
+        let status: Int32? = if let resumed { try await resumed.exitStatus } else { try await run.exitStatus }
+        XCTAssertNotNil(resumed, "the link was cut mid-command")
+        XCTAssertEqual(status, 7)
+        XCTAssertEqual(String(decoding: printed, as: UTF8.self), Self.allLines)
+        try await host.remove(instanceID: session.instanceID)
+        await host.close()
+    }
+
+    /// `reconnect()` until the link is back (what the CLI's loop does, minus the deadline).
+    static func reconnect(_ host: RemoteHost) async throws -> RemoteHost {
+        let deadline = Date().addingTimeInterval(20)
+        while true {
+            do {
+                return try await host.reconnect()
+            } catch let error as TetherClientError where error.kind == .connection && Date() < deadline {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+    }
+
     func testInvokeInAnExistingSessionResumesAfterTheLinkIsBack() throws { try invokeInAnExistingSessionResumes() }
     func testInvokeInATemporarySessionResumesAndRemovesItAfterwards() throws { try invokeInATemporarySessionResumes() }
     func testInvokeGivesUpAtTheDeadlineAndReceiveCollectsTheRest() throws { try invokeGivesUpAtTheDeadline() }
