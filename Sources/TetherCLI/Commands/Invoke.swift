@@ -22,7 +22,7 @@ struct Invoke: AsyncParsableCommand {
         the output later with `tether receive`.
 
         If the connection is lost while the command runs, invoke says so on stderr, keeps
-        reconnecting (first at once, then every 50-100 ms, for --reconnect-timeout
+        reconnecting (at once, then every 50 ms, after 10 s every 200 ms, for --reconnect-timeout
         seconds, default 300) and picks the output up exactly where it stopped: no line
         lost, repeated or reordered, and the exit status is still the command's. Each
         session resumes on its own. Forwarded stdin cannot be resumed: if the command was

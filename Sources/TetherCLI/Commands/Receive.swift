@@ -14,7 +14,7 @@ struct Receive: AsyncParsableCommand {
         printed, so a second receive prints only what came after.
 
         If the connection is lost while following, receive says so on stderr, keeps
-        reconnecting (first at once, then every 50-100 ms, for --reconnect-timeout
+        reconnecting (at once, then every 50 ms, after 10 s every 200 ms, for --reconnect-timeout
         seconds, default 300) and goes on exactly where it stopped: no line lost or
         printed twice. If the deadline passes it exits 255; a later receive collects the
         rest. Ctrl-C stops waiting (exit 130); unprinted output stays on the host.

@@ -29,18 +29,21 @@ final class ReconnectingTargets: Sendable {
 }
 
 /// After a lost connection: reconnects to the computer and resumes the followed output
-/// where this process stopped — first attempt at once, then after 50 ms, doubling to
-/// `maxDelay`, so a restored link is picked up within about that long — until the
-/// deadline. One per target: several targets resume independently (the pool shares one
-/// new connection per computer between them).
+/// where this process stopped — first attempt at once, then every 25, 50, 50… ms for the
+/// first `briskFor` seconds (a refused connect costs about a millisecond, and a restored
+/// link is then picked up within 50 ms plus one SSH login), then doubling to 200 ms for a
+/// long outage — until the deadline. One per target: several targets resume
+/// independently (the pool shares one new connection per computer between them).
 struct Reconnector {
     let computerName: String
     let pool: HostPool
     let timeout: Double
     let reconnecting: ReconnectingTargets
 
-    static let firstDelay = 0.05
-    static let maxDelay = 0.1
+    static let firstDelay = 0.025
+    static let briskDelay = 0.05
+    static let briskFor = 10.0
+    static let maxDelay = 0.2
 
     /// The resumed reception and the connection it is on. Throws the error to report if
     /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
@@ -51,8 +54,9 @@ struct Reconnector {
         if point.stdinInterrupted {
             Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input is closed (it may not have received all of it)\n")
         }
-        let deadline = Date().addingTimeInterval(timeout)
-        var delay = 0.0
+        let lostAt = Date()
+        let deadline = lostAt.addingTimeInterval(timeout)
+        var delay = 0.0  // the first attempt goes at once
         var lastError = cause
         var attempt = lost
         while true {
@@ -65,9 +69,10 @@ struct Reconnector {
             } catch let error as TetherClientError where error.isConnectionLevel && error.kind != .versionMismatch {
                 lastError = error
             }
+            let cap = Date().timeIntervalSince(lostAt) < Self.briskFor ? Self.briskDelay : Self.maxDelay
+            delay = delay == 0 ? Self.firstDelay : min(delay * 2, cap)
             if Date().addingTimeInterval(delay) >= deadline { break }
-            if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
-            delay = delay == 0 ? Self.firstDelay : min(delay * 2, Self.maxDelay)
+            try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
         }
         throw TetherClientError(.connectionLost, host: computerName,
             "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); the command goes on on the host: `tether receive --computer \(computerName) --instance-id \(point.instanceID)` collects its output")
