@@ -49,6 +49,8 @@ public final class FrameConnection {
     private var writeRegistration: Registration?
     private var outbox: [[UInt8]] = []
     private var outboxHead = 0
+    /// Open `batchingWrites` scopes: sends only queue until the outermost one ends.
+    private var corks = 0
     private var headOffset = 0
     public private(set) var pendingWriteBytes = 0
     private var wasAboveHighWatermark = false
@@ -104,9 +106,21 @@ public final class FrameConnection {
     public func send(bytes: [UInt8]) {
         guard !isClosed, !closeWhenFlushed, !bytes.isEmpty else { return }
         enqueue(bytes)
-        if writeRegistration == nil {
+        if writeRegistration == nil && corks == 0 {
             flush()
         }
+    }
+
+    /// Sends everything `body` queues in one writev(2) instead of one per frame: frames
+    /// that answer the same event (an invoke's `started` and its `commandStarted` record)
+    /// then wake the peer — and every hop after it — once.
+    public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
+        corks += 1
+        defer {
+            corks -= 1
+            if corks == 0 && writeRegistration == nil && !isClosed && outboxHead < outbox.count { flush() }
+        }
+        return try body()
     }
 
     /// Queues a frame that arrived as wire bytes (see `onWireFrame`), as it is.
@@ -120,7 +134,7 @@ public final class FrameConnection {
         guard !isClosed, !closeWhenFlushed else { return }
         enqueue(head)
         enqueue(body)
-        if writeRegistration == nil {
+        if writeRegistration == nil && corks == 0 {
             flush()
         }
     }
@@ -324,7 +338,20 @@ public final class FrameConnection {
         return true
     }
 
+    /// Wraps the delivery of the frames from one read, if set: a relay passes
+    /// `batchingWrites` of the connection it forwards to, so the frames one read brought
+    /// leave in one write.
+    public var deliveryScope: ((() -> Void) -> Void)?
+
     private func deliverFrames() {
+        if let deliveryScope {
+            deliveryScope { self.deliverEachFrame() }
+        } else {
+            deliverEachFrame()
+        }
+    }
+
+    private func deliverEachFrame() {
         while !isClosed {
             do {
                 guard try deliverNextFrame() else { return }

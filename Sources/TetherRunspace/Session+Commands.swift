@@ -102,9 +102,12 @@ extension Session {
         }
         running = command
         lastUsedAt = WallClock.now()
-        origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
-        origin.commandStarted(at: journal.lastSeq + 1)
-        emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
+        // The answer and the first record leave in one write: one wake-up per hop.
+        origin.peer.connection.batchingWrites {
+            origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
+            origin.commandStarted(at: journal.lastSeq + 1)
+            emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
+        }
         interpreter.run(scriptName: workDirectory.scriptName, arguments: request.arguments,
                         stdinName: feeder.map { _ in workDirectory.stdinName(id) })
         publishStatus()

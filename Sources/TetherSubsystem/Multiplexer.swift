@@ -189,6 +189,9 @@ final class Multiplexer {
                                       attachRequestID: requestID, attachFrame: frame)
         channel.toClient = { [weak self] frame in self?.toClient(frame) }
         channel.toClientWire = { [weak self] wire in self?.toClient(wire) }
+        channel.forwardingScope = { [weak self] body in
+            if let client = self?.client { client.batchingWrites(body) } else { body() }
+        }
         channel.onFinished = { [weak self, weak channel] in
             guard let self, let channel, self.channels[number] === channel else { return }
             self.channels[number] = nil

@@ -33,6 +33,8 @@ final class RunspaceChannel {
     var toClient: (Frame) -> Void = { _ in }
     /// An output record for the client, as the runspace encoded it (the hot path).
     var toClientWire: (WireFrame) -> Void = { _ in }
+    /// Wraps forwarding the frames of one read from the runspace (one write to the client).
+    var forwardingScope: ((() -> Void) -> Void)?
     /// The channel is finished; the multiplexer forgets it.
     var onFinished: () -> Void = {}
     /// Flow control: the runspace connection's queue crossed its watermarks.
@@ -83,6 +85,7 @@ final class RunspaceChannel {
         }
         let connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace \(instanceID) channel \(number)")
         connection.onWireFrame = { [weak self] wire in self?.fromRunspace(wire) }
+        connection.deliveryScope = forwardingScope
         connection.onClose = { [weak self] reason in self?.runspaceClosed(reason) }
         connection.onDrained = { [weak self] in self?.onDrained() }
         phase = .relaying(connection)
