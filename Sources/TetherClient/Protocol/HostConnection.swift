@@ -7,6 +7,13 @@ protocol ChannelEndpoint: AnyObject {
     func deliver(_ event: Event)
     /// The channel is over: an error frame on it, or the whole connection ended.
     func channelFailed(_ error: TetherClientError)
+    /// Sends any acknowledgement held back: called before every request and before a
+    /// graceful close, so the host never learns of a request before the acks preceding it.
+    func flushHeldAcks()
+}
+
+extension ChannelEndpoint {
+    func flushHeldAcks() {}
 }
 
 /// The session protocol over one transport to one computer. Loop-confined.
@@ -112,6 +119,7 @@ final class HostConnection {
         let id = nextRequestID
         nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
         pending[id] = completion
+        for endpoint in channels.values { endpoint.flushHeldAcks() }
         send(Frame(type: .request, channel: channel, payload: ControlCodec.request(id: id, request)))
     }
 
@@ -341,6 +349,7 @@ final class HostConnection {
         if isClosed { completion(); return }
         onClosedGracefully.append(completion)
         guard closeTimer == nil else { return }
+        for endpoint in channels.values { endpoint.flushHeldAcks() }
         transport.sendEOF()
         closeTimer = reactor.schedule(after: timeout) { [weak self] in
             guard let self else { return }

@@ -21,6 +21,12 @@ final class SessionChannel: ChannelEndpoint {
     private var attachWaiters: [(Result<AttachInfo, TetherClientError>) -> Void] = []
     private var sequencer = RecordSequencer(after: 0, strict: false)
     private var running: (core: CommandCore, pump: DescriptorStdinPump?)?
+    /// The newest output record (stdout, stderr, dropped) handed to a queue.
+    private var highestOutputSeq: UInt64 = 0
+    /// The newest seq acknowledged on the wire, and one held back (`sendAck`).
+    private var sentAck: UInt64 = 0
+    private var pendingAck: UInt64?
+    private var ackTimer: TimerHandle?
 
     init(host: HostConnection, instanceID: String) {
         self.host = host
@@ -52,6 +58,8 @@ final class SessionChannel: ChannelEndpoint {
         case .success(.attached(let info)):
             state = .attached(info)
             sequencer = RecordSequencer(after: info.ackedSeq, strict: false)
+            sentAck = info.ackedSeq
+            pendingAck = nil
             outcome = .success(info)
         case .success(let other):
             outcome = .failure(TetherClientError(.protocolViolation, host: host.computerName, "unexpected answer to attach: \(other)"))
@@ -141,8 +149,37 @@ final class SessionChannel: ChannelEndpoint {
         return CommandCore(output: queue)
     }
 
+    /// How long an ack that covers no output may wait for company (see `sendAck`).
+    static let markerAckDelay: Double = 0.02
+
+    /// Acks output at once: a client that dies must not have printed anything the host
+    /// would replay to the next one. An ack that covers only markers (a command's start
+    /// and end) waits up to `markerAckDelay` and leaves with the next request instead
+    /// (`HostConnection` flushes before each, and before closing): a loop of short
+    /// commands then sends one packet per command, not three, and every hop (sshd,
+    /// subsystem, runspace) wakes once.
     private func sendAck(_ seq: UInt64) {
         guard case .attached = state else { return }
+        pendingAck = max(pendingAck ?? 0, seq)
+        if highestOutputSeq > sentAck {
+            flushAck()
+        } else if ackTimer == nil {
+            ackTimer = host.reactor.schedule(after: Self.markerAckDelay) { [weak self] in
+                self?.ackTimer = nil
+                self?.flushAck()
+            }
+        }
+    }
+
+    func flushHeldAcks() { flushAck() }
+
+    /// Sends the held ack, if any.
+    private func flushAck() {
+        if let ackTimer { host.reactor.cancel(ackTimer) }
+        ackTimer = nil
+        guard let seq = pendingAck, case .attached = state else { return }
+        pendingAck = nil
+        sentAck = max(sentAck, seq)
         host.send(Frame(type: .ack, channel: number, payload: ControlCodec.ack(seq)))
     }
 
@@ -218,6 +255,10 @@ final class SessionChannel: ChannelEndpoint {
         }
         guard let core = running?.core else { return }
         let queue = core.output
+        switch record.kind {
+        case .stdout, .stderr, .dropped: highestOutputSeq = max(highestOutputSeq, record.seq)
+        default: break
+        }
         switch record.kind {
         case .commandStarted:
             sequencer.strict = true
