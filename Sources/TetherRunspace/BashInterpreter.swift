@@ -144,9 +144,9 @@ final class BashInterpreter {
 
     // MARK: Commands
 
-    /// Sends the driver line for one command: the script file `scriptName` and the stdin
-    /// FIFO `stdinName`, both in the work directory. Only when `isIdle`.
-    func run(scriptName: String, arguments: [String], stdinName: String?) {
+    /// Sends the driver line for the command prepared in the work directory (its script
+    /// and driver file written). Only when `isIdle`.
+    func runPreparedCommand() {
         precondition(isIdle, "one command at a time")
         phase = .running
         commandStarted = false
@@ -154,8 +154,7 @@ final class BashInterpreter {
         commandNumber += 1
         if let interruptRepeat { reactor.cancel(interruptRepeat) }
         interruptRepeat = nil
-        let line = DriverLine.command(scriptName: scriptName, arguments: arguments, stdinName: stdinName)
-        driver.write(Array(line.utf8))
+        driver.write(Array(DriverLine.command(driverName: WorkDirectory.driverName).utf8))
     }
 
     /// SIGINT to the whole group: the foreground command dies or traps it, bash's INT trap

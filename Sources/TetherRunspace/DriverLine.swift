@@ -65,19 +65,27 @@ enum DriverLine {
         scriptPrefix + script
     }
 
-    /// The line that runs one command: the script `scriptName` (in the work directory)
-    /// with `arguments` as `"$@"`, reading the FIFO `stdinName` (in the work directory) or
-    /// /dev/null. `set --` only without arguments: `source` with arguments sets `"$@"`
-    /// itself (and puts the old ones back after).
-    static func command(scriptName: String, arguments: [String], stdinName: String?) -> String {
+    /// The driver file for one command (written next to its script): the script
+    /// `scriptName` (in the work directory) with `arguments` as `"$@"`, reading the FIFO
+    /// `stdinName` (in the work directory) or /dev/null. `set --` only without arguments:
+    /// `source` with arguments sets `"$@"` itself (and puts the old ones back after);
+    /// sourced without arguments, the driver file shares the shell's `"$@"`, so `set --`
+    /// in it clears them. On an interrupt the ERR trap returns from the driver file too.
+    static func driverFile(scriptName: String, arguments: [String], stdinName: String?) -> String {
         let directory = "\"$" + workDirectoryVariable + "\"/"
-        var line = "\\" + beginFunction + ";"
-        if arguments.isEmpty { line += #"\builtin set --;"# }
-        line += #"{ \builtin echo s >&3;\builtin source "# + directory + quote(scriptName)
-        for argument in arguments { line += " " + quote(argument) }
-        line += " 3>&-;} <" + (stdinName.map { directory + quote($0) } ?? "/dev/null")
-        line += #";\builtin echo $? >&3"# + "\n"
-        return line
+        var text = "\\" + beginFunction + "\n"
+        if arguments.isEmpty { text += #"\builtin set --"# + "\n" }
+        text += #"{ \builtin echo s >&3; \builtin source "# + directory + quote(scriptName)
+        for argument in arguments { text += " " + quote(argument) }
+        text += " 3>&-; } <" + (stdinName.map { directory + quote($0) } ?? "/dev/null") + "\n"
+        return text
+    }
+
+    /// The line bash's stdin carries for every command: source the driver file, report
+    /// its status. The same few bytes each time — bash reads a pipe one byte per read(2),
+    /// so everything that varies goes in the files.
+    static func command(driverName: String) -> String {
+        #"\builtin source "$"# + workDirectoryVariable + #""/"# + quote(driverName) + #";\builtin echo $? >&3"# + "\n"
     }
 
     /// Single-quotes `text` for bash: exactly these bytes, no expansion. A `'` becomes

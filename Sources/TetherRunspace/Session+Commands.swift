@@ -84,12 +84,14 @@ extension Session {
         nextCommandID += 1
         var feeder: StdinFeeder?
         do {
-            try workDirectory.writeScript(request.script)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
             }
+            try workDirectory.prepare(script: request.script, arguments: request.arguments,
+                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
         } catch {
+            feeder?.close()
             workDirectory.removeFiles(commandID: id)
             origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
                 "could not prepare the command in \(workDirectory.path): \(error)")))
@@ -108,8 +110,7 @@ extension Session {
             origin.commandStarted(at: journal.lastSeq + 1)
             emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
         }
-        interpreter.run(scriptName: workDirectory.scriptName, arguments: request.arguments,
-                        stdinName: feeder.map { _ in workDirectory.stdinName(id) })
+        interpreter.runPreparedCommand()
         publishStatus()
     }
 

@@ -10,14 +10,19 @@ final class DriverLineTests: XCTestCase {
     }
 
     func testCommandLineShape() {
-        let line = DriverLine.command(scriptName: "command-1.sh", arguments: ["a b"], stdinName: nil)
-        XCTAssertEqual(line, #"\__tether_begin;{ \builtin echo s >&3;\builtin source "$__tether_w"/'command-1.sh' 'a b' 3>&-;} </dev/null;\builtin echo $? >&3"# + "\n")
-        XCTAssertEqual(line.filter { $0 == "\n" }.count, 1, "one line")
-        let withStdin = DriverLine.command(scriptName: "c.sh", arguments: [], stdinName: "stdin-1")
-        XCTAssertTrue(withStdin.hasPrefix(#"\__tether_begin;\builtin set --;{ "#), withStdin)
-        XCTAssertTrue(withStdin.contains(#"\builtin source "$__tether_w"/'c.sh' 3>&-;} <"$__tether_w"/'stdin-1';"#), withStdin)
+        let line = DriverLine.command(driverName: "run.sh")
+        XCTAssertEqual(line, #"\builtin source "$__tether_w"/'run.sh';\builtin echo $? >&3"# + "\n")
         // bash reads its stdin pipe a byte per read(2): the line must stay short.
-        XCTAssertLessThan(withStdin.utf8.count, 160, withStdin)
+        XCTAssertLessThan(line.utf8.count, 64, line)
+    }
+
+    func testDriverFileShape() {
+        let withArguments = DriverLine.driverFile(scriptName: "command.sh", arguments: ["a b"], stdinName: nil)
+        XCTAssertEqual(withArguments, "\\__tether_begin\n" +
+            #"{ \builtin echo s >&3; \builtin source "$__tether_w"/'command.sh' 'a b' 3>&-; } </dev/null"# + "\n")
+        let withStdin = DriverLine.driverFile(scriptName: "c.sh", arguments: [], stdinName: "stdin-1")
+        XCTAssertTrue(withStdin.hasPrefix("\\__tether_begin\n\\builtin set --\n"), withStdin)
+        XCTAssertTrue(withStdin.hasSuffix(#"3>&-; } <"$__tether_w"/'stdin-1'"# + "\n"), withStdin)
     }
 
     func testNULIsRefused() {

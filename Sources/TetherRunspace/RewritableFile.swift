@@ -1,0 +1,49 @@
+import Glibc
+import CTetherPosix
+import TetherIO
+
+/// A file bash sources, rewritten in place for every command: `path` is a symlink to an
+/// in-memory file this process holds (`memfd`, through `/proc/<pid>/fd/<n>`), so bash's
+/// messages name an ordinary path while no command creates or removes an inode. On ext4
+/// a file created and unlinked per command cost ~85 µs (and truncating a real file to
+/// rewrite it waits for writeback, ~1–3 ms); the memfd costs a few. Bash has read the
+/// whole file (`source` reads it in one go) long before the next command rewrites it —
+/// commands run one at a time. Without memfd (or /proc) a plain file stands in.
+final class RewritableFile {
+    let path: String
+    /// Opened on first use.
+    private var fd: Int32 = -1
+
+    init(path: String) {
+        self.path = path
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Replaces the contents with `bytes`.
+    func write(_ bytes: [UInt8]) throws {
+        if fd < 0 { fd = try open() }
+        guard ftruncate(fd, 0) == 0 else { throw SystemError.last("truncate \(path)") }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + offset, bytes.count - offset, off_t(offset)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError.last("write \(path)")
+            }
+            offset += n
+        }
+    }
+
+    private func open() throws -> Int32 {
+        unlink(path)  // a leftover from an earlier runspace with this id
+        let memory = tether_memfd_cloexec("tether-" + (path.split(separator: "/").last.map(String.init) ?? "file"))
+        if memory >= 0 {
+            if symlink("/proc/\(getpid())/fd/\(memory)", path) == 0 { return memory }
+            close(memory)
+        }
+        let file = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw SystemError.last("create \(path)") }
+        return file
+    }
+}
