@@ -351,6 +351,9 @@ public enum ControlCodec {
         w.write(id)
         if case .started(let commandID) = response {
             CommandCodec.writeStarted(commandID: commandID, to: &w)
+        } else if case .sessions(let infos) = response {
+            // The one response that grows with the host: same JSON, written by hand.
+            w.write(contentsOf: SessionListCoding.encode(infos))
         } else {
             w.write(contentsOf: WireJSON.encode(response))
         }
@@ -362,6 +365,9 @@ public enum ControlCodec {
         let id = try r.readU32()
         switch try r.peekU8() {
         case CommandCodec.jsonStart:
+            if let infos = try SessionListCoding.decodeIfSessions(payload, from: r.offset) {
+                return (id, .sessions(infos))
+            }
             return (id, try WireJSON.decode(Response.self, from: Array(r.readRest())))
         case CommandCodec.startedTag:
             _ = try r.readU8()
