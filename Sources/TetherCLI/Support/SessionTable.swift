@@ -43,6 +43,7 @@ struct SessionRow: Sendable {
 
 enum SessionTable {
     static func render(_ rows: [SessionRow]) -> String {
+        let time = TimeFormatter()
         let showHolder = rows.contains { $0.heldElsewhere != nil }
         var header = ["Id", "Name", "ComputerName", "State", "ConfigurationName", "Availability"]
         if showHolder { header.append("HeldBy") }
@@ -51,7 +52,7 @@ enum SessionTable {
             var cells = [row.id.map(String.init) ?? "", row.name, row.computerName, row.state.rawValue,
                          row.configuration, row.availability.rawValue]
             if showHolder {
-                cells.append(row.heldElsewhere.map { "\($0.clientHost) since \(formatTime($0.since))" } ?? "")
+                cells.append(row.heldElsewhere.map { "\($0.clientHost) since \(time.string($0.since))" } ?? "")
             }
             lines.append(cells)
         }
@@ -68,6 +69,7 @@ enum SessionTable {
     }
 
     static func json(_ rows: [SessionRow]) -> String {
+        let time = TimeFormatter()
         let objects: [[String: Any]] = rows.map { row in
             var object: [String: Any] = [
                 "id": row.id.map { $0 as Any } ?? NSNull(),
@@ -78,7 +80,7 @@ enum SessionTable {
                 "availability": row.availability.rawValue,
                 "instanceId": row.instanceID,
                 "holder": row.heldElsewhere.map { holder -> Any in
-                    ["clientHost": holder.clientHost, "clientId": holder.clientID, "since": formatTime(holder.since)]
+                    ["clientHost": holder.clientHost, "clientId": holder.clientID, "since": time.string(holder.since)]
                 } ?? NSNull(),
                 "reason": row.reason.map { $0 as Any } ?? NSNull(),
             ]
@@ -87,7 +89,7 @@ enum SessionTable {
                 object["idleTimeout"] = info.idleTimeout
                 object["outputBuffering"] = info.outputBuffering.rawValue
                 object["bufferLimit"] = info.bufferLimit
-                object["createdAt"] = formatTime(info.createdAt)
+                object["createdAt"] = time.string(info.createdAt)
             }
             return object
         }
@@ -96,9 +98,21 @@ enum SessionTable {
     }
 
     static func formatTime(_ seconds: Double) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+        TimeFormatter().string(seconds)
+    }
+
+    /// One ISO 8601 formatter for a whole table: making one costs ~0.1 ms (ICU), which a
+    /// thousand rows paid once per timestamp.
+    struct TimeFormatter {
+        private let formatter = ISO8601DateFormatter()
+
+        init() {
+            formatter.formatOptions = [.withInternetDateTime]
+        }
+
+        func string(_ seconds: Double) -> String {
+            formatter.string(from: Date(timeIntervalSince1970: seconds))
+        }
     }
 
     static func print(_ rows: [SessionRow], json: Bool) {

@@ -37,18 +37,29 @@ public struct LocalSessionStore: Sendable {
 
     /// Adds sessions not yet listed (by instance id) with fresh Ids; updates names of
     /// listed ones. Returns the entries for `sessions`, in order.
+    /// The file is rewritten only if something changed: `tether get --computer` on a host
+    /// whose sessions this client already lists writes nothing.
     @discardableResult
     public func record(_ sessions: [(instanceID: String, name: String, computerName: String, configuration: String)]) throws -> [LocalSession] {
-        try modify { file in
-            sessions.map { new in
-                if let index = file.sessions.firstIndex(where: { $0.instanceID == new.instanceID }) {
-                    file.sessions[index].name = new.name
+        try modify { file, changed in
+            var indexByInstanceID = [String: Int](minimumCapacity: file.sessions.count)
+            for (index, session) in file.sessions.enumerated() where indexByInstanceID[session.instanceID] == nil {
+                indexByInstanceID[session.instanceID] = index
+            }
+            return sessions.map { new in
+                if let index = indexByInstanceID[new.instanceID] {
+                    if file.sessions[index].name != new.name {
+                        file.sessions[index].name = new.name
+                        changed = true
+                    }
                     return file.sessions[index]
                 }
                 let entry = LocalSession(id: file.nextID, instanceID: new.instanceID, name: new.name,
                                          computerName: new.computerName, configuration: new.configuration)
                 file.nextID += 1
+                indexByInstanceID[new.instanceID] = file.sessions.count
                 file.sessions.append(entry)
+                changed = true
                 return entry
             }
         }
@@ -57,16 +68,21 @@ public struct LocalSessionStore: Sendable {
     /// Forgets these sessions (their Ids are not reused).
     public func forget(instanceIDs: Set<String>) throws {
         guard !instanceIDs.isEmpty else { return }
-        try modify { file in
+        try modify { file, changed in
+            let before = file.sessions.count
             file.sessions.removeAll { instanceIDs.contains($0.instanceID) }
+            changed = file.sessions.count != before
         }
     }
 
-    private func modify<T>(_ body: (inout File) throws -> T) throws -> T {
+    /// Read, change, and write back if `body` says it changed something (`changed`).
+    private func modify<T>(_ body: (inout File, inout Bool) throws -> T) throws -> T {
         try home.prepare()
         return try LockedFile.withLock(home.lockFile) {
             var file = try load()
-            let result = try body(&file)
+            var changed = false
+            let result = try body(&file, &changed)
+            guard changed else { return result }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try LockedFile.writeAtomically(try encoder.encode(file), to: home.sessionsFile)
