@@ -101,22 +101,32 @@ public struct JSONReader {
         skipWhitespace()
         try expect(UInt8(ascii: "\""), "a string")
         let start = position
-        // Fast path: no escapes, the bytes are the string.
-        while position < end {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") {
-                let string = bytes.withUnsafeBufferPointer {
-                    String(decoding: UnsafeBufferPointer(rebasing: $0[start..<position]), as: UTF8.self)
-                }
-                position += 1
-                atContainerStart = false
-                return string
+        // Fast path: no escapes, the bytes are the string. Scanned through a pointer (no
+        // per-byte bounds checks: the loop's own bound keeps it inside).
+        let (stop, stopByte) = bytes.withUnsafeBufferPointer { buffer -> (Int, UInt8) in
+            var index = start
+            while index < end {
+                let byte = buffer[index]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { return (index, byte) }
+                index += 1
             }
-            if byte == UInt8(ascii: "\\") { return try readEscapedString(from: start) }
-            if byte < 0x20 { throw failure("raw control character 0x\(String(byte, radix: 16)) in a string") }
-            position += 1
+            return (end, 0)
         }
-        throw truncated("the end of a string")
+        position = stop
+        guard stop < end else { throw truncated("the end of a string") }
+        switch stopByte {
+        case UInt8(ascii: "\""):
+            let string = bytes.withUnsafeBufferPointer {
+                String(decoding: UnsafeBufferPointer(rebasing: $0[start..<stop]), as: UTF8.self)
+            }
+            position += 1
+            atContainerStart = false
+            return string
+        case UInt8(ascii: "\\"):
+            return try readEscapedString(from: start)
+        default:
+            throw failure("raw control character 0x\(String(stopByte, radix: 16)) in a string")
+        }
     }
 
     public mutating func readDouble() throws(ProtocolError) -> Double {
@@ -175,10 +185,10 @@ public struct JSONReader {
         }
     }
 
-    private mutating func expect(_ byte: UInt8, _ description: String) throws(ProtocolError) {
+    private mutating func expect(_ byte: UInt8, _ description: @autoclosure () -> String) throws(ProtocolError) {
         skipWhitespace()
-        guard position < end else { throw truncated(description) }
-        guard bytes[position] == byte else { throw failure("expected \(description)") }
+        guard position < end else { throw truncated(description()) }
+        guard bytes[position] == byte else { throw failure("expected \(description())") }
         position += 1
     }
 

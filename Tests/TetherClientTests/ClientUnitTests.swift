@@ -125,6 +125,56 @@ final class ClientUnitTests: XCTestCase {
         let fresh = try home.sessions.record([(instanceID: "new", name: "s", computerName: "c", configuration: "bash")])
         XCTAssertEqual(fresh.first?.id, 161)
     }
+
+    func testSessionListIsReadByHandAndRewrittenOnlyWhenItChanges() throws {
+        var template = Array("/tmp/tether-home-XXXXXX".utf8CString)
+        let directory = String(cString: try XCTUnwrap(mkdtemp(&template)))
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let home = ClientHome(directory: directory + "/home")
+        try home.prepare()
+        // A file as JSONEncoder wrote it (pretty, sorted), with an escape and an unknown key.
+        let written = #"""
+            {
+              "future" : [ { "x" : null } ],
+              "nextID" : 8,
+              "sessions" : [
+                {
+                  "computerName" : "web1",
+                  "configuration" : "bash",
+                  "id" : 3,
+                  "instanceID" : "a1",
+                  "name" : "de\\ploy \"x\" \u00e9"
+                }
+              ]
+            }
+            """#
+        try Data(written.utf8).write(to: URL(fileURLWithPath: home.sessionsFile))
+        XCTAssertEqual(try home.sessions.all(), [LocalSession(id: 3, instanceID: "a1", name: "de\\ploy \"x\" é",
+                                                              computerName: "web1", configuration: "bash")])
+
+        // Nothing new: the file is not rewritten (same inode, same bytes).
+        func inode() throws -> UInt64 {
+            try XCTUnwrap((try FileManager.default.attributesOfItem(atPath: home.sessionsFile))[.systemFileNumber] as? UInt64)
+        }
+        let before = try inode()
+        let known = try home.sessions.record([(instanceID: "a1", name: "de\\ploy \"x\" é", computerName: "web1", configuration: "bash")])
+        XCTAssertEqual(known.map(\.id), [3])
+        XCTAssertEqual(try inode(), before)
+        XCTAssertEqual(try String(contentsOfFile: home.sessionsFile, encoding: .utf8), written)
+        // A new one is written, gets the next Id, and reads back.
+        let new = try home.sessions.record([(instanceID: "b2", name: "n", computerName: "web2", configuration: "bash")])
+        XCTAssertEqual(new.map(\.id), [8])
+        XCTAssertNotEqual(try inode(), before)
+        XCTAssertEqual(try home.sessions.all().map(\.id), [3, 8])
+
+        // A damaged file is refused with a message that says where and what to do.
+        try Data(#"{"nextID": 2, "sessions": [{"id": 1, "instanceID": "x""#.utf8).write(to: URL(fileURLWithPath: home.sessionsFile))
+        XCTAssertThrowsError(try home.sessions.all()) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("client-sessions.json is damaged (session list: ends early"), message)
+            XCTAssertTrue(message.contains("move it away"), message)
+        }
+    }
 }
 
 /// A thread-safe list for callbacks.

@@ -93,10 +93,11 @@ public struct LocalSessionStore: Sendable {
     private func load() throws -> File {
         guard let data = try LockedFile.read(home.sessionsFile), !data.isEmpty else { return File() }
         do {
-            return try JSONDecoder().decode(File.self, from: data)
+            return try File.read(Array(data))
         } catch {
+            let why: String = if case .badPayload(let why) = error { why } else { "\(error)" }
             throw TetherClientError(.localState,
-                "\(home.sessionsFile) is damaged (\(error)); move it away to start a new session list")
+                "\(home.sessionsFile) is damaged (\(why)); move it away to start a new session list")
         }
     }
 }
