@@ -68,33 +68,51 @@ enum SessionTable {
         }.joined(separator: "\n") + "\n"
     }
 
+    /// The documented `--json` fields, keys in JSONSerialization's sorted order (the
+    /// output is what `JSONSerialization` wrote with `[.prettyPrinted, .sortedKeys]`).
     static func json(_ rows: [SessionRow]) -> String {
         let time = TimeFormatter()
-        let objects: [[String: Any]] = rows.map { row in
-            var object: [String: Any] = [
-                "id": row.id.map { $0 as Any } ?? NSNull(),
-                "name": row.name,
-                "computerName": row.computerName,
-                "state": row.state.rawValue,
-                "configurationName": row.configuration,
-                "availability": row.availability.rawValue,
-                "instanceId": row.instanceID,
-                "holder": row.heldElsewhere.map { holder -> Any in
-                    ["clientHost": holder.clientHost, "clientId": holder.clientID, "since": time.string(holder.since)]
-                } ?? NSNull(),
-                "reason": row.reason.map { $0 as Any } ?? NSNull(),
-            ]
+        var out = PrettyJSON(reservingCapacity: 64 + rows.count * 520)
+        out.beginArray()
+        for row in rows {
+            out.element()
+            out.beginObject()
+            out.key("availability"); out.string(row.availability.rawValue)
             if let info = row.info {
-                object["busy"] = info.busy
-                object["idleTimeout"] = info.idleTimeout
-                object["outputBuffering"] = info.outputBuffering.rawValue
-                object["bufferLimit"] = info.bufferLimit
-                object["createdAt"] = time.string(info.createdAt)
+                out.key("bufferLimit"); out.integer(info.bufferLimit)
+                out.key("busy"); out.bool(info.busy)
             }
-            return object
+            out.key("computerName"); out.string(row.computerName)
+            out.key("configurationName"); out.string(row.configuration)
+            if let info = row.info {
+                out.key("createdAt"); out.string(time.string(info.createdAt))
+            }
+            out.key("holder")
+            if let holder = row.heldElsewhere {
+                out.beginObject()
+                out.key("clientHost"); out.string(holder.clientHost)
+                out.key("clientId"); out.string(holder.clientID)
+                out.key("since"); out.string(time.string(holder.since))
+                out.endObject()
+            } else {
+                out.null()
+            }
+            out.key("id")
+            if let id = row.id { out.integer(id) } else { out.null() }
+            if let info = row.info {
+                out.key("idleTimeout"); out.double(info.idleTimeout)
+            }
+            out.key("instanceId"); out.string(row.instanceID)
+            out.key("name"); out.string(row.name)
+            if let info = row.info {
+                out.key("outputBuffering"); out.string(info.outputBuffering.rawValue)
+            }
+            out.key("reason"); out.optionalString(row.reason)
+            out.key("state"); out.string(row.state.rawValue)
+            out.endObject()
         }
-        let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        out.endArray()
+        return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }
 
     static func formatTime(_ seconds: Double) -> String {
