@@ -85,6 +85,13 @@ final class RegistryPeer {
     }
 
     private func respond(_ id: UInt32, _ response: Response) {
-        connection.send(type: .response, channel: 0, payload: ControlCodec.response(id: id, response))
+        var payload = ControlCodec.response(id: id, response)
+        if payload.count > Frame.maxPayloadLength, case .sessions(let infos) = response {
+            // A frame that big would be refused by the subsystem and cost the connection;
+            // say so instead (only a list of thousands of sessions gets here).
+            payload = ControlCodec.response(id: id, .failure(ErrorBody(.frameTooLarge,
+                "the list of \(infos.count) sessions is \(payload.count / 1024) KiB, more than one answer can carry (\(Frame.maxPayloadLength / 1024) KiB); narrow it with a name, state or configuration filter")))
+        }
+        connection.send(type: .response, channel: 0, payload: payload)
     }
 }
