@@ -56,16 +56,33 @@ enum SessionTable {
             }
             lines.append(cells)
         }
+        // Widths in Characters (what a terminal shows), each cell counted once.
+        let counts = lines.map { $0.map(\.count) }
         var widths = [Int](repeating: 0, count: header.count)
-        for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        return lines.map { line in
-            line.enumerated().map { i, cell in
+        for line in counts { for (i, count) in line.enumerated() { widths[i] = max(widths[i], count) } }
+        // One string appended in place: a thousand rows of small joined strings cost more
+        // than the whole list's decoding.
+        var text = ""
+        text.reserveCapacity(lines.count * (widths.reduce(0, +) + widths.count))
+        let spaces = String(repeating: " ", count: widths.max() ?? 0)
+        for (line, lineCounts) in zip(lines, counts) {
+            for (i, cell) in line.enumerated() {
+                let padding = spaces.prefix(widths[i] - lineCounts[i])
+                if i > 0 { text += " " }
                 // Ids right-aligned like PowerShell's; the last column unpadded.
-                if i == 0 { return String(repeating: " ", count: widths[i] - cell.count) + cell }
-                if i == line.count - 1 { return cell }
-                return cell + String(repeating: " ", count: widths[i] - cell.count)
-            }.joined(separator: " ")
-        }.joined(separator: "\n") + "\n"
+                if i == 0 {
+                    text += padding
+                    text += cell
+                } else if i == line.count - 1 {
+                    text += cell
+                } else {
+                    text += cell
+                    text += padding
+                }
+            }
+            text += "\n"
+        }
+        return text
     }
 
     /// The documented `--json` fields, keys in JSONSerialization's sorted order (the
