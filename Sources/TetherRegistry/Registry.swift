@@ -145,8 +145,13 @@ final class Registry {
             return
         }
         guard let session = sessions[id] else { return }
+        let refusedVersion = session.control?.refusedVersion
         session.control = nil
-        if !expected && session.info.state == .running {
+        if let refusedVersion, session.info.state == .running {
+            markBroken(session, reason: "its runspace host is from another Tether release (\(refusedVersion)); it keeps running unreachable until `tether remove` ends it")
+            log.write("session \(id) '\(session.info.name)': runspace host speaks another protocol version: \(refusedVersion)")
+            saveNow()
+        } else if !expected && session.info.state == .running {
             markBroken(session, reason: "runspace host died unexpectedly")
             log.write("session \(id) '\(session.info.name)': runspace host died unexpectedly (\(why))")
             saveNow()
@@ -182,6 +187,12 @@ final class Registry {
                 }
                 control.close()
             }
+        }
+        if session.control?.isOpen != true, let pid = session.info.runspacePID, pid > 0,
+           RunspaceProcess.isRunspace(pid: pid, instanceID: id) {
+            // Unreachable but alive (a runspace of another release): end it by signal.
+            kill(pid, SIGTERM)
+            log.write("session \(id): sent SIGTERM to its unreachable runspace host (pid \(pid))")
         }
         session.control = nil
         log.write("session \(id) '\(session.info.name)' removed: \(why)")

@@ -17,6 +17,9 @@ final class RunspaceControl {
     var onStatus: (RunspaceStatus) -> Void = { _ in }
     /// The connection ended; the argument says why, for the log and the session's reason.
     var onLost: (_ expected: Bool, _ why: String) -> Void = { _, _ in }
+    /// The runspace refused our hello for its protocol version (its message), if it did:
+    /// a runspace of another Tether release, left running across an upgrade.
+    private(set) var refusedVersion: String?
 
     /// Connects to the runspace's socket (a local connect answers at once or fails).
     /// Throws the connect error so adoption can tell "gone" from other failures.
@@ -70,7 +73,15 @@ final class RunspaceControl {
     private func handle(_ frame: Frame) {
         if !sawHello {
             guard frame.type == .hello else {
-                if frame.type == .error { logError(frame) }
+                if frame.type == .error {
+                    logError(frame)
+                    // An older or newer runspace refuses our hello: say that, not "died".
+                    if let body = try? WireJSON.decode(ErrorBody.self, from: frame.payload), body.code == .versionMismatch {
+                        refusedVersion = body.message
+                    }
+                    connection.close()
+                    return
+                }
                 connection.fail(ErrorBody(.badFrame, "expected hello from the runspace host, got \(frame.type)"))
                 return
             }

@@ -1,4 +1,5 @@
 import Glibc
+import Foundation
 import TetherIO
 import TetherProtocol
 import XCTest
@@ -81,6 +82,42 @@ final class CrashTests: XCTestCase {
         XCTAssertEqual(listed.state, .broken)
         XCTAssertEqual(listed.reason, "runspace host is gone (it was killed, or the host rebooted)")
         XCTAssertEqual(try next.session(other.instanceID)?.state, .running)
+    }
+
+    func testRunspaceOfAnotherReleaseIsBrokenWithTheReasonNotDied() throws {
+        let client = try host.subsystem()
+        let session = try client.create(CreateRequest(name: "upgraded"))
+        let registry = try XCTUnwrap(host.registryPIDs().first)
+        host.killAndWait(registry)
+        host.killAndWait(try XCTUnwrap(session.runspacePID))
+        // In its place, a runspace of an older release: it refuses our hello's version.
+        let path = host.paths.runspaceSocket(session.instanceID)
+        unlink(path)
+        let listener = try UnixSocket.listen(path: path)
+        let old = Thread {
+            // Blocking accept on the test's own thread; one connection is all it serves.
+            var flags = fcntl(listener, F_GETFL); flags &= ~O_NONBLOCK; _ = fcntl(listener, F_SETFL, flags)
+            let fd = Glibc.accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            var hello = [UInt8](repeating: 0, count: 4096)
+            _ = read(fd, &hello, hello.count)
+            let refusal = ControlCodec.errorFrame(channel: 0, ErrorBody(.versionMismatch,
+                "protocol version mismatch: peer speaks \(tetherProtocolVersion), this side speaks 1")).encoded()
+            _ = refusal.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        old.start()
+        defer { close(listener) }
+
+        let next = try host.subsystem()
+        var listed: SessionInfo?
+        waitUntil(timeout: 10, "the session to show as broken") {
+            listed = try? next.session(session.instanceID)
+            return listed?.state == .broken
+        }
+        let reason = try XCTUnwrap(listed?.reason)
+        XCTAssertTrue(reason.contains("another Tether release") && reason.contains("speaks 1"), reason)
+        XCTAssertTrue(reason.contains("tether remove"), reason)
     }
 
     func testKilledSubsystemHurtsNoSession() throws {
