@@ -288,7 +288,7 @@ public final class FrameConnection {
                 return
             }
             deliverFrames()
-            if isClosed || readingPaused || n < readSize { break }
+            if isClosed || readingPaused || n < decoder.lastOffered { break }
         }
     }
 

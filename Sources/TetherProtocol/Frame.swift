@@ -76,33 +76,80 @@ public struct FrameDecoder {
     private var end = 0
     public let maxPayloadLength: Int
 
+    /// A big frame being assembled in an array of its own, and how much of it is in.
+    /// Output records are tens of KiB and arrive over many reads: gathered in the shared
+    /// buffer they were copied three times per hop (in, slid to the front, out). Once a
+    /// big frame's header is known it gets its exact-size array, later bytes go straight
+    /// into it (a read(2) lands there directly), and the array is handed out as it is.
+    private var assembling: [UInt8]?
+    private var assembled = 0
+    /// A finished assembly, taken before anything in `buffer` (which only holds later bytes).
+    private var finished: [UInt8]?
+    /// How many bytes the last `append(readingUpTo:)` offered `read`: a read that filled
+    /// less found the descriptor drained.
+    public private(set) var lastOffered = 0
+    /// Frames at least this long are assembled on their own.
+    static let assemblyThreshold = 16 * 1024
+
     public init(maxPayloadLength: Int = Frame.maxPayloadLength) {
         self.maxPayloadLength = maxPayloadLength
     }
 
     /// Bytes received but not yet part of a returned frame.
-    public var bufferedByteCount: Int { end - start }
+    public var bufferedByteCount: Int { end - start + assembled + (finished?.count ?? 0) }
 
     public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        let count = bytes.count
+        var rest = bytes[...]
+        if assembling != nil {
+            let taken = min(rest.count, assembling!.count - assembled)
+            let head = rest.prefix(taken)
+            assembling!.withUnsafeMutableBufferPointer { storage in
+                _ = UnsafeMutableBufferPointer(rebasing: storage[assembled..<assembled + taken]).initialize(from: head)
+            }
+            assembled += taken
+            rest = rest.dropFirst(taken)
+            finishAssemblyIfComplete()
+        }
+        let count = rest.count
         guard count > 0 else { return }
         makeRoom(for: count)
         buffer.withUnsafeMutableBufferPointer { storage in
-            _ = UnsafeMutableBufferPointer(rebasing: storage[end..<end + count]).initialize(from: bytes)
+            _ = UnsafeMutableBufferPointer(rebasing: storage[end..<end + count]).initialize(from: rest)
         }
         end += count
     }
 
     /// Lets `read` fill up to `count` bytes of free space at the end of the buffer (a
-    /// `read(2)` straight into it, no intermediate copy). `read` returns how many bytes it
+    /// `read(2)` straight into it, no intermediate copy) — or, while a big frame is being
+    /// assembled, the rest of that frame's own array. `read` returns how many bytes it
     /// wrote, or zero / a negative status, which is passed back unchanged.
     public mutating func append(readingUpTo count: Int, _ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        if assembling != nil {
+            let room = assembling!.count - assembled
+            lastOffered = room
+            let filled = assembling!.withUnsafeMutableBytes { raw in
+                read(UnsafeMutableRawBufferPointer(rebasing: raw[assembled..<assembled + room]))
+            }
+            if filled > 0 {
+                assembled += min(filled, room)
+                finishAssemblyIfComplete()
+            }
+            return filled
+        }
         makeRoom(for: count)
+        lastOffered = count
         let filled = buffer.withUnsafeMutableBytes { raw in
             read(UnsafeMutableRawBufferPointer(rebasing: raw[end..<end + count]))
         }
         if filled > 0 { end += min(filled, count) }
         return filled
+    }
+
+    private mutating func finishAssemblyIfComplete() {
+        guard let frame = assembling, assembled == frame.count else { return }
+        finished = frame
+        assembling = nil
+        assembled = 0
     }
 
     /// Ensures `count` free bytes after `end`: reuses the space of taken frames first.
@@ -126,7 +173,8 @@ public struct FrameDecoder {
     }
 
     /// The header of the next frame once all of it is buffered; validates as it goes.
-    private func wholeFrame() throws(ProtocolError) -> (type: FrameType, channel: UInt32, length: Int)? {
+    /// A big frame that is not all in yet moves to an array of its own (`assembling`).
+    private mutating func wholeFrame() throws(ProtocolError) -> (type: FrameType, channel: UInt32, length: Int)? {
         let available = end - start
         guard available >= 4 else { return nil }
         var reader = ByteReader(buffer, from: start, to: end)
@@ -141,7 +189,22 @@ public struct FrameDecoder {
         let rawType = try reader.readU8()
         guard let type = FrameType(rawValue: rawType) else { throw .unknownFrameType(rawType) }
         let channel = try reader.readU32()
-        guard available >= 4 + length else { return nil }
+        guard available >= 4 + length else {
+            if 4 + length >= Self.assemblyThreshold {
+                // Only this frame's first bytes are buffered (it is the last thing in).
+                var frame = [UInt8](repeating: 0, count: 4 + length)
+                frame.withUnsafeMutableBytes { raw in
+                    buffer.withUnsafeBytes { from in
+                        raw.baseAddress!.copyMemory(from: from.baseAddress! + start, byteCount: available)
+                    }
+                }
+                assembling = frame
+                assembled = available
+                start = 0
+                end = 0
+            }
+            return nil
+        }
         return (type, channel, length)
     }
 
@@ -156,7 +219,16 @@ public struct FrameDecoder {
     public mutating func next<R>(
         _ visit: (FrameType, UInt32, UnsafeRawBufferPointer) throws(ProtocolError) -> R
     ) throws(ProtocolError) -> R? {
-        guard let (type, channel, length) = try wholeFrame() else { return nil }
+        if let frame = finished {
+            finished = nil
+            let wire = WireFrame(validated: frame)
+            return try frame.withUnsafeBytes { raw in
+                Result { () throws(ProtocolError) -> R in
+                    try visit(wire.type, wire.channel, UnsafeRawBufferPointer(rebasing: raw[(4 + Frame.headerLength)...]))
+                }
+            }.get()
+        }
+        guard assembling == nil, let (type, channel, length) = try wholeFrame() else { return nil }
         let payloadStart = start + 4 + Frame.headerLength
         let frameEnd = start + 4 + length
         start = frameEnd
@@ -168,9 +240,14 @@ public struct FrameDecoder {
         }.get()
     }
 
-    /// The next whole frame exactly as it was on the wire (one copy, no re-encoding).
+    /// The next whole frame exactly as it was on the wire (one copy, no re-encoding; none
+    /// for a big frame, whose own array it is).
     public mutating func nextWire() throws(ProtocolError) -> WireFrame? {
-        guard let (_, _, length) = try wholeFrame() else { return nil }
+        if let frame = finished {
+            finished = nil
+            return WireFrame(validated: frame)
+        }
+        guard assembling == nil, let (_, _, length) = try wholeFrame() else { return nil }
         let frameStart = start
         start += 4 + length
         return WireFrame(validated: Array(buffer[frameStart..<start]))
