@@ -116,11 +116,13 @@ public final class FrameConnection {
     /// then wake the peer — and every hop after it — once.
     public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
         corks += 1
-        defer {
-            corks -= 1
-            if corks == 0 && writeRegistration == nil && !isClosed && outboxHead < outbox.count { flush() }
-        }
+        defer { uncork() }
         return try body()
+    }
+
+    private func uncork() {
+        corks -= 1
+        if corks == 0 && writeRegistration == nil && !isClosed && outboxHead < outbox.count { flush() }
     }
 
     /// Queues a frame that arrived as wire bytes (see `onWireFrame`), as it is.
@@ -336,6 +338,13 @@ public final class FrameConnection {
             onFrame(frame)
         }
         return true
+    }
+
+    /// `batchingWrites` over several connections at once.
+    public static func batchingWrites(of connections: [FrameConnection], _ body: () -> Void) {
+        for connection in connections { connection.corks += 1 }
+        defer { for connection in connections { connection.uncork() } }
+        body()
     }
 
     /// Wraps the delivery of the frames from one read, if set: a relay passes

@@ -127,7 +127,7 @@ extension Session {
         command.origin?.commandEnded(at: ended.seq)
         resumeStdinSender(of: command)
         command.stdin?.close()
-        workDirectory.removeFiles(commandID: command.id)
+        if command.stdin != nil { workDirectory.removeFiles(commandID: command.id) }
         running = nil
         lastUsedAt = WallClock.now()
     }

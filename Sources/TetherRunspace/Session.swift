@@ -76,6 +76,8 @@ final class Session {
     var idleTrimTimer: TimerHandle?
     /// A pending report of a `busy` change (see `publishStatus`).
     var statusReportTimer: TimerHandle?
+    /// This runspace host's pid (it never forks a copy of itself that would need another).
+    static let processID = getpid()
     /// How long a command must run before the registry hears that the session is busy.
     static let busyReportDelay: Double = 0.05
     static let idleTrimDelay: Double = 1
@@ -226,7 +228,7 @@ final class Session {
 
     var status: RunspaceStatus {
         RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil,
-                       attachments: attachmentCount, pid: getpid(), reason: lifeReason, exitCode: lifeExitCode)
+                       attachments: attachmentCount, pid: Session.processID, reason: lifeReason, exitCode: lifeExitCode)
     }
 
     var info: SessionInfo {
@@ -234,7 +236,7 @@ final class Session {
                     state: hostState, holder: nil, busy: running != nil, createdAt: createdAt,
                     lastUsedAt: lastUsedAt, idleTimeout: 0, outputBuffering: outputBuffering,
                     bufferLimit: bufferLimit, reason: lifeReason, exitCode: lifeExitCode,
-                    runspacePID: getpid())
+                    runspacePID: Session.processID)
     }
 
     /// Sends the registry's control connections the status, if it changed. A change of

@@ -41,6 +41,12 @@ final class Multiplexer {
         client.onFrame = { [weak self] frame in self?.fromClient(frame) }
         client.onClose = { [weak self] reason in self?.clientClosed(reason) }
         client.onDrained = { [weak self] in self?.clientDrained() }
+        // The frames of one read from the client (an ack and the next invoke, typically)
+        // reach each runspace in one write: one wake-up there, not one per frame.
+        client.deliveryScope = { [weak self] body in
+            let connections = self?.channels.values.compactMap(\.connection) ?? []
+            FrameConnection.batchingWrites(of: connections, body)
+        }
     }
 
     // MARK: Client frames
