@@ -78,12 +78,21 @@ public enum Spawn {
     }
 
     /// The absolute path of the running executable (to re-exec ourselves in another mode).
+    /// If the file was replaced since we started (an upgrade, a rebuild), the path of the
+    /// new file, without the kernel's " (deleted)" mark.
     public static func currentExecutable() -> String {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return CommandLine.arguments[0] }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        let path = String(decoding: buffer[0..<n], as: UTF8.self)
+        let mark = " (deleted)"
+        return path.hasSuffix(mark) ? String(path.dropLast(mark.count)) : path
     }
+
+    /// Spawning this path runs the very image this process runs, even after its file was
+    /// replaced or removed: a long-lived process (the registry) then starts children that
+    /// speak exactly its protocol, not whatever an upgrade put on disk meanwhile.
+    public static let runningImage = "/proc/self/exe"
 }
 
 /// How a child process ended, decoded from a wait status.

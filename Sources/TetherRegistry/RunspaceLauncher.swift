@@ -40,7 +40,9 @@ final class RunspaceLauncher {
             "--ready-fd=\(ReadyPipe.childFD)",
         ]
         do {
-            pid = try Spawn.spawn(path: arguments[0], arguments: arguments, options: options)
+            // The registry's own image (argv[0] only names it): a rebuilt or upgraded binary
+            // on disk must not give this registry runspaces of another protocol version.
+            pid = try Spawn.spawn(path: Spawn.runningImage, arguments: arguments, options: options)
         } catch {
             close(pipe.readEnd)
             close(pipe.writeEnd)

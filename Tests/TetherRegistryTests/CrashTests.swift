@@ -120,6 +120,26 @@ final class CrashTests: XCTestCase {
         XCTAssertTrue(reason.contains("tether remove"), reason)
     }
 
+    func testARegistryWhoseBinaryWasReplacedStillStartsItsOwnRunspaces() throws {
+        // Run from a copy that can be replaced, as an upgrade or a rebuild replaces the
+        // installed file while the registry keeps running.
+        let copy = host.root + "/tether-subsystem"
+        try FileManager.default.copyItem(atPath: TestHost.binary, toPath: copy)
+        host.binary = copy
+        let client = try host.subsystem()
+        _ = try client.create(CreateRequest(name: "before"))
+        // A new file at that path (a new inode, as install(1) and package managers do),
+        // one that can't be a runspace host.
+        XCTAssertEqual(unlink(copy), 0)
+        try "#!/bin/sh\nexit 3\n".write(toFile: copy, atomically: false, encoding: .utf8)
+        XCTAssertEqual(chmod(copy, 0o755), 0)
+
+        let after = try client.create(CreateRequest(name: "after"))
+        XCTAssertEqual(after.state, .running)
+        _ = try client.attach(channel: 1, after.instanceID)
+        XCTAssertEqual(try client.invoke(channel: 1, "echo alive").stdout, "alive\n")
+    }
+
     func testKilledSubsystemHurtsNoSession() throws {
         let client = try host.subsystem()
         let session = try client.create(CreateRequest(name: "calm"))

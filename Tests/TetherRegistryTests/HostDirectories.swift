@@ -9,6 +9,8 @@ import XCTest
 final class TestHost {
     let root: String
     let paths: HostPaths
+    /// The `tether-subsystem` this test's subsystems run (a test may point it at a copy).
+    var binary = TestHost.binary
     /// Extra environment for every subsystem this test starts (e.g. TETHER_MIN_IDLE_TIMEOUT).
     var environment: [String: String] = [:]
 
@@ -31,7 +33,7 @@ final class TestHost {
     /// exchanges hellos.
     func subsystem(clientID: String = "client-a-0000-0000", clientHost: String = "laptop-a",
                    hello: Bool = true) throws -> StdioSubsystem {
-        let client = try StdioSubsystem(binary: TestHost.binary,
+        let client = try StdioSubsystem(binary: binary,
                                         arguments: ["--runtime-dir", paths.runtimeDirectory,
                                                     "--state-dir", paths.stateDirectory],
                                         environment: environment, clientID: clientID, clientHost: clientHost)
