@@ -79,6 +79,14 @@ struct Get: AsyncParsableCommand {
         }
     }
 
+    /// A list entry the host's answer to this `get`'s filter would have to include.
+    private func matchesFilter(_ local: LocalSession) -> Bool {
+        if let name, !wildcardMatch(name, local.name) { return false }
+        if let instanceID, local.instanceID.lowercased() != instanceID.lowercased() { return false }
+        if let configuration, local.configuration != configuration { return false }
+        return true
+    }
+
     /// This client's list, refreshed from each host.
     private func localRows(_ context: CommandContext) async throws -> [SessionRow] {
         let known = try context.store.all().filter { local in
@@ -128,6 +136,7 @@ struct Get: AsyncParsableCommand {
                 let host = try await context.pool.host(computer)
                 let summaries = try await host.sessions(filter: filter)
                 let locals = try context.record(summaries)
+                try context.forgetStale(on: computer, matching: matchesFilter, listed: summaries)
                 return zip(locals, summaries).map { SessionRow(local: $0, summary: $1) }
             } catch {
                 context.failures.report(error, host: computer)

@@ -56,10 +56,12 @@ struct SessionTarget: Sendable {
 }
 
 extension CommandContext {
-    /// Resolves a selector to sessions: this client's list first; on a computer named
-    /// with `--computer` where the list has no match, the host is asked and its matches
-    /// join the list (that is how a session started elsewhere gets a local Id).
-    /// Unreachable computers are reported and skipped.
+    /// Resolves a selector to sessions. Without `--computer` (or with `--id`, which only
+    /// this client's list knows): this client's list. With `--computer`: each computer is
+    /// asked, so what is acted on is what is there now — sessions started elsewhere join
+    /// the list (that is how they get a local Id), and entries of the list that the host
+    /// no longer has (removed by another client, timed out) leave it. Unreachable
+    /// computers are reported and skipped.
     func resolve(_ selector: SelectorArguments) async throws -> [SessionTarget] {
         guard selector.hasSessionFilter || !selector.computers.isEmpty else {
             throw ValidationError("select sessions with --name, --id or --instance-id (optionally with --computer HOST)")
@@ -72,24 +74,34 @@ extension CommandContext {
             }
             return known.map { SessionTarget(local: $0) }
         }
-        var targets: [SessionTarget] = []
-        let lookups = selector.computers.filter { computer in !known.contains { $0.computerName == computer } }
-        targets += known.map { SessionTarget(local: $0) }
-        let found: [[SessionTarget]] = await concurrentMap(lookups) { computer in
+        let filter = SessionFilter(name: selector.name, instanceID: selector.instanceID)
+        let found: [[SessionTarget]] = await concurrentMap(selector.computers) { computer in
             do {
                 let host = try await pool.host(computer)
-                let summaries = try await host.sessions(filter: SessionFilter(name: selector.name, instanceID: selector.instanceID))
+                let summaries = try await host.sessions(filter: filter)
                 let locals = try record(summaries)
+                try forgetStale(on: computer, matching: selector.matches, listed: summaries)
                 return locals.map { SessionTarget(local: $0) }
             } catch {
                 failures.report(error, host: computer)
                 return []
             }
         }
-        targets += found.flatMap { $0 }
+        let targets = found.flatMap { $0 }
         if targets.isEmpty && failures.isEmpty {
             throw TetherClientError(.usage, "no session matches \(selector.describe)")
         }
         return targets.sorted { $0.local.id < $1.local.id }
+    }
+
+    /// After `computer` listed every session matching a filter: entries of this client's
+    /// list on it that match the filter too but were not listed are gone from the host.
+    func forgetStale(on computer: String, matching matches: (LocalSession) -> Bool,
+                     listed: [SessionSummary]) throws {
+        let listedIDs = Set(listed.map { $0.instanceID.lowercased() })
+        let stale = try store.all().filter {
+            $0.computerName == computer && matches($0) && !listedIDs.contains($0.instanceID.lowercased())
+        }
+        try store.forget(instanceIDs: Set(stale.map(\.instanceID)))
     }
 }
