@@ -184,3 +184,25 @@ final class AckLog: @unchecked Sendable {
     func append(_ value: UInt64) { lock.withLock { storage.append(value) } }
     var values: [UInt64] { lock.withLock { storage } }
 }
+
+/// The keeper's log holds back a message repeated within a minute (a reconnect loop
+/// dials every 50 ms) and still writes every new one.
+final class KeeperLogTests: XCTestCase {
+    func testRepeatsWithinTheWindowAreHeldBack() throws {
+        let path = NSTemporaryDirectory() + "keeper-log-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        defer { unlink(path) }
+        do {
+            let log = KeeperLog(path: path)
+            for _ in 0..<100 {
+                log.write("alpha: connecting to 127.0.0.1")
+                log.write("alpha: link failed: connection refused")
+            }
+            log.write("alpha: link ready")
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
+        XCTAssertTrue(lines[0].hasSuffix("alpha: connecting to 127.0.0.1"))
+        XCTAssertTrue(lines[1].hasSuffix("alpha: link failed: connection refused"))
+        XCTAssertTrue(lines[2].hasSuffix("alpha: link ready"))
+    }
+}

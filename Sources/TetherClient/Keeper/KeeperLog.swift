@@ -18,8 +18,27 @@ final class KeeperLog {
         if fd >= 0 { close(fd) }
     }
 
+    /// A message written less than `repeatWindow` seconds ago is counted, not written
+    /// again: a CLI retrying through an outage makes the keeper dial every 50 ms, and two
+    /// lines per attempt would fill the log. The next time it is written it says how
+    /// often it was held back.
+    static let repeatWindow: Double = 60
+    private var recent: [String: (writtenAt: Double, heldBack: Int)] = [:]
+
     func write(_ message: String) {
         guard fd >= 0 else { return }
+        let now = Double(Reactor.now()) / 1e9
+        if let last = recent[message], now - last.writtenAt < Self.repeatWindow {
+            recent[message] = (last.writtenAt, last.heldBack + 1)
+            return
+        }
+        let heldBack = recent[message]?.heldBack ?? 0
+        if recent.count > 256 { recent = recent.filter { now - $0.value.writtenAt < Self.repeatWindow } }
+        recent[message] = (now, 0)
+        writeLine(heldBack == 0 ? message : "\(message) (and \(heldBack) times more since it was last written)")
+    }
+
+    private func writeLine(_ message: String) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
