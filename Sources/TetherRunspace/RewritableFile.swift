@@ -13,6 +13,8 @@ final class RewritableFile {
     let path: String
     /// Opened on first use.
     private var fd: Int32 = -1
+    /// What `path` must point to while the memfd serves (nil: a plain file stands in).
+    private var linkTarget: String?
 
     init(path: String) {
         self.path = path
@@ -22,6 +24,12 @@ final class RewritableFile {
 
     /// Replaces the contents with `bytes`.
     func write(_ bytes: [UInt8]) throws {
+        // Someone removed or replaced it (a command cleaning up, a /tmp cleaner): make it
+        // again rather than have bash fail every command from now on.
+        if fd >= 0 && !isIntact {
+            close(fd)
+            fd = -1
+        }
         if fd < 0 { fd = try open() }
         guard ftruncate(fd, 0) == 0 else { throw SystemError.last("truncate \(path)") }
         var offset = 0
@@ -35,13 +43,29 @@ final class RewritableFile {
         }
     }
 
+    /// The path still leads to our file (one readlink or stat, per command).
+    private var isIntact: Bool {
+        if let linkTarget {
+            var buffer = [CChar](repeating: 0, count: 256)
+            let n = readlink(path, &buffer, buffer.count)
+            return n > 0 && String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == linkTarget
+        }
+        var onDisk = stat(), ours = stat()
+        return stat(path, &onDisk) == 0 && fstat(fd, &ours) == 0 && onDisk.st_ino == ours.st_ino && onDisk.st_dev == ours.st_dev
+    }
+
     private func open() throws -> Int32 {
         unlink(path)  // a leftover from an earlier runspace with this id
         let memory = tether_memfd_cloexec("tether-" + (path.split(separator: "/").last.map(String.init) ?? "file"))
         if memory >= 0 {
-            if symlink("/proc/\(getpid())/fd/\(memory)", path) == 0 { return memory }
+            let target = "/proc/\(getpid())/fd/\(memory)"
+            if symlink(target, path) == 0 {
+                linkTarget = target
+                return memory
+            }
             close(memory)
         }
+        linkTarget = nil
         let file = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard file >= 0 else { throw SystemError.last("create \(path)") }
         return file

@@ -84,12 +84,12 @@ extension Session {
         nextCommandID += 1
         var feeder: StdinFeeder?
         do {
+            try workDirectory.prepare(script: request.script, arguments: request.arguments,
+                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
             }
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
         } catch {
             feeder?.close()
             workDirectory.removeFiles(commandID: id)

@@ -26,8 +26,10 @@ final class WorkDirectory {
     func stdinName(_ commandID: UInt64) -> String { "stdin-\(commandID)" }
     func stdinPath(_ commandID: UInt64) -> String { path + "/" + stdinName(commandID) }
 
-    /// Writes the next command's script and its driver over the last ones.
+    /// Writes the next command's script and its driver over the last ones. If a command
+    /// removed the directory itself, it is made again (0700, ours) first.
     func prepare(script text: String, arguments: [String], stdinName: String?) throws {
+        if access(path, F_OK) != 0 { try SecureDirectory.prepare(path) }
         var bytes = Array(DriverLine.scriptFile(text).utf8)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }

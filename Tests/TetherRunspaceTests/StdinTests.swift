@@ -47,3 +47,17 @@ final class StdinTests: RunspaceTestCase {
         XCTAssertEqual(try client.run("echo alive").stdoutText, "alive\n")
     }
 }
+
+/// The session's work directory is just files: a command that deletes them (or the whole
+/// directory) must not break the commands after it.
+final class WorkDirectoryRepairTests: RunspaceTestCase {
+    func testCommandsGoOnAfterACommandRemovesTheDriverFiles() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("kept=yes; rm -f \"$__tether_w\"/*.sh").exitStatus, 0)
+        XCTAssertEqual(try client.run("echo $kept").stdoutText, "yes\n")
+        XCTAssertEqual(try client.run("cd /; rm -rf \"$__tether_w\"").exitStatus, 0)
+        let after = try client.run("echo still $kept; cat", stdin: Array("piped\n".utf8))
+        XCTAssertEqual(after.stdoutText, "still yes\npiped\n")
+        XCTAssertEqual(after.exitStatus, 0)
+    }
+}
