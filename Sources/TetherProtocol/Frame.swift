@@ -191,14 +191,18 @@ public struct FrameDecoder {
         let channel = try reader.readU32()
         guard available >= 4 + length else {
             if 4 + length >= Self.assemblyThreshold {
-                // Only this frame's first bytes are buffered (it is the last thing in).
-                var frame = [UInt8](repeating: 0, count: 4 + length)
-                frame.withUnsafeMutableBytes { raw in
-                    buffer.withUnsafeBytes { from in
-                        raw.baseAddress!.copyMemory(from: from.baseAddress! + start, byteCount: available)
+                // Only this frame's first bytes are buffered (it is the last thing in). The
+                // rest of the array is left unfilled (not zeroed: that would be one more
+                // pass over every byte); `assembled` says how much is real, and nothing
+                // reads past it before the frame is whole.
+                let head = self.start
+                assembling = buffer.withUnsafeBytes { from in
+                    [UInt8](unsafeUninitializedCapacity: 4 + length) { frame, count in
+                        UnsafeMutableRawBufferPointer(frame).copyMemory(
+                            from: UnsafeRawBufferPointer(rebasing: from[head..<head + available]))
+                        count = 4 + length
                     }
                 }
-                assembling = frame
                 assembled = available
                 start = 0
                 end = 0
