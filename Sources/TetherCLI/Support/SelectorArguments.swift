@@ -4,7 +4,7 @@ import TetherClient
 import TetherProtocol
 
 /// Which sessions a verb acts on: by name pattern, local Id or instance id, optionally
-/// narrowed to (or, for sessions this client does not know yet, looked up on) computers.
+/// narrowed to computers, which are then asked what they have (see `resolve`).
 struct SelectorArguments: ParsableArguments {
     @Option(help: ArgumentHelp("Sessions whose name matches PATTERN (* and ? wildcards).", valueName: "PATTERN"))
     var name: String?
@@ -16,7 +16,7 @@ struct SelectorArguments: ParsableArguments {
     var instanceID: String?
 
     @Option(help: ArgumentHelp(
-        "Only sessions on these computers (comma-separated, repeatable); sessions not in this client's list are looked up there.",
+        "Only sessions on these computers (comma-separated, repeatable). They are asked: sessions started elsewhere are found, ones removed there leave this client's list.",
         valueName: "HOST"))
     var computer: [String] = []
 
