@@ -1,27 +1,33 @@
-/// The one-line bash programs the runspace writes to bash's stdin. Pure text, no I/O.
+/// The bash text the runspace has bash run. Pure text, no I/O.
 ///
 /// Each command is a script file `source`d by the one persistent shell, so its variables,
-/// functions, aliases, cwd and exports outlive it. Around it:
+/// functions, aliases, cwd and exports outlive it. Bash's stdin (a pipe, which bash reads
+/// one byte per read(2)) carries the same short line for every command (`command`): source
+/// the *driver file* (`driverFile`, rewritten per command beside the script) and report
+/// its status. The driver file, around the script:
 ///
-/// - The INT trap is re-installed before every command. Bash 5 loses its trap handler when
-///   a trap's `return` unwinds out of waiting for a foreground child (the next SIGINT is
-///   then ignored); installing the trap again puts the handler back. It also undoes a
-///   command's own `trap … INT`.
+/// - The INT trap is re-installed before every command (`\__tether_begin`). Bash 5 loses
+///   its trap handler when a trap's `return` unwinds out of waiting for a foreground
+///   child (the next SIGINT is then ignored); installing the trap again puts the handler
+///   back. It also undoes a command's own `trap … INT`.
 /// - SIGINT unwinds the whole command, not just the innermost function: the INT trap
 ///   returns 130 and marks the command interrupted, and the ERR trap (inherited by
-///   functions through `set -E`) keeps returning from each caller until `source` itself
-///   returns. Callers that test the status (`if f`, `f || …`) see 130 and carry on, as they
-///   asked to. Without a trap, non-interactive bash would exit on SIGINT.
-/// - Bash writes `s` on the status pipe just before `source`, after opening the command's
-///   stdin: the runspace holds an interrupt back until then (earlier, bash would still be
-///   running the driver line, where the trap can't return), and may close a FIFO's
-///   writing end from then on. A SIGINT between `s` and the script's first command only
-///   sets the mark; `scriptPrefix`, on the script's first line, returns on it.
-/// - `set --` first, so a command without arguments doesn't see the previous `"$@"`.
+///   functions through `set -E`) keeps returning from each caller — the script, then the
+///   driver file — until the `source` on the line returns. Callers that test the status
+///   (`if f`, `f || …`) see 130 and carry on, as they asked to. Without a trap,
+///   non-interactive bash would exit on SIGINT.
+/// - Bash writes `s` on the status pipe just before sourcing the script, after opening the
+///   command's stdin: the runspace holds an interrupt back until then (earlier, bash could
+///   still be reading the line, where the trap can't return and the mark would be reset),
+///   and may close a FIFO's writing end from then on. A SIGINT between `s` and the
+///   script's first command only sets the mark; `scriptPrefix`, on the script's first
+///   line, returns on it.
+/// - `set --` when there are no arguments, so the command doesn't see the previous `"$@"`.
 /// - fd 3 (the status pipe) is closed for the command itself (`3>&-` on `source`; bash
 ///   keeps its own copy above fd 10, close-on-exec), so background jobs don't hold it and
-///   a command can use fd 3 freely; the status `printf` after it writes to the real one.
-/// - Everything is `\builtin` so a command's aliases or functions can't hijack the driver.
+///   a command can use fd 3 freely; the status `echo` on the line writes to the real one.
+/// - Everything is `\builtin` (or a `readonly -f` function called as `\name`) so a
+///   command's aliases or functions can't hijack the driver.
 enum DriverLine {
     /// Marks the running command as interrupted, then unwinds it. `return` is only legal
     /// inside a function or a sourced file — exactly when BASH_SOURCE is set (FUNCNAME is
@@ -38,9 +44,8 @@ enum DriverLine {
     static let startedMarker = "s"
 
     /// The prelude every command runs: the traps, the interrupt mark, `set -E`. A function
-    /// defined once at startup, so the per-command line stays short — bash reads a pipe
-    /// one byte per read(2), and the ~400-byte inline prelude cost ~100 µs per command.
-    /// Traps and `set -E` set inside a function are global. It is `readonly -f` (a command
+    /// defined once at startup, so each driver file stays a few lines. Traps and `set -E`
+    /// set inside a function are global. It is `readonly -f` (a command
     /// can't redefine or unset it) and called as `\__tether_begin` (no alias can stand in).
     static let beginFunction = "__tether_begin"
     /// The session's work directory (holding the script files and stdin FIFOs), a readonly
