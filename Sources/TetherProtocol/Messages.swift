@@ -57,6 +57,24 @@ public struct Hello: Codable, Sendable, Equatable {
         guard peerVersion == version else { throw .versionMismatch(peer: peerVersion, ours: version) }
         return try WireJSON.decode(Hello.self, from: Array(r.readRest()))
     }
+
+    /// The hello a peer must open a connection with: a `hello` frame on channel 0 whose
+    /// magic and version check out, from one of `roles`. What to answer otherwise comes
+    /// back as the thrown `ErrorBody` (`refusingRole` words the refusal of a wrong role).
+    public static func opening(_ frame: Frame, from roles: Set<PeerRole>,
+                               refusingRole: (PeerRole) -> ErrorBody) throws(ErrorBody) -> Hello {
+        guard frame.type == .hello, frame.channel == 0 else {
+            throw ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)")
+        }
+        let hello: Hello
+        do {
+            hello = try decode(frame.payload)
+        } catch {
+            throw ErrorBody(error.code, error.description)
+        }
+        guard roles.contains(hello.role) else { throw refusingRole(hello.role) }
+        return hello
+    }
 }
 
 /// Machine-readable error codes; the message beside them is for people.

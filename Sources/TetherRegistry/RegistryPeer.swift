@@ -61,19 +61,13 @@ final class RegistryPeer {
     }
 
     private func handleHello(_ frame: Frame) {
-        guard frame.type == .hello, frame.channel == 0 else {
-            connection.fail(ErrorBody(.badFrame, "expected hello as the first frame, got \(frame.type) on channel \(frame.channel)"))
-            return
-        }
         let hello: Hello
         do {
-            hello = try Hello.decode(frame.payload)
+            hello = try Hello.opening(frame, from: [.subsystem, .client]) {
+                ErrorBody(.badFrame, "the registry talks to subsystems, not to a peer with role \($0.rawValue)")
+            }
         } catch {
-            connection.fail(ErrorBody(error.code, error.description))
-            return
-        }
-        guard hello.role == .subsystem || hello.role == .client else {
-            connection.fail(ErrorBody(.badFrame, "the registry talks to subsystems, not to a peer with role \(hello.role.rawValue)"))
+            connection.fail(error)
             return
         }
         let client = ClientIdentity(clientID: hello.clientID ?? "unidentified",

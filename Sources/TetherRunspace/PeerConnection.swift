@@ -101,26 +101,20 @@ final class PeerConnection {
     }
 
     private func handleHello(_ frame: Frame) {
-        guard frame.type == .hello, frame.channel == 0 else {
-            fail(.badFrame, "expected hello on channel 0 as the first frame, got \(frame.type) on channel \(frame.channel)")
-            return
-        }
         let hello: Hello
         do {
-            hello = try Hello.decode(frame.payload)
+            hello = try Hello.opening(frame, from: [.subsystem, .registry]) {
+                ErrorBody(.badRequest, "a runspace host serves tether-subsystem and registry connections, not a \($0.rawValue)")
+            }
         } catch {
-            fail(error.code, error.description)
+            connection.fail(error)
             return
         }
-        switch hello.role {
-        case .subsystem:
+        if hello.role == .registry {
+            role = .registry
+        } else {
             role = .subsystem
             clientID = hello.clientID
-        case .registry:
-            role = .registry
-        case .client, .host:
-            fail(.badRequest, "a runspace host serves tether-subsystem and registry connections, not a \(hello.role.rawValue)")
-            return
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",

@@ -65,19 +65,13 @@ final class Multiplexer {
     }
 
     private func handshake(_ frame: Frame) {
-        guard frame.type == .hello, frame.channel == 0 else {
-            refuse(ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)"))
-            return
-        }
         let hello: Hello
         do {
-            hello = try Hello.decode(frame.payload)
+            hello = try Hello.opening(frame, from: [.client]) {
+                ErrorBody(.badFrame, "expected hello with role client, got role \($0.rawValue)")
+            }
         } catch {
-            refuse(ErrorBody(error.code, error.description))
-            return
-        }
-        guard hello.role == .client else {
-            refuse(ErrorBody(.badFrame, "expected hello with role client, got role \(hello.role.rawValue)"))
+            refuse(error)
             return
         }
         let identity = ClientHello(clientID: hello.clientID ?? "unidentified",

@@ -124,19 +124,13 @@ final class KeeperClient {
     /// opened for (the link says the client's identity to the host).
     private func hello(_ frame: Frame, link: KeeperLink) {
         stopWaitingForSpeech()
-        guard frame.type == .hello, frame.channel == 0 else {
-            connection.fail(ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)"))
-            return
-        }
         let hello: Hello
         do {
-            hello = try Hello.decode(frame.payload)
+            hello = try Hello.opening(frame, from: [.client]) {
+                ErrorBody(.badFrame, "expected hello with role client, got role \($0.rawValue)")
+            }
         } catch {
-            connection.fail(ErrorBody(error.code, error.description))
-            return
-        }
-        guard hello.role == .client else {
-            connection.fail(ErrorBody(.badFrame, "expected hello with role client, got role \(hello.role.rawValue)"))
+            connection.fail(error)
             return
         }
         guard (hello.clientID ?? "") == link.key.clientID else {
