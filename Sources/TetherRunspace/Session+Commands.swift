@@ -92,7 +92,6 @@ extension Session {
             }
         } catch {
             feeder?.close()
-            workDirectory.removeFiles(commandID: id)
             origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
                 "could not prepare the command in \(workDirectory.path): \(error)")))
             startNextWaiting()
@@ -126,8 +125,7 @@ extension Session {
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         resumeStdinSender(of: command)
-        command.stdin?.close()
-        if command.stdin != nil { workDirectory.removeFiles(commandID: command.id) }
+        command.stdin?.close()  // and removes its FIFO
         running = nil
         lastUsedAt = WallClock.now()
     }

@@ -245,27 +245,31 @@ final class Session {
     /// wake-ups per command, on a host whose cores are busy running exactly those commands.
     /// Every other change goes out at once, carrying the current `busy` with it.
     func publishStatus() {
+        let onlyBusyChanged = sendStatus(holdingBackBusy: true)
+        if onlyBusyChanged && statusReportTimer == nil {
+            statusReportTimer = reactor.schedule(after: Session.busyReportDelay) { [unowned self] in
+                self.statusReportTimer = nil
+                self.sendStatus(holdingBackBusy: false)
+            }
+        }
+    }
+
+    /// Sends the current status to each registry connection that hasn't seen it; with
+    /// `holdingBackBusy`, not to those whose last status differs only in `busy`. Returns
+    /// whether any was held back.
+    @discardableResult
+    private func sendStatus(holdingBackBusy: Bool) -> Bool {
         let current = status
-        var onlyBusyChanged = false
+        var heldBack = false
         for peer in peers.values where peer.role == .registry && peer.lastStatus != current {
-            if let last = peer.lastStatus, last.sameExceptBusy(as: current) {
-                onlyBusyChanged = true
+            if holdingBackBusy, let last = peer.lastStatus, last.sameExceptBusy(as: current) {
+                heldBack = true
                 continue
             }
             peer.lastStatus = current
             peer.send(.status(current), channel: 0)
         }
-        if onlyBusyChanged {
-            guard statusReportTimer == nil else { return }
-            statusReportTimer = reactor.schedule(after: Session.busyReportDelay) { [unowned self] in
-                self.statusReportTimer = nil
-                let current = self.status
-                for peer in self.peers.values where peer.role == .registry && peer.lastStatus != current {
-                    peer.lastStatus = current
-                    peer.send(.status(current), channel: 0)
-                }
-            }
-        }
+        return heldBack
     }
 }
 

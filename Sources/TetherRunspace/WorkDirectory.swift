@@ -29,13 +29,20 @@ final class WorkDirectory {
     /// Writes the next command's script and its driver over the last ones. If a command
     /// removed the directory itself, it is made again (0700, ours) first.
     func prepare(script text: String, arguments: [String], stdinName: String?) throws {
-        if access(path, F_OK) != 0 { try SecureDirectory.prepare(path) }
         var bytes = Array(DriverLine.scriptFile(text).utf8)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }
-        try script.write(bytes)
-        try driver.write(Array(DriverLine.driverFile(scriptName: WorkDirectory.scriptName,
-                                                     arguments: arguments, stdinName: stdinName).utf8))
+        let driverText = Array(DriverLine.driverFile(scriptName: WorkDirectory.scriptName,
+                                                     arguments: arguments, stdinName: stdinName).utf8)
+        do {
+            try script.write(bytes)
+            try driver.write(driverText)
+        } catch where access(path, F_OK) != 0 {
+            // Checked only on failure, not per command: the directory itself is gone.
+            try SecureDirectory.prepare(path)
+            try script.write(bytes)
+            try driver.write(driverText)
+        }
     }
 
     /// Makes a command's stdin FIFO and opens it read-write and non-blocking: holding both
@@ -52,11 +59,6 @@ final class WorkDirectory {
             throw error
         }
         return (file, fd)
-    }
-
-    /// Removes a command's stdin FIFO, if it had one (the script file stays for the next).
-    func removeFiles(commandID: UInt64) {
-        unlink(stdinPath(commandID))
     }
 
     /// Removes the directory and everything in it (a command may have put files there).
