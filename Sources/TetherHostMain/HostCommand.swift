@@ -54,8 +54,11 @@ extension HostCommand {
             commandName: "serve",
             abstract: "Speak the session protocol on stdin/stdout (what sshd runs; the default).")
         @OptionGroup var directories: DirectoryOptions
+        @Flag(help: .hidden)
+        var gateway = false
         func run() throws {
-            Subsystem.run(paths: directories.paths)
+            // --gateway: started by the registry on a connection to its gateway socket.
+            Subsystem.run(paths: directories.paths, route: gateway ? .gateway : .subsystem)
         }
     }
 

@@ -47,6 +47,8 @@ public struct HostPaths: Sendable {
     }
 
     public var registrySocket: String { runtimeDirectory + "/registry.sock" }
+    /// Where sshd's direct-streamlocal channels reach the registry (see `Gateway`).
+    public var gatewaySocket: String { runtimeDirectory + "/gateway.sock" }
     public var registryLock: String { runtimeDirectory + "/registry.lock" }
     public var registryPIDFile: String { runtimeDirectory + "/registry.pid" }
     public var sessionsDirectory: String { runtimeDirectory + "/sessions" }

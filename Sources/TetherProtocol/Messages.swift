@@ -28,15 +28,25 @@ public struct Hello: Codable, Sendable, Equatable {
     public var software: String
     public var hostname: String?
     public var user: String?
+    /// Host → client: the registry's gateway socket on this host. A later connection may
+    /// open an OpenSSH `direct-streamlocal@openssh.com` channel to it instead of starting
+    /// the subsystem through sshd and the login shell (see docs/protocol.md).
+    public var gateway: String?
+    /// Host → client: how this connection arrived — `subsystem` (sshd's Subsystem line) or
+    /// `gateway` (the gateway socket).
+    public var route: String?
 
     public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,
-                software: String = "tether/0.1", hostname: String? = nil, user: String? = nil) {
+                software: String = "tether/0.1", hostname: String? = nil, user: String? = nil,
+                gateway: String? = nil, route: String? = nil) {
         self.role = role
         self.clientID = clientID
         self.clientHost = clientHost
         self.software = software
         self.hostname = hostname
         self.user = user
+        self.gateway = gateway
+        self.route = route
     }
 
     public func payload(version: UInt16 = tetherProtocolVersion) -> [UInt8] {

@@ -70,10 +70,20 @@ public enum RegistryServer {
             fail("cannot listen on \(paths.registrySocket): \(error)", readyFD: readyFD, log: log)
         }
 
+        // Without the gateway, clients simply keep coming in through sshd's subsystem.
+        let gateway: Gateway?
+        do {
+            gateway = try Gateway(reactor: reactor, paths: paths, log: log)
+        } catch {
+            log.write("no gateway socket (clients will use the subsystem): \(error)")
+            gateway = nil
+        }
+
         do {
             try TerminationSignals.watch(reactor: reactor) { signal in
                 log.write("stopping on \(Signals.name(signal))")
                 listener.close()
+                gateway?.close()
                 registry.shutdown()
                 _ = pidLock
                 exit(0)

@@ -136,9 +136,61 @@ extension SSHConnection {
         case .succeeded:
             authenticator.releaseAgent()
             self.authenticator = nil
+            if target.gatewaySocket != nil {
+                enter(.openingGateway)
+                openGatewayChannel()
+            } else {
+                enter(.openingChannel)
+                openChannel()
+            }
+        }
+    }
+
+    /// An OpenSSH `direct-streamlocal@openssh.com` channel to the host's gateway socket:
+    /// sshd connects it as the user, and the registry behind it starts a subsystem on it.
+    /// libssh2 1.10 has no call for this channel type, but its generic open sends the
+    /// type-specific fields we give it: the socket path, then a reserved string and uint32.
+    func openGatewayChannel() {
+        guard let session, let path = target.gatewaySocket else { return }
+        let type = "direct-streamlocal@openssh.com"
+        let fields = Self.streamLocalOpenFields(path: path)
+        let opened = fields.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                libssh2_channel_open_ex(session, type, UInt32(type.utf8.count), channelWindowBytes,
+                                        UInt32(LIBSSH2_CHANNEL_PACKET_DEFAULT), chars.baseAddress, UInt32(chars.count))
+            }
+        }
+        guard let opened else {
+            if LibSSH2.lastErrno(session) == LIBSSH2_ERROR_EAGAIN { waitForLibSSH2(); return }
+            let (code, message) = LibSSH2.lastError(session)
+            if LibSSH2.isConnectionLoss(code) {
+                fail(.disconnected, "connection lost while opening a channel to the Tether gateway: \(message)")
+                return
+            }
+            // Forwarding disabled on this host or key, or no registry listening (it died,
+            // or the host rebooted): the subsystem path works in every such case.
+            gatewayRefusal = message
             enter(.openingChannel)
             openChannel()
+            return
         }
+        channel = opened
+        becomeReady(via: .gateway)
+    }
+
+    /// RFC 4254-style fields of a `direct-streamlocal@openssh.com` open (OpenSSH's
+    /// PROTOCOL, section 2.4): string socket path, string reserved, uint32 reserved.
+    static func streamLocalOpenFields(path: String) -> [UInt8] {
+        var fields: [UInt8] = []
+        func appendLength(_ n: Int) {
+            let value = UInt32(n)
+            fields += [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+        }
+        appendLength(path.utf8.count)
+        fields += Array(path.utf8)
+        appendLength(0)
+        appendLength(0)
+        return fields
     }
 
     func openChannel() {
@@ -177,6 +229,11 @@ extension SSHConnection {
             }
             return
         }
+        becomeReady(via: .subsystem)
+    }
+
+    func becomeReady(via route: ChannelRoute) {
+        self.route = route
         enter(.ready)
         if let setupTimer { reactor.cancel(setupTimer) }
         setupTimer = nil

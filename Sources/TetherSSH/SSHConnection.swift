@@ -9,6 +9,9 @@ import TetherIO
 ///
 /// Lifecycle: `start` → resolving → connecting → handshaking (host key checked) →
 /// authenticating → opening the channel → starting the subsystem → ready → closing.
+/// With `target.gatewaySocket` set, the channel is first asked straight for the host's
+/// Tether gateway socket (no subsystem start, no login shell); if sshd refuses that, the
+/// session channel and subsystem follow as usual.
 /// Each phase calls one libssh2 function until it stops returning EAGAIN, waiting in
 /// between for exactly the socket directions libssh2 asks for. The setup as a whole is
 /// bounded by the connect timeout, so every failure reaches `onClose` — never a hang.
@@ -31,7 +34,7 @@ public final class SSHConnection {
 
     enum Phase: Equatable {
         case idle, resolving, connecting, handshaking, authenticating
-        case openingChannel, startingSubsystem, ready, closing, closed
+        case openingGateway, openingChannel, startingSubsystem, ready, closing, closed
 
         var doing: String {
             switch self {
@@ -40,6 +43,7 @@ public final class SSHConnection {
             case .connecting: "connecting"
             case .handshaking: "exchanging keys (SSH handshake)"
             case .authenticating: "authenticating"
+            case .openingGateway: "opening a channel to the host's Tether gateway"
             case .openingChannel: "opening the session channel"
             case .startingSubsystem: "starting the subsystem"
             case .ready: "transferring data"
@@ -68,6 +72,10 @@ public final class SSHConnection {
     var phaseStarted: UInt64 = 0
     var retryTimer: TimerHandle?
     public internal(set) var timings = SSHTimings()
+    /// How the channel reached the host's Tether side; nil until ready.
+    public internal(set) var route: ChannelRoute?
+    /// Why `target.gatewaySocket` was not used (sshd's answer), if it was tried and refused.
+    public internal(set) var gatewayRefusal: String?
 
     // Connecting
     var currentAddress = ""
@@ -210,7 +218,7 @@ public final class SSHConnection {
         case .connecting: timings.tcp = elapsed
         case .handshaking: timings.handshake = elapsed
         case .authenticating: timings.auth = elapsed
-        case .openingChannel, .startingSubsystem: timings.channel += elapsed
+        case .openingGateway, .openingChannel, .startingSubsystem: timings.channel += elapsed
         default: break
         }
         phase = next
@@ -375,6 +383,7 @@ public final class SSHConnection {
         switch phase {
         case .handshaking: handshake()
         case .authenticating: authenticate()
+        case .openingGateway: openGatewayChannel()
         case .openingChannel: openChannel()
         case .startingSubsystem: startSubsystem()
         case .ready: pump()

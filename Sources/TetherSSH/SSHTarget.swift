@@ -31,6 +31,9 @@ public struct SSHTarget: Sendable, Equatable {
     public var serverAliveInterval: Double?
     /// The sshd subsystem to start.
     public var subsystem: String
+    /// The host's Tether gateway socket, when a previous connection's hello named it: the
+    /// channel is opened straight to it, and the subsystem is the fallback.
+    public var gatewaySocket: String?
 
     public init(alias: String, hostName: String, port: Int = 22, user: String,
                 identityFiles: [String], identitiesOnly: Bool = false,
@@ -85,4 +88,12 @@ public struct SSHOverrides: Sendable {
         self.connectTimeout = connectTimeout
         self.strictHostKeyChecking = strictHostKeyChecking
     }
+}
+
+/// How a connection's channel reached the host's Tether side.
+public enum ChannelRoute: String, Sendable, Equatable {
+    /// A session channel running sshd's `Subsystem tether` line (through the login shell).
+    case subsystem
+    /// A `direct-streamlocal@openssh.com` channel to the registry's gateway socket.
+    case gateway
 }

@@ -22,6 +22,7 @@ final class Multiplexer {
     private let paths: HostPaths
     private let log: HostLog
     private let client: FrameConnection
+    private let route: Subsystem.Route
     private var phase = Phase.awaitingHello
     private var registry: RegistryLink?
     private var channels: [UInt32: RunspaceChannel] = [:]
@@ -33,8 +34,9 @@ final class Multiplexer {
     /// Called once with the exit status when the client link is over.
     var onFinished: (Int32) -> Void = { _ in }
 
-    init(reactor: Reactor, paths: HostPaths, log: HostLog, client: FrameConnection) {
+    init(reactor: Reactor, paths: HostPaths, log: HostLog, client: FrameConnection, route: Subsystem.Route) {
         self.reactor = reactor
+        self.route = route
         self.paths = paths
         self.log = log
         self.client = client
@@ -77,9 +79,12 @@ final class Multiplexer {
         let identity = ClientHello(clientID: hello.clientID ?? "unidentified",
                                    clientHost: hello.clientHost ?? hello.hostname ?? "an unnamed host")
         phase = .serving(identity)
-        log.write("client \(identity.clientHost) (\(identity.clientID.prefix(8))) connected, \(hello.software)")
+        log.write("client \(identity.clientHost) (\(identity.clientID.prefix(8))) connected through the \(route.rawValue), \(hello.software)")
+        // The gateway is named even before our registry is known to run: a client that
+        // finds nobody listening there later just comes in through sshd's subsystem.
         client.send(type: .hello, channel: 0,
-                    payload: Hello(role: .host, hostname: Environment.hostName(), user: Environment.userName()).payload())
+                    payload: Hello(role: .host, hostname: Environment.hostName(), user: Environment.userName(),
+                                   gateway: paths.gatewaySocket, route: route.rawValue).payload())
         registry = RegistryLink(reactor: reactor, paths: paths, log: log,
                                 hello: Hello(role: .subsystem, clientID: identity.clientID,
                                              clientHost: identity.clientHost,

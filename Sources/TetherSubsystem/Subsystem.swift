@@ -6,9 +6,16 @@ import TetherRegistry
 /// What sshd runs for `ssh -s tether`: multiplexes the session protocol on stdio onto the
 /// per-user registry (started on demand) and one Unix connection per attached session.
 public enum Subsystem {
+    /// How a client's connection reached this process; told to the client in the hello.
+    public enum Route: String, Sendable {
+        case subsystem
+        case gateway
+    }
+
     /// Serves the client on stdin/stdout until it goes away. Exit status: 0 when the
     /// client closed, 1 on an I/O error, 2 when the client broke the protocol.
-    public static func run(paths: HostPaths) -> Never {
+    /// `route` says who started us: sshd's Subsystem line, or the registry's gateway.
+    public static func run(paths: HostPaths, route: Route = .subsystem) -> Never {
         let paths = paths.absolute
         // A vanished client or runspace is an error return, not a signal.
         Signals.ignore(SIGPIPE)
@@ -30,7 +37,7 @@ public enum Subsystem {
         // The descriptors belong to sshd's channel: never closed early by us, so a last
         // error frame can still be written after the connection object is done.
         let stdio = FrameConnection(reactor: reactor, readFD: 0, writeFD: 1, name: "client", ownsDescriptors: false)
-        let multiplexer = Multiplexer(reactor: reactor, paths: paths, log: log, client: stdio)
+        let multiplexer = Multiplexer(reactor: reactor, paths: paths, log: log, client: stdio, route: route)
         multiplexer.onFinished = { status in
             exit(status)
         }

@@ -60,6 +60,8 @@ class ResumeTestCase: TwoClientTestCase {
         XCTAssertTrue(stderr.contains("reconnecting…\n"), stderr, file: file, line: line)
         XCTAssertTrue(stderr.contains("tether: alpha: reconnected\n"), stderr, file: file, line: line)
         XCTAssertGreaterThanOrEqual(proxy.statistics.cut, 1, "the link was really cut", file: file, line: line)
+        XCTAssertTrue(alpha.hostLog.contains("connected through the gateway"),
+                      "the new link went straight to the gateway, without a login shell", file: file, line: line)
     }
 
     // MARK: invoke

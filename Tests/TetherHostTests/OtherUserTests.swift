@@ -39,8 +39,9 @@ final class OtherUserTests: HostTestCase {
         XCTAssertEqual(runtime.st_uid, geteuid())
         XCTAssertEqual(try fileStatus(paths.registrySocket).st_mode & 0o777, 0o600)
         XCTAssertEqual(try fileStatus(paths.runspaceSocket(session.instanceID)).st_mode & 0o777, 0o600)
+        XCTAssertEqual(try fileStatus(paths.gatewaySocket).st_mode & 0o777, 0o600)
 
-        for socket in [paths.registrySocket, paths.runspaceSocket(session.instanceID)] {
+        for socket in [paths.registrySocket, paths.gatewaySocket, paths.runspaceSocket(session.instanceID)] {
             let attempt = try other.connect(socket, hello: helloFrame)
             XCTAssertEqual(attempt.verdict, "connect: Permission denied", "\(socket): \(attempt)")
         }
@@ -50,13 +51,13 @@ final class OtherUserTests: HostTestCase {
     func testPeerCredentialsRefuseAnotherUserWhereModesWouldNot() throws {
         let (client, session) = try sessionWithOutput()
         let registry = try XCTUnwrap(host.registryPID())
-        let sockets = [paths.registrySocket, paths.runspaceSocket(session.instanceID)]
+        let sockets = [paths.registrySocket, paths.runspaceSocket(session.instanceID), paths.gatewaySocket]
         // Simulate a broken setup (an admin's chmod, a bad umask): every directory
         // traversable and both sockets world-writable. Only SO_PEERCRED is left.
         let opened: [(String, mode_t, mode_t)] = [
             (host.directory, 0o711, 0o700), (paths.runtimeDirectory, 0o711, 0o700),
             (paths.sessionsDirectory, 0o711, 0o700),
-            (sockets[0], 0o666, 0o600), (sockets[1], 0o666, 0o600),
+            (sockets[0], 0o666, 0o600), (sockets[1], 0o666, 0o600), (sockets[2], 0o666, 0o600),
         ]
         for (path, open, _) in opened { try chmodOrThrow(path, open) }
         defer { for (path, _, closed) in opened.reversed() { chmod(path, closed) } }

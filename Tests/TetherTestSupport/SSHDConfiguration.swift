@@ -8,6 +8,8 @@ public struct SSHDConfiguration: Sendable {
     /// The full command line sshd runs for `ssh -s HOST tether` (no spaces in any part:
     /// sshd hands it to the user's shell unquoted).
     public var tetherSubsystemCommand: [String]
+    /// More sshd_config lines (e.g. "AllowStreamLocalForwarding no").
+    public var extraSSHDConfig: [String] = []
 
     public var hostKeyPaths: [String] { ["\(directory)/ssh_host_ed25519_key", "\(directory)/ssh_host_ecdsa_key"] }
     public var clientKeyPath: String { "\(directory)/client_ed25519" }
@@ -41,6 +43,7 @@ public struct SSHDConfiguration: Sendable {
         LogLevel VERBOSE
         Subsystem tether \(tetherSubsystemCommand.joined(separator: " "))
         Subsystem echo /bin/cat
+        \(extraSSHDConfig.joined(separator: "\n"))
 
         """
     }

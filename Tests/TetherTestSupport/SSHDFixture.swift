@@ -25,9 +25,13 @@ public final class SSHDFixture {
         public var subsystemEnvironment: [String: String]
         /// The `tether-subsystem` to serve; default: the one built with the tests.
         public var subsystemPath: String?
+        /// More sshd_config lines (e.g. "AllowStreamLocalForwarding no").
+        public var sshdConfig: [String] = []
 
         public init(hostAlias: String = "tether-test", subsystemArguments: [String] = [],
-                    subsystemEnvironment: [String: String] = [:], subsystemPath: String? = nil) {
+                    subsystemEnvironment: [String: String] = [:], subsystemPath: String? = nil,
+                    sshdConfig: [String] = []) {
+            self.sshdConfig = sshdConfig
             self.hostAlias = hostAlias
             self.subsystemArguments = subsystemArguments
             self.subsystemEnvironment = subsystemEnvironment
@@ -86,6 +90,7 @@ public final class SSHDFixture {
         }
         var config = SSHDConfiguration(directory: directory, port: 0, user: Environment.userName(),
                                        hostAlias: options.hostAlias, tetherSubsystemCommand: command)
+        config.extraSSHDConfig = options.sshdConfig
         do {
             try AbandonedFixtures.claim(directory)
             try SSHDFixture.generateKeys(config)

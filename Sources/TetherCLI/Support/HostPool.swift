@@ -31,12 +31,11 @@ actor HostPool {
            current !== lost, await current.closedError == nil {
             return current
         }
-        var options = self.options
         let remaining = max(1, deadline.timeIntervalSinceNow)
         // A connect into a dead network must not eat the whole deadline: try again instead.
-        options.connectTimeout = min(options.connectTimeout ?? 10, remaining)
-        let client = self.client
-        let task = Task { try await client.connect(computerName, options: options) }
+        let timeout = min(options.connectTimeout ?? 10, remaining)
+        // Through `lost`: it knows the host's gateway, so no login shell runs for this.
+        let task = Task { try await lost.reconnect(connectTimeout: timeout) }
         hosts[computerName] = task
         return try await task.value
     }

@@ -24,6 +24,9 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// Seconds to wait for TCP connect and for the whole handshake.
     public var connectTimeout: Double?
     public var strictHostKeyChecking: HostKeyChecking?
+    /// The host's gateway socket, from an earlier connection's hello (`RemoteHost.reconnect`
+    /// sets it): the channel goes straight there, with the subsystem as the fallback.
+    var gatewaySocket: String?
 
     public init(configFile: String? = nil, port: Int? = nil, user: String? = nil,
                 identityFiles: [String] = [], subsystem: String? = nil,

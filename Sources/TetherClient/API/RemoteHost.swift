@@ -8,14 +8,17 @@ public final class RemoteHost: Sendable {
     public let computerName: String
     /// What the host said about itself in its hello (hostname, user, software).
     public let hostHello: Hello
+    /// How this connection reached the host: sshd's `tether` subsystem, or (after a first
+    /// connection named it) the host's gateway socket.
+    public var route: String { hostHello.route ?? "subsystem" }
     let clientID: String
     let loop: ClientLoop
     let connection: LoopBound<HostConnection>
     /// Opens another connection like this one (same client, destination and options).
-    private let connectAgain: @Sendable () async throws -> RemoteHost
+    private let connectAgain: @Sendable (_ connectTimeout: Double?) async throws -> RemoteHost
 
     init(loop: ClientLoop, connection: LoopBound<HostConnection>, computerName: String, clientID: String,
-         hostHello: Hello, connectAgain: @escaping @Sendable () async throws -> RemoteHost) {
+         hostHello: Hello, connectAgain: @escaping @Sendable (_ connectTimeout: Double?) async throws -> RemoteHost) {
         self.loop = loop
         self.connection = connection
         self.computerName = computerName
@@ -27,9 +30,13 @@ public final class RemoteHost: Sendable {
     /// A new connection to the same computer with the same client and options — after
     /// this one was lost (`.connectionLost`). This one is left as it is (close it if it
     /// is still up). Through the keeper, a lost link is dialled again. Fails as
-    /// `connect` does (`.connection` while the host can't be reached).
-    public func reconnect() async throws -> RemoteHost {
-        try await connectAgain()
+    /// `connect` does (`.connection` while the host can't be reached). `connectTimeout`,
+    /// if given, replaces the options' for this attempt (a retry loop with a deadline).
+    ///
+    /// The channel goes straight to the gateway socket this connection's hello named, so
+    /// no login shell runs on the host; if that way is shut, through the subsystem.
+    public func reconnect(connectTimeout: Double? = nil) async throws -> RemoteHost {
+        try await connectAgain(connectTimeout)
     }
 
     /// Sends a channel-0 request and returns the answer.

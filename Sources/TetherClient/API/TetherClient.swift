@@ -64,8 +64,15 @@ public final class TetherClient: Sendable {
                 done(result.map { (LoopBound(connection), $0) }.mapError { $0 })
             }
         }
+        // Connecting again, we know the host's gateway: a resume skips the login shell.
+        var again = options
+        again.gatewaySocket = hostHello.gateway ?? options.gatewaySocket
         return RemoteHost(loop: loop, connection: connection, computerName: destination,
                           clientID: clientID, hostHello: hostHello,
-                          connectAgain: { [self] in try await self.connect(destination, options: options) })
+                          connectAgain: { [self, again] timeout in
+                              var options = again
+                              if let timeout { options.connectTimeout = timeout }
+                              return try await self.connect(destination, options: options)
+                          })
     }
 }

@@ -51,6 +51,9 @@ public final class Keeper {
     /// Destinations whose login needs a typed passphrase: answered "connect directly" at
     /// once for a while instead of trying (and failing) the login again each time.
     private var needsTerminal: [KeeperLinkKey: UInt64] = [:]
+    /// Each host's gateway socket, as its last hello named it: a link made again after the
+    /// last one closed (idle, or cut) opens its channel there — no login shell.
+    private var gateways: [KeeperLinkKey: String] = [:]
     private var exitTimer: TimerHandle?
     private var stopping = false
     /// It removed its own socket on the way out (no newer keeper had taken the path).
@@ -177,6 +180,7 @@ public final class Keeper {
             guard let self, let client else { return }
             switch outcome {
             case .ready(let notices):
+                if let gateway = link.hostGateway { self.gateways[key] = gateway }
                 client.opened(link, notices: notices)
             case .failed(let failure):
                 client.finish(with: .failed(failure))
@@ -188,6 +192,10 @@ public final class Keeper {
     }
 
     private func makeLink(_ open: KeeperOpen) -> KeeperLink {
+        var open = open
+        if open.target.gatewaySocket == nil {
+            open.target.gatewaySocket = gateways[KeeperLinkKey(open)]
+        }
         let link = KeeperLink(open: open, reactor: reactor, log: log, persist: settings.persist)
         links[link.key] = link
         link.onClosed = { [weak self] link in

@@ -5,7 +5,8 @@ import TetherSSH
 
 /// What makes two CLI requests share a link: the same computer name, the same resolved
 /// ssh settings, the same client identity. (The connect timeout is left out: it only
-/// matters while connecting, and a warm link is worth more than a different timeout.)
+/// matters while connecting, and a warm link is worth more than a different timeout; the
+/// gateway socket likewise.)
 struct KeeperLinkKey: Hashable, Sendable {
     var destination: String
     var target: KeeperTarget
@@ -16,6 +17,8 @@ struct KeeperLinkKey: Hashable, Sendable {
         destination = open.destination
         target = open.target
         target.connectTimeout = nil
+        // Only a way in, learned from an earlier hello: the same host either way.
+        target.gatewaySocket = nil
         clientID = open.hello.clientID ?? ""
         clientHost = open.hello.clientHost ?? ""
     }
@@ -84,6 +87,8 @@ final class KeeperLink {
     private(set) var phase = Phase.connecting
     /// The host's hello payload, exactly as it came: every CLI gets it as its answer.
     private(set) var hostHelloPayload: [UInt8] = []
+    /// The host's gateway socket, as its hello named it.
+    private(set) var hostGateway: String?
     private var notices: [String] = []
     private var waiters: [(Outcome) -> Void] = []
     private var decoder = FrameDecoder()
@@ -292,7 +297,7 @@ final class KeeperLink {
         switch frame.type {
         case .hello:
             do {
-                _ = try Hello.decode(frame.payload)
+                hostGateway = try Hello.decode(frame.payload).gateway
             } catch .versionMismatch(let peer, let ours) {
                 fail(KeeperFailure(.versionMismatch,
                     "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
@@ -307,7 +312,8 @@ final class KeeperLink {
             if let handshakeTimer { reactor.cancel(handshakeTimer) }
             handshakeTimer = nil
             let t = connection.timings
-            log.write("\(destination): link ready (\(hostName); tcp \(Int(t.tcp)) ms, kex \(Int(t.handshake)) ms, auth \(Int(t.auth)) ms)")
+            let via = connection.route == .gateway ? "gateway" : "subsystem"
+            log.write("\(destination): link ready (\(hostName) via the \(via); tcp \(Int(t.tcp)) ms, kex \(Int(t.handshake)) ms, auth \(Int(t.auth)) ms)")
             let waiting = waiters
             let said = notices
             waiters.removeAll()

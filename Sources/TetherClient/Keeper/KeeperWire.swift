@@ -149,10 +149,11 @@ struct KeeperTarget: Codable, Sendable, Hashable {
     var connectTimeout: Double?
     var serverAliveInterval: Double?
     var subsystem: String
+    var gatewaySocket: String?
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 12
+    static let mirroredFieldCount = 13
 
     init(_ target: SSHTarget) {
         alias = target.alias
@@ -167,6 +168,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         connectTimeout = target.connectTimeout
         serverAliveInterval = target.serverAliveInterval
         subsystem = target.subsystem
+        gatewaySocket = target.gatewaySocket
     }
 
     var sshTarget: SSHTarget {
@@ -177,6 +179,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
                                connectTimeout: connectTimeout, serverAliveInterval: serverAliveInterval,
                                subsystem: subsystem)
         target.globalKnownHostsFiles = globalKnownHostsFiles
+        target.gatewaySocket = gatewaySocket
         return target
     }
 }

@@ -25,7 +25,9 @@ final class SSHTransport: ByteTransport {
             connectTimeout: options.connectTimeout,
             strictHostKeyChecking: options.strictHostKeyChecking.flatMap { HostKeyPolicy(rawValue: $0.rawValue) })
         do {
-            return try SSHConfig.resolve(destination, overrides: overrides)
+            var target = try SSHConfig.resolve(destination, overrides: overrides)
+            target.gatewaySocket = options.gatewaySocket
+            return target
         } catch let error as SSHError {
             throw TetherClientError(.connection, host: destination, error.message)
         } catch {
