@@ -224,6 +224,11 @@ final class KeeperTests: CLITestCase {
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 4.5, "it waited for the keepalive")
         XCTAssertTrue(keeperLog.contains("no answer to a keepalive"), keeperLog)
         XCTAssertEqual(acceptedLogins(alpha), 2, "a new link replaced the dead one")
+        // The keeper remembered the host's gateway from the first link's hello: the new
+        // link went there (sshd started no second subsystem, so no login shell ran).
+        XCTAssertTrue(keeperLog.contains("link ready (") && keeperLog.contains("via the gateway"), keeperLog)
+        XCTAssertEqual(alpha.sshdLog.components(separatedBy: "Starting session: subsystem 'tether'").count - 1, 1,
+                       alpha.sshdLog)
     }
 
     /// Something answers on the keeper's socket but dies before answering (a keeper
