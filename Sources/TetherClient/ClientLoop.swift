@@ -1,5 +1,5 @@
 import Glibc
-import Foundation
+import Dispatch
 import TetherIO
 
 /// The one background thread that runs every host connection of a process.
@@ -30,12 +30,10 @@ final class ClientLoop: Sendable {
         reactor = try Reactor()
         let reactor = self.reactor
         let stopped = self.stopped
-        let thread = Thread {
+        try BackgroundThread.start {
             reactor.run()
             stopped.signal()
         }
-        thread.name = "tether-client-loop"
-        thread.start()
     }
 
     /// Stops the loop and waits until its thread has left it (at most `timeout`).

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import TetherClient
 import TetherIO
@@ -350,21 +354,27 @@ struct InvokeResult: Sendable {
     var exitCode: Int32 = 0
     var error: String?
 
+    /// `--json`: keys in JSONSerialization's sorted order, as `PrettyJSON` expects.
     static func json(_ results: [InvokeResult]) -> String {
-        let objects: [[String: Any]] = results.map { r in
-            [
-                "computerName": r.computerName,
-                "id": r.target.map { $0.local.id as Any } ?? NSNull(),
-                "name": r.target.map { $0.name as Any } ?? NSNull(),
-                "instanceId": r.target.map { $0.instanceID as Any } ?? NSNull(),
-                "stdout": String(decoding: r.stdout, as: UTF8.self),
-                "stderr": String(decoding: r.stderr, as: UTF8.self),
-                "droppedBytes": r.droppedBytes,
-                "exitStatus": r.exitStatus.map { $0 as Any } ?? NSNull(),
-                "error": r.error.map { $0 as Any } ?? NSNull(),
-            ]
+        var out = PrettyJSON(reservingCapacity: 256 + results.reduce(0) { $0 + $1.stdout.count + $1.stderr.count })
+        out.beginArray()
+        for r in results {
+            out.element()
+            out.beginObject()
+            out.key("computerName"); out.string(r.computerName)
+            out.key("droppedBytes"); out.integer(Int(r.droppedBytes))
+            out.key("error"); out.optionalString(r.error)
+            out.key("exitStatus")
+            if let status = r.exitStatus { out.integer(Int(status)) } else { out.null() }
+            out.key("id")
+            if let id = r.target?.local.id { out.integer(id) } else { out.null() }
+            out.key("instanceId"); out.optionalString(r.target?.instanceID)
+            out.key("name"); out.optionalString(r.target?.name)
+            out.key("stderr"); out.string(String(decoding: r.stderr, as: UTF8.self))
+            out.key("stdout"); out.string(String(decoding: r.stdout, as: UTF8.self))
+            out.endObject()
         }
-        let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        out.endArray()
+        return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }
 }

@@ -1,3 +1,4 @@
+import TetherIO
 import ArgumentParser
 import TetherClient
 import TetherProtocol
@@ -55,7 +56,7 @@ func splitList(_ values: [String]) -> [String] {
     var result: [String] = []
     for value in values {
         for part in value.split(separator: ",") {
-            let item = part.trimmingCharacters(in: .whitespaces)
+            let item = part.trimmingWhitespace()
             if !item.isEmpty && seen.insert(item).inserted { result.append(item) }
         }
     }

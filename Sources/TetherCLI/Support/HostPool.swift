@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TetherClient
 
 /// One connection per computer per `tether` run, opened concurrently on first use and

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TetherIO
 
 /// Local session Ids as typed: `3`, `2..5`, `1,4,7..9`.
 struct IdSet: ExpressibleByArgument, Sendable {
@@ -7,8 +8,8 @@ struct IdSet: ExpressibleByArgument, Sendable {
     init?(argument: String) {
         var ranges: [ClosedRange<Int>] = []
         for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
-            let text = part.trimmingCharacters(in: .whitespaces)
-            if let dots = text.range(of: "..") {
+            let text = part.trimmingWhitespace()
+            if let dots = text.firstRange(of: "..") {
                 guard let low = Int(text[..<dots.lowerBound]), let high = Int(text[dots.upperBound...]),
                       low >= 1, low <= high else { return nil }
                 ranges.append(low...high)

@@ -1,4 +1,9 @@
+import Glibc
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TetherClient
 import TetherProtocol
 
@@ -147,7 +152,8 @@ enum SessionTable {
             let milliseconds = ((date.timeIntervalSinceReferenceDate + Date.timeIntervalBetween1970AndReferenceDate) * 1000).rounded()
             var time = time_t((milliseconds / 1000).rounded(.down))
             var parts = tm()
-            guard gmtime_r(&time, &parts) != nil else { return ISO8601DateFormatter().string(from: date) }
+            // gmtime_r fails only for years beyond Int32: no session was created then.
+            guard gmtime_r(&time, &parts) != nil else { return "\(seconds)" }
             var text: [UInt8] = []
             text.reserveCapacity(20)
             func digits(_ value: Int32, _ width: Int) {

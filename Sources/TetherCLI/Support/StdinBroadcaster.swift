@@ -1,6 +1,6 @@
-import Foundation
 import Glibc
 import TetherClient
+import TetherIO
 
 /// Copies the local stdin to several remote commands (fan-out with piped input). One
 /// reader thread for the local descriptor — a terminal or pipe cannot be shared by
@@ -12,18 +12,22 @@ enum StdinBroadcaster {
             AsyncStream<[UInt8]> { continuations.append($0) }
         }
         let sinks = continuations
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let n = read(fd, &buffer, buffer.count)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let chunk = Array(buffer[0..<n])
-                for sink in sinks { sink.yield(chunk) }
+        do {
+            try BackgroundThread.start {
+                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+                while true {
+                    let n = read(fd, &buffer, buffer.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    let chunk = Array(buffer[0..<n])
+                    for sink in sinks { sink.yield(chunk) }
+                }
+                for sink in sinks { sink.finish() }
             }
+        } catch {
+            // No thread, no stdin: every target reads end of file rather than hang.
             for sink in sinks { sink.finish() }
         }
-        thread.start()
         return streams
     }
 }

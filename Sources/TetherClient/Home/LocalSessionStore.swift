@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TetherIO
 
 /// One session this client knows, with the local Id the user types (`--id 3`).

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import TetherIO
 
@@ -22,12 +26,21 @@ enum LockedFile {
     }
 
     static func read(_ path: String) throws -> Data? {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            if access(path, F_OK) != 0 { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
             throw TetherClientError(.localState, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
-        return try handle.readToEnd() ?? Data()
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { bytes += chunk[0..<n]; continue }
+            if n == 0 { return Data(bytes) }
+            if errno == EINTR { continue }
+            throw TetherClientError(.localState, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     static func writeAtomically(_ data: Data, to path: String) throws {

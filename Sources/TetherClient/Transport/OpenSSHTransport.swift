@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import TetherIO
 
@@ -289,7 +293,7 @@ final class OpenSSHTransport: ByteTransport {
     static func explain(status: ExitStatus?, stderr: [UInt8]) -> String {
         let lines = String(decoding: stderr, as: UTF8.self)
             .split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") }
         if let reason = lines.last(where: { $0.hasPrefix("ssh:") || $0.contains("denied") || $0.contains("failed") || $0.contains("refused") })
             ?? lines.last {
