@@ -120,6 +120,28 @@ public final class FrameConnection {
         return try body()
     }
 
+    /// Holds everything sent from now on for up to `seconds`, or until
+    /// `releaseHeldWrites()`, then sends it in one writev(2). For answers that are usually
+    /// followed at once by more (a short command's `started`, its output and its end):
+    /// one write, one wake-up per hop, one SSH packet, instead of several. A hold is let
+    /// go early once `holdLimitBytes` are queued, so streams are not slowed.
+    public func holdWrites(for seconds: Double) {
+        guard !isClosed, holdTimer == nil else { return }
+        corks += 1
+        holdTimer = reactor.schedule(after: seconds) { [weak self] in self?.releaseHeldWrites() }
+    }
+
+    /// Ends a hold (if any): what it kept goes out now.
+    public func releaseHeldWrites() {
+        guard let timer = holdTimer else { return }
+        holdTimer = nil
+        reactor.cancel(timer)
+        uncork()
+    }
+
+    public static let holdLimitBytes = 64 << 10
+    private var holdTimer: TimerHandle?
+
     private func uncork() {
         corks -= 1
         if corks == 0 && writeRegistration == nil && !isClosed && outboxHead < outbox.count { flush() }
@@ -146,6 +168,7 @@ public final class FrameConnection {
         outbox.append(bytes)
         pendingWriteBytes += bytes.count
         if pendingWriteBytes > highWatermark { wasAboveHighWatermark = true }
+        if holdTimer != nil && pendingWriteBytes >= Self.holdLimitBytes { releaseHeldWrites() }
     }
 
     /// Sends an error frame, then closes once everything queued has been written.

@@ -60,4 +60,49 @@ final class FrameConnectionWriteTests: XCTestCase {
         sender.close()
         receiver.close()
     }
+
+    /// A hold keeps frames back until it is released, its time runs out, or enough is
+    /// queued — and then they leave together, in order.
+    func testHeldWritesLeaveTogetherOnReleaseTimeoutOrSize() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { close(fds[1]) }
+        let reactor = try Reactor()
+        let sender = FrameConnection(reactor: reactor, socket: fds[0], name: "sender")
+        defer { sender.close() }
+        func readable() -> Int {
+            var count: Int32 = 0
+            _ = ioctl(fds[1], UInt(FIONREAD), &count)
+            return Int(count)
+        }
+        let small = Frame(type: .ack, channel: 1, payload: ControlCodec.ack(1)).encoded()
+
+        // Released by hand: nothing on the wire before, both frames after.
+        sender.holdWrites(for: 60)
+        sender.send(bytes: small)
+        sender.send(bytes: small)
+        XCTAssertEqual(readable(), 0, "held")
+        sender.releaseHeldWrites()
+        XCTAssertEqual(readable(), 2 * small.count)
+        var sink = [UInt8](repeating: 0, count: 1 << 20)
+        _ = read(fds[1], &sink, sink.count)
+
+        // Released by its timer.
+        sender.holdWrites(for: 0.01)
+        sender.send(bytes: small)
+        XCTAssertEqual(readable(), 0, "held")
+        let stop = reactor.schedule(after: 0.2) { reactor.stop() }
+        reactor.run()
+        reactor.cancel(stop)
+        XCTAssertEqual(readable(), small.count, "the timer let it go")
+        _ = read(fds[1], &sink, sink.count)
+
+        // Released by size: a stream is never held back.
+        sender.holdWrites(for: 60)
+        let big = Record(seq: 2, kind: .stdout, body: [UInt8](repeating: 7, count: FrameConnection.holdLimitBytes)).frameBytes(channel: 1)
+        sender.send(bytes: small)
+        sender.send(bytes: big)
+        XCTAssertGreaterThan(readable(), small.count, "past the size limit the hold ends at once")
+        sender.releaseHeldWrites()  // a no-op now
+    }
 }
