@@ -41,6 +41,7 @@ final class KeeperTests: CLITestCase {
         struct Link: Decodable {
             var destination: String
             var state: String
+            var route: String?
             var clients: Int
             var opens: Int
             var channels: Int
@@ -79,6 +80,7 @@ final class KeeperTests: CLITestCase {
         let status = try XCTUnwrap(try keeperStatus(), "a keeper runs after the first command")
         XCTAssertEqual(status.links.count, 1, "\(status.links)")
         XCTAssertEqual(status.links.first?.state, "ready")
+        XCTAssertEqual(status.links.first?.route, "subsystem", "a first link knows no gateway")
         XCTAssertGreaterThanOrEqual(status.links.first?.opens ?? 0, 5, "new, three invokes and get each used the link")
         XCTAssertEqual(status.links.first?.clients, 0)
         XCTAssertEqual(status.links.first?.channels, 0, "every channel was detached")
@@ -227,6 +229,7 @@ final class KeeperTests: CLITestCase {
         // The keeper remembered the host's gateway from the first link's hello: the new
         // link went there (sshd started no second subsystem, so no login shell ran).
         XCTAssertTrue(keeperLog.contains("link ready (") && keeperLog.contains("via the gateway"), keeperLog)
+        XCTAssertEqual(try keeperStatus()?.links.map(\.route), ["gateway"])
         XCTAssertEqual(alpha.sshdLog.components(separatedBy: "Starting session: subsystem 'tether'").count - 1, 1,
                        alpha.sshdLog)
     }

@@ -149,7 +149,8 @@ final class KeeperLink {
         case .closed: "closed"
         }
         return KeeperStatus.Link(
-            destination: destination, host: hostName, state: state, clients: clients.count, opens: opens,
+            destination: destination, host: hostName, state: state, route: connection.route?.rawValue,
+            clients: clients.count, opens: opens,
             channels: routes.count,
             connectedSecondsAgo: readyAt == 0 ? 0 : Double(now &- readyAt) / 1e9,
             idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0,

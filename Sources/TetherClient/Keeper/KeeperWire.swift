@@ -86,6 +86,8 @@ struct KeeperStatus: Codable, Sendable, Equatable {
         var host: String
         /// connecting, ready, closing
         var state: String
+        /// How the link reached the host: "subsystem" or "gateway" (nil until ready).
+        var route: String?
         /// CLI streams using it now.
         var clients: Int
         /// CLI streams it has served since it connected.
