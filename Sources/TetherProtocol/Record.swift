@@ -25,7 +25,7 @@ public struct Record: Sendable, Equatable {
     public var body: [UInt8]
 
     /// Output bytes per record at most; keeps frames small and replay granular.
-    public static let maxDataLength = 64 * 1024
+    public static let maxDataLength = 256 * 1024
 
     public init(seq: UInt64, kind: Kind, body: [UInt8]) {
         self.seq = seq
