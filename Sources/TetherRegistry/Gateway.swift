@@ -14,22 +14,16 @@ import TetherIO
 /// subsystem that dies takes only its own connection with it, as under sshd.
 final class Gateway {
     private let listener: UnixListener
-    private let paths: HostPaths
-    private let log: HostLog
 
     init(reactor: Reactor, paths: HostPaths, log: HostLog) throws {
-        self.paths = paths
-        self.log = log
         // A gateway socket left by a registry that was killed is replaced: the pid lock
         // already proved no other registry serves these directories.
         unlink(paths.gatewaySocket)
-        var serve: (Int32) -> Void = { _ in }
         listener = try UnixListener(reactor: reactor, path: paths.gatewaySocket, onAccept: { fd in
-            serve(fd)
+            Gateway.startSubsystem(on: fd, paths: paths, log: log)
         }, onRefused: { error in
             log.write("gateway refused a connection: \(error)")
         })
-        serve = { [paths, log] fd in Gateway.startSubsystem(on: fd, paths: paths, log: log) }
     }
 
     func close() {
@@ -52,8 +46,8 @@ final class Gateway {
             // protocol even if an upgrade replaced the file on disk.
             _ = try Spawn.spawn(path: Spawn.runningImage, arguments: arguments, options: options)
         } catch {
-            // Closing the socket ends the client's channel before any hello: it reports
-            // the connection as closed and dials again through sshd's subsystem.
+            // Closing the socket ends the client's channel before any hello: that attempt
+            // fails as a connection that closed before the host answered.
             log.write("gateway could not start a subsystem: \(error)")
         }
     }
