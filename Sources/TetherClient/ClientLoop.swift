@@ -58,10 +58,25 @@ final class ClientLoop: Sendable {
     /// Runs `body` on the loop; `body` completes later by calling `done` exactly once.
     func await<T: Sendable>(_ body: @escaping @Sendable (@escaping (Result<T, Error>) -> Void) -> Void) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            reactor.execute {
+            if reactor.isLoopThread {
+                // A task running on the loop itself (see `TaskExecutor` below): no hop.
                 body { continuation.resume(with: $0) }
+            } else {
+                reactor.execute {
+                    body { continuation.resume(with: $0) }
+                }
             }
         }
+    }
+}
+
+/// Tasks can run on the loop thread itself (`withTaskExecutorPreference`): their awaits
+/// on the library then need no thread hop either way.
+extension ClientLoop: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        reactor.execute { job.runSynchronously(on: executor) }
     }
 }
 

@@ -122,6 +122,13 @@ public final class Reactor: @unchecked Sendable {
 
     // MARK: Cross-thread
 
+    /// True on the thread inside `run`.
+    public var isLoopThread: Bool {
+        guard let thread = runningThread.withLock({ $0 }) else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+    private let runningThread = LockedValue<pthread_t?>(nil)
+
     /// Runs `body` on the loop thread soon. Safe from any thread.
     public func execute(_ body: @escaping @Sendable () -> Void) {
         lock.withLock { injected.append(body) }
@@ -151,6 +158,8 @@ public final class Reactor: @unchecked Sendable {
     /// Runs until `stop()`; returns then. Also returns when there is nothing left to wait
     /// for (no descriptors, no timers) if `untilIdle` is true.
     public func run(untilIdle: Bool = false) {
+        runningThread.withLock { $0 = pthread_self() }
+        defer { runningThread.withLock { $0 = nil } }
         running = true
         defer { running = false }
         var pollSet: [pollfd] = []
@@ -256,5 +265,15 @@ public final class Lock: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body()
+    }
+}
+
+/// A value behind a `Lock`.
+public final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: Value
+    public init(_ value: Value) { self.value = value }
+    public func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        try lock.withLock { try body(&value) }
     }
 }

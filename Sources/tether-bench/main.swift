@@ -64,10 +64,14 @@ func run() async throws {
         let allowed: Set<String> = ["count", "warmup"]
         let count = try arguments.option("count", default: 1000, allowed: allowed)
         let warmup = try arguments.option("warmup", default: max(10, count / 20), allowed: allowed)
-        let tether = Timings(try await SessionProbe.roundTrips(destination: arguments.host, count: count, warmup: warmup))
-        let echo = Timings(try await EchoProbe.measure(destination: arguments.host, count: count, warmup: warmup))
+        // "tether": awaited on the client's loop executor, the library's low-latency way;
+        // "tether_pool": the same from Swift's global executor (a thread hop per await).
+        let host = arguments.host
+        let tether = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: true))
+        let pool = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: false))
+        let echo = Timings(try await EchoProbe.measure(destination: host, count: count, warmup: warmup))
         print(json([
-            ("tether", tether.median), ("echo", echo.median),
+            ("tether", tether.median), ("echo", echo.median), ("tether_pool", pool.median),
             ("tether_p90", tether.percentile(0.9)), ("echo_p90", echo.percentile(0.9)),
             ("tether_mean", tether.mean), ("echo_mean", echo.mean),
             ("count", Double(count)),

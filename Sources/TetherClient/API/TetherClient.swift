@@ -29,6 +29,13 @@ public final class TetherClient: Sendable {
         self.loop = ClientLoop.shared
     }
 
+    /// The client's event-loop thread as a task executor. Code that awaits the library in a
+    /// tight loop (many short commands) can run there —
+    /// `try await withTaskExecutorPreference(client.taskExecutor) { … }` — and skip the
+    /// two thread hops every await otherwise takes. Never block in such a task: every
+    /// connection of the process waits for it.
+    public var taskExecutor: any TaskExecutor { loop }
+
     /// Stops the client's event loop thread; every connection is dead afterwards. Call it
     /// right before a process exits (the CLI does): libssh2 may still be finishing a close
     /// on the loop, and that must not run while `exit()` tears down OpenSSL. Idempotent;
