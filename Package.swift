@@ -49,7 +49,7 @@ let package = Package(
         ]),
         // libssh2 1.10 runs AES-CTR one 16-byte EVP_Cipher call at a time; this batches it.
         .target(name: "CTetherSSHCipher"),
-        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "CTetherSSHCipher", "TetherIO", "CTetherPosix"]),
+        .target(name: "TetherSSH", dependencies: ["CLibSSH2", "CTetherSSHCipher", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH", "CTetherPosix"]),
         .target(name: "TetherCLI", dependencies: [
             "TetherClient", "TetherProtocol", "TetherIO",

@@ -21,7 +21,7 @@ final class ClientLoop: Sendable {
     }()
 
     private let stopped = DispatchSemaphore(value: 0)
-    private static let startedFlag = LockedFlag()
+    private static let startedFlag = LockedValue(false)
     static var isStarted: Bool { startedFlag.withLock { $0 } }
 
     private init() throws {
@@ -85,11 +85,4 @@ extension ClientLoop: TaskExecutor {
 struct LoopBound<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
-}
-
-/// A Bool behind a lock.
-final class LockedFlag: Sendable {
-    private let lock = Lock()
-    nonisolated(unsafe) private var value = false  // guarded by lock
-    func withLock<T>(_ body: (inout Bool) -> T) -> T { lock.withLock { body(&value) } }
 }

@@ -1,11 +1,7 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
 import Foundation
-#endif
 #endif
 
 /// The protocol version both sides must speak exactly. Bump on any incompatible change.
@@ -22,6 +18,15 @@ public enum PeerRole: String, Codable, Sendable {
     case host         // the answer from a host process (subsystem, registry, runspace)
 }
 
+/// How a client's connection reached the host's Tether side; the host names it in its
+/// `Hello` (`route`).
+public enum ConnectionRoute: String, Sendable, Equatable {
+    /// A session channel running sshd's `Subsystem tether` line (through the login shell).
+    case subsystem
+    /// A `direct-streamlocal@openssh.com` channel to the registry's gateway socket.
+    case gateway
+}
+
 /// `hello` body (after magic and u16 version).
 public struct Hello: Codable, Sendable, Equatable {
     public var role: PeerRole
@@ -36,8 +41,8 @@ public struct Hello: Codable, Sendable, Equatable {
     /// open an OpenSSH `direct-streamlocal@openssh.com` channel to it instead of starting
     /// the subsystem through sshd and the login shell (see docs/protocol.md).
     public var gateway: String?
-    /// Host → client: how this connection arrived — `subsystem` (sshd's Subsystem line) or
-    /// `gateway` (the gateway socket).
+    /// Host → client: how this connection arrived, a `ConnectionRoute` raw value. A string,
+    /// so that a route a newer host adds doesn't make the whole hello unreadable.
     public var route: String?
 
     public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,

@@ -1,6 +1,7 @@
 import CLibSSH2
 import Glibc
 import TetherIO
+import TetherProtocol
 
 /// SSH handshake, host-key verification, authentication, channel and subsystem start.
 extension SSHConnection {
@@ -181,16 +182,12 @@ extension SSHConnection {
     /// RFC 4254-style fields of a `direct-streamlocal@openssh.com` open (OpenSSH's
     /// PROTOCOL, section 2.4): string socket path, string reserved, uint32 reserved.
     static func streamLocalOpenFields(path: String) -> [UInt8] {
-        var fields: [UInt8] = []
-        func appendLength(_ n: Int) {
-            let value = UInt32(n)
-            fields += [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
-        }
-        appendLength(path.utf8.count)
-        fields += Array(path.utf8)
-        appendLength(0)
-        appendLength(0)
-        return fields
+        var fields = ByteWriter(capacity: path.utf8.count + 12)
+        fields.write(UInt32(path.utf8.count))
+        fields.write(contentsOf: path.utf8)
+        fields.write(UInt32(0))
+        fields.write(UInt32(0))
+        return fields.bytes
     }
 
     func openChannel() {
@@ -232,7 +229,7 @@ extension SSHConnection {
         becomeReady(via: .subsystem)
     }
 
-    func becomeReady(via route: ChannelRoute) {
+    func becomeReady(via route: ConnectionRoute) {
         self.route = route
         enter(.ready)
         if let setupTimer { reactor.cancel(setupTimer) }

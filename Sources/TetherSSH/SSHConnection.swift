@@ -2,6 +2,7 @@ import CLibSSH2
 import CTetherPosix
 import Glibc
 import TetherIO
+import TetherProtocol
 
 /// One SSH connection with one session channel running the subsystem. Confined to the
 /// Reactor's thread: create, call and receive callbacks only there. Non-blocking libssh2,
@@ -73,7 +74,7 @@ public final class SSHConnection {
     var retryTimer: TimerHandle?
     public internal(set) var timings = SSHTimings()
     /// How the channel reached the host's Tether side; nil until ready.
-    public internal(set) var route: ChannelRoute?
+    public internal(set) var route: ConnectionRoute?
     /// Why `target.gatewaySocket` was not used (sshd's answer), if it was tried and refused.
     public internal(set) var gatewayRefusal: String?
 

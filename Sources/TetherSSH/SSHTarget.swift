@@ -90,10 +90,3 @@ public struct SSHOverrides: Sendable {
     }
 }
 
-/// How a connection's channel reached the host's Tether side.
-public enum ChannelRoute: String, Sendable, Equatable {
-    /// A session channel running sshd's `Subsystem tether` line (through the login shell).
-    case subsystem
-    /// A `direct-streamlocal@openssh.com` channel to the registry's gateway socket.
-    case gateway
-}

@@ -22,7 +22,7 @@ final class Multiplexer {
     private let paths: HostPaths
     private let log: HostLog
     private let client: FrameConnection
-    private let route: Subsystem.Route
+    private let route: ConnectionRoute
     private var phase = Phase.awaitingHello
     private var registry: RegistryLink?
     private var channels: [UInt32: RunspaceChannel] = [:]
@@ -34,7 +34,7 @@ final class Multiplexer {
     /// Called once with the exit status when the client link is over.
     var onFinished: (Int32) -> Void = { _ in }
 
-    init(reactor: Reactor, paths: HostPaths, log: HostLog, client: FrameConnection, route: Subsystem.Route) {
+    init(reactor: Reactor, paths: HostPaths, log: HostLog, client: FrameConnection, route: ConnectionRoute) {
         self.reactor = reactor
         self.route = route
         self.paths = paths

@@ -6,16 +6,10 @@ import TetherRegistry
 /// What sshd runs for `ssh -s tether`: multiplexes the session protocol on stdio onto the
 /// per-user registry (started on demand) and one Unix connection per attached session.
 public enum Subsystem {
-    /// How a client's connection reached this process; told to the client in the hello.
-    public enum Route: String, Sendable {
-        case subsystem
-        case gateway
-    }
-
     /// Serves the client on stdin/stdout until it goes away. Exit status: 0 when the
     /// client closed, 1 on an I/O error, 2 when the client broke the protocol.
     /// `route` says who started us: sshd's Subsystem line, or the registry's gateway.
-    public static func run(paths: HostPaths, route: Route = .subsystem) -> Never {
+    public static func run(paths: HostPaths, route: ConnectionRoute = .subsystem) -> Never {
         let paths = paths.absolute
         // A vanished client or runspace is an error return, not a signal.
         Signals.ignore(SIGPIPE)

@@ -31,7 +31,7 @@ final class GatewayTests: TwoClientTestCase {
     func testAReconnectGoesStraightToTheGatewayAndFindsTheSameSessions() async throws {
         let client = try client()
         let first = try await client.connect("alpha", options: options)
-        XCTAssertEqual(first.route, "subsystem", "the first connection knows no gateway yet")
+        XCTAssertEqual(first.route, .subsystem, "the first connection knows no gateway yet")
         XCTAssertEqual(first.hostHello.gateway, alpha.runtimeDirectory + "/gateway.sock")
         let session = try await first.createSession(name: "g")
         let defined = try await run("x=41; f() { echo $((x + 1)); }", in: session)
@@ -40,7 +40,7 @@ final class GatewayTests: TwoClientTestCase {
         XCTAssertEqual(subsystemStarts(alpha), 1)
 
         let second = try await first.reconnect()
-        XCTAssertEqual(second.route, "gateway")
+        XCTAssertEqual(second.route, .gateway)
         XCTAssertEqual(subsystemStarts(alpha), 1, "sshd started no subsystem for the gateway channel")
         let found = try await second.sessions(filter: SessionFilter(name: "g"))
         XCTAssertEqual(found.map(\.instanceID), [session.instanceID])
@@ -51,7 +51,7 @@ final class GatewayTests: TwoClientTestCase {
         // Again from the gateway connection: it names the gateway too.
         await second.close()
         let third = try await second.reconnect()
-        XCTAssertEqual(third.route, "gateway")
+        XCTAssertEqual(third.route, .gateway)
         try await third.ping()
         await third.close()
     }
@@ -69,14 +69,14 @@ final class GatewayTests: TwoClientTestCase {
                       "a killed registry leaves its socket behind, with nobody listening")
 
         let second = try await first.reconnect()
-        XCTAssertEqual(second.route, "subsystem", "sshd could not connect the stale socket; the subsystem took over")
+        XCTAssertEqual(second.route, .subsystem, "sshd could not connect the stale socket; the subsystem took over")
         let output = try await run("echo $y", in: second.session(instanceID: session.instanceID))
         XCTAssertEqual(output, "7\n")
         await second.close()
 
         // The subsystem started a new registry, which listens on the gateway again.
         let third = try await second.reconnect()
-        XCTAssertEqual(third.route, "gateway")
+        XCTAssertEqual(third.route, .gateway)
         let again = try await run("echo $y", in: third.session(instanceID: session.instanceID))
         XCTAssertEqual(again, "7\n")
         await third.close()
@@ -94,7 +94,7 @@ final class GatewayTests: TwoClientTestCase {
         await first.close()
 
         let second = try await first.reconnect()
-        XCTAssertEqual(second.route, "subsystem")
+        XCTAssertEqual(second.route, .subsystem)
         let output = try await run("echo $z", in: second.session(instanceID: session.instanceID))
         XCTAssertEqual(output, "3\n")
         await second.close()

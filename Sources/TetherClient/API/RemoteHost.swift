@@ -10,7 +10,7 @@ public final class RemoteHost: Sendable {
     public let hostHello: Hello
     /// How this connection reached the host: sshd's `tether` subsystem, or (after a first
     /// connection named it) the host's gateway socket.
-    public var route: String { hostHello.route ?? "subsystem" }
+    public var route: ConnectionRoute { hostHello.route.flatMap(ConnectionRoute.init(rawValue:)) ?? .subsystem }
     let clientID: String
     let loop: ClientLoop
     let connection: LoopBound<HostConnection>

@@ -313,8 +313,8 @@ final class KeeperLink {
             if let handshakeTimer { reactor.cancel(handshakeTimer) }
             handshakeTimer = nil
             let t = connection.timings
-            let via = connection.route == .gateway ? "gateway"
-                : connection.gatewayRefusal.map { "subsystem, the gateway refused: \($0)" } ?? "subsystem"
+            let route = connection.route ?? .subsystem
+            let via = route.rawValue + (connection.gatewayRefusal.map { ", the gateway refused: \($0)" } ?? "")
             log.write("\(destination): link ready (\(hostName) via the \(via); tcp \(Int(t.tcp)) ms, kex \(Int(t.handshake)) ms, auth \(Int(t.auth)) ms)")
             let waiting = waiters
             let said = notices
