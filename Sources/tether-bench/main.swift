@@ -7,12 +7,16 @@ import TetherClient
 ///
 ///     tether-bench round-trip [--count N] [--warmup N] HOST
 ///         median time of `true` in an open session vs a 1-byte echo round trip over a
-///         bare libssh2 channel to the host's `echo` subsystem (the anchor)
+///         bare libssh2 channel to the host's `echo` subsystem (the anchor), and vs
+///         `true; echo $?` in a bash sshd runs directly (`bash-floor`, the floor)
 ///     tether-bench stream [--bytes N] HOST
 ///         `head -c N /dev/zero` in a session, output read by the library and discarded
+///     tether-bench raw-stream [--bytes N] HOST
+///         the same through a bare libssh2 channel to `bash-floor`: libssh2's own ceiling
 let usage = """
     usage: tether-bench round-trip [--count N] [--warmup N] HOST
            tether-bench stream [--bytes N] HOST
+           tether-bench raw-stream [--bytes N] HOST
     """
 
 struct Arguments {
@@ -69,9 +73,11 @@ func run() async throws {
         let host = arguments.host
         let tether = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: true))
         let pool = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: false))
-        let echo = Timings(try await EchoProbe.measure(destination: host, count: count, warmup: warmup))
+        let echo = Timings(try await ChannelProbe.measure(.echo, destination: host, count: count, warmup: warmup))
+        let bash = Timings(try await ChannelProbe.measure(.bashRoundTrip, destination: host, count: count, warmup: warmup))
         print(json([
             ("tether", tether.median), ("echo", echo.median), ("tether_pool", pool.median),
+            ("bash_floor", bash.median), ("bash_floor_p90", bash.percentile(0.9)),
             ("tether_p90", tether.percentile(0.9)), ("echo_p90", echo.percentile(0.9)),
             ("tether_mean", tether.mean), ("echo_mean", echo.mean),
             ("count", Double(count)),
@@ -79,6 +85,11 @@ func run() async throws {
     case "stream":
         let bytes = try arguments.option("bytes", default: 1_000_000_000, allowed: ["bytes"])
         let seconds = try await SessionProbe.stream(destination: arguments.host, bytes: bytes)
+        print(json([("seconds", seconds), ("bytes", Double(bytes)), ("mb_per_s", Double(bytes) / seconds / 1e6)]))
+    case "raw-stream":
+        let bytes = try arguments.option("bytes", default: 1_000_000_000, allowed: ["bytes"])
+        let seconds = try await ChannelProbe.measure(.rawStream(bytes: bytes), destination: arguments.host,
+                                                     count: 1, warmup: 0)[0]
         print(json([("seconds", seconds), ("bytes", Double(bytes)), ("mb_per_s", Double(bytes) / seconds / 1e6)]))
     case "-h", "--help", "help":
         print(usage)

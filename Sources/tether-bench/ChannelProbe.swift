@@ -1,0 +1,133 @@
+import Foundation
+import TetherIO
+import TetherSSH
+
+/// The floors Tether's numbers are compared with: exchanges over a bare libssh2
+/// `SSHConnection` — the same client code and the same sshd, nothing of Tether's host side.
+///
+/// - `echo`: 1-byte round trips to `Subsystem echo /bin/cat`. The issue's anchor for the
+///   in-session round trip.
+/// - `bashRoundTrip`: `true; echo $?` written to a bash that sshd started directly
+///   (`Subsystem bash-floor /bin/bash --noprofile --norc`), the answer's newline awaited.
+///   What running a command in a persistent bash behind sshd costs before any runspace,
+///   framing or second process exists: no Tether design reached through sshd can beat it.
+/// - `rawStream`: the same bash asked for `head -c N /dev/zero`, read and discarded. What
+///   libssh2 on this machine can receive at all, next to OpenSSH's client.
+///
+/// Runs on a Reactor of its own on a thread of its own; the samples come back through a
+/// continuation when the exchange is done.
+enum ChannelProbe {
+    enum Exchange {
+        case echo
+        case bashRoundTrip
+        case rawStream(bytes: Int)
+
+        var subsystem: String {
+            switch self {
+            case .echo: "echo"
+            case .bashRoundTrip, .rawStream: "bash-floor"
+            }
+        }
+    }
+
+    static func measure(_ exchange: Exchange, destination: String, count: Int, warmup: Int) async throws -> [Double] {
+        let target = try SSHConfig.resolve(destination, overrides: SSHOverrides(subsystem: exchange.subsystem))
+        let reactor = try Reactor()
+        let thread = Thread { reactor.run() }
+        thread.name = "tether-bench-probe"
+        thread.start()
+        defer { reactor.stop() }
+        return try await withCheckedThrowingContinuation { continuation in
+            reactor.execute {
+                let run = ProbeRun(reactor: reactor, target: target, exchange: exchange, count: count,
+                                   warmup: warmup) { result in
+                    continuation.resume(with: result)
+                }
+                run.start()
+            }
+        }
+    }
+}
+
+/// One probe on the loop: send the request, wait for the whole answer, repeat.
+private final class ProbeRun {
+    private let connection: SSHConnection
+    private let exchange: ChannelProbe.Exchange
+    private let request: [UInt8]
+    private let count: Int
+    private let warmup: Int
+    private var done: ((Result<[Double], Error>) -> Void)?
+    private var samples: [Double] = []
+    private var round = 0
+    private var sentAt: UInt64 = 0
+    private var receivedThisRound = 0
+    /// Keeps the run alive while the connection's callbacks hold it weakly.
+    private var selfReference: ProbeRun?
+
+    init(reactor: Reactor, target: SSHTarget, exchange: ChannelProbe.Exchange, count: Int, warmup: Int,
+         done: @escaping (Result<[Double], Error>) -> Void) {
+        connection = SSHConnection(reactor: reactor, target: target)
+        self.exchange = exchange
+        switch exchange {
+        case .echo: request = [0x2a]
+        case .bashRoundTrip: request = Array("true; echo $?\n".utf8)
+        case .rawStream(let bytes): request = Array("head -c \(bytes) /dev/zero\n".utf8)
+        }
+        self.count = count
+        self.warmup = warmup
+        self.done = done
+    }
+
+    func start() {
+        selfReference = self
+        connection.start(
+            onReady: { [weak self] in self?.send() },
+            onBytes: { [weak self] bytes in self?.received(bytes) },
+            onClose: { [weak self] error in
+                guard let self else { return }
+                self.finish(.failure(BenchError(
+                    "\(self.exchange.subsystem) connection closed early: \(error?.message ?? "by the host") "
+                        + "(does sshd have `Subsystem \(self.exchange.subsystem) …`? scripts/dev-sshd configures it)")))
+            })
+    }
+
+    private func send() {
+        receivedThisRound = 0
+        sentAt = Reactor.now()
+        connection.write(request)
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        receivedThisRound += bytes.count
+        switch exchange {
+        case .echo:
+            // One byte out, one byte back: anything else means the echo is not an echo.
+            guard receivedThisRound == 1 else {
+                return finish(.failure(BenchError("echo subsystem sent \(receivedThisRound) bytes for 1")))
+            }
+        case .bashRoundTrip:
+            guard bytes.last == UInt8(ascii: "\n") else { return }
+            guard receivedThisRound == 2 else {
+                return finish(.failure(BenchError("bash-floor answered \(receivedThisRound) bytes, not \"0\\n\"")))
+            }
+        case .rawStream(let total):
+            guard receivedThisRound >= total else { return }
+        }
+        let elapsed = Double(Reactor.now() - sentAt) / 1e9
+        round += 1
+        if round > warmup { samples.append(elapsed) }
+        if samples.count >= count {
+            finish(.success(samples))
+        } else {
+            send()
+        }
+    }
+
+    private func finish(_ result: Result<[Double], Error>) {
+        guard let done else { return }
+        self.done = nil
+        connection.close()
+        selfReference = nil
+        done(result)
+    }
+}
