@@ -11,21 +11,32 @@ import TetherSSH
 ///   (`Subsystem bash-floor /bin/bash --noprofile --norc`), the answer's newline awaited.
 ///   What running a command in a persistent bash behind sshd costs before any runspace,
 ///   framing or second process exists: no Tether design reached through sshd can beat it.
+///   Through `.relayed`, the same bash sits behind one process that only copies bytes
+///   (`Subsystem relay-floor`, socat): the least any design with a runspace between sshd
+///   and bash — which persistence needs — can cost.
 /// - `rawStream`: the same bash asked for `head -c N /dev/zero`, read and discarded. What
 ///   libssh2 on this machine can receive at all, next to OpenSSH's client.
 ///
 /// Runs on a Reactor of its own on a thread of its own; the samples come back through a
 /// continuation when the exchange is done.
 enum ChannelProbe {
+    /// How the probe's bash is reached from sshd.
+    enum BashPlacement {
+        case direct
+        case relayed
+
+        var subsystem: String { self == .direct ? "bash-floor" : "relay-floor" }
+    }
+
     enum Exchange {
         case echo
-        case bashRoundTrip
-        case rawStream(bytes: Int)
+        case bashRoundTrip(BashPlacement)
+        case rawStream(BashPlacement, bytes: Int)
 
         var subsystem: String {
             switch self {
             case .echo: "echo"
-            case .bashRoundTrip, .rawStream: "bash-floor"
+            case .bashRoundTrip(let placement), .rawStream(let placement, _): placement.subsystem
             }
         }
     }
@@ -71,7 +82,7 @@ private final class ProbeRun {
         switch exchange {
         case .echo: request = [0x2a]
         case .bashRoundTrip: request = Array("true; echo $?\n".utf8)
-        case .rawStream(let bytes): request = Array("head -c \(bytes) /dev/zero\n".utf8)
+        case .rawStream(_, let bytes): request = Array("head -c \(bytes) /dev/zero\n".utf8)
         }
         self.count = count
         self.warmup = warmup
@@ -108,9 +119,10 @@ private final class ProbeRun {
         case .bashRoundTrip:
             guard bytes.last == UInt8(ascii: "\n") else { return }
             guard receivedThisRound == 2 else {
-                return finish(.failure(BenchError("bash-floor answered \(receivedThisRound) bytes, not \"0\\n\"")))
+                return finish(.failure(BenchError(
+                    "\(exchange.subsystem) answered \(receivedThisRound) bytes, not \"0\\n\"")))
             }
-        case .rawStream(let total):
+        case .rawStream(_, let total):
             guard receivedThisRound >= total else { return }
         }
         let elapsed = Double(Reactor.now() - sentAt) / 1e9

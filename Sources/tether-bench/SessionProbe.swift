@@ -5,34 +5,37 @@ import TetherIO
 /// Measurements through the TetherClient library, in one process and on one connection:
 /// what an application that keeps a session open sees.
 enum SessionProbe {
-    /// `true` run `warmup + count` times in one session; the last `count` timed. With
+    /// `command` (`true` by default) run `warmup + count` times in one session; the last
+    /// `count` timed. With
     /// `onLoop`, the awaiting task runs on the client's loop thread
     /// (`TetherClient.taskExecutor`); otherwise on Swift's global pool, one thread hop
     /// each way per await.
-    static func roundTrips(destination: String, count: Int, warmup: Int, onLoop: Bool) async throws -> [Double] {
+    static func roundTrips(destination: String, command: String = "true", count: Int, warmup: Int,
+                           onLoop: Bool) async throws -> [Double] {
         let client = try TetherClient()
         let name = "tether-bench-rt-\(getpid())-\(onLoop ? "loop" : "pool")"
         guard onLoop else {
             return try await run(client: client, destination: destination, name: name) { session in
-                try await timeTrue(in: session, count: count, warmup: warmup)
+                try await time(command, in: session, count: count, warmup: warmup)
             }
         }
         return try await withTaskExecutorPreference(client.taskExecutor) {
             try await run(client: client, destination: destination, name: name) { session in
-                try await timeTrue(in: session, count: count, warmup: warmup)
+                try await time(command, in: session, count: count, warmup: warmup)
             }
         }
     }
 
-    private static func timeTrue(in session: RemoteSession, count: Int, warmup: Int) async throws -> [Double] {
+    private static func time(_ command: String, in session: RemoteSession, count: Int,
+                             warmup: Int) async throws -> [Double] {
         var samples: [Double] = []
         samples.reserveCapacity(count)
         for round in 0..<(warmup + count) {
             let started = Reactor.now()
-            let result = try await session.invoke("true").collect()
+            let result = try await session.invoke(command).collect()
             let elapsed = Double(Reactor.now() - started) / 1e9
             guard result.exitStatus == 0 else {
-                throw BenchError("`true` exited with status \(result.exitStatus) in the bench session")
+                throw BenchError("`\(command)` exited with status \(result.exitStatus) in the bench session")
             }
             if round >= warmup { samples.append(elapsed) }
         }

@@ -5,16 +5,19 @@ import TetherClient
 /// (times in seconds). The ssh config comes from $TETHER_SSH_CONFIG, the client identity
 /// from $TETHER_HOME, like the `tether` CLI.
 ///
-///     tether-bench round-trip [--count N] [--warmup N] HOST
+///     tether-bench round-trip [--count N] [--warmup N] [--command TEXT] HOST
 ///         median time of `true` in an open session vs a 1-byte echo round trip over a
 ///         bare libssh2 channel to the host's `echo` subsystem (the anchor), and vs
-///         `true; echo $?` in a bash sshd runs directly (`bash-floor`, the floor)
+///         `true; echo $?` in a bash sshd runs directly (`bash_floor`) and behind a relay
+///         that only copies (`relay_floor`, null without socat). With --command, that
+///         command instead of `true` in the session (the floors still run `true`).
 ///     tether-bench stream [--bytes N] HOST
 ///         `head -c N /dev/zero` in a session, output read by the library and discarded
 ///     tether-bench raw-stream [--bytes N] HOST
-///         the same through a bare libssh2 channel to `bash-floor`: libssh2's own ceiling
+///         the same through a bare libssh2 channel from bash behind sshd (`seconds`) and
+///         behind a relay that only copies (`relay_seconds`, null without socat)
 let usage = """
-    usage: tether-bench round-trip [--count N] [--warmup N] HOST
+    usage: tether-bench round-trip [--count N] [--warmup N] [--command TEXT] HOST
            tether-bench stream [--bytes N] HOST
            tether-bench raw-stream [--bytes N] HOST
     """
@@ -22,22 +25,19 @@ let usage = """
 struct Arguments {
     var command: String
     var host: String
-    var options: [String: Int]
+    var options: [String: String]
 
     init(_ argv: [String]) throws {
         guard let command = argv.first else { throw BenchError(usage) }
         self.command = command
         var host: String?
-        var options: [String: Int] = [:]
+        var options: [String: String] = [:]
         var rest = argv.dropFirst()[...]
         while let word = rest.popFirst() {
             if word.hasPrefix("--") {
                 let name = String(word.dropFirst(2))
                 guard let value = rest.popFirst() else { throw BenchError("\(word) needs a value\n\(usage)") }
-                guard let number = Int(value.replacingOccurrences(of: "_", with: "")), number > 0 else {
-                    throw BenchError("\(word) needs a positive number, not '\(value)'")
-                }
-                options[name] = number
+                options[name] = value
             } else if host == nil {
                 host = word
             } else {
@@ -50,34 +50,49 @@ struct Arguments {
     }
 
     func option(_ name: String, default value: Int, allowed: Set<String>) throws -> Int {
+        guard let text = try option(name, allowed: allowed) else { return value }
+        guard let number = Int(text.replacingOccurrences(of: "_", with: "")), number > 0 else {
+            throw BenchError("--\(name) needs a positive number, not '\(text)'")
+        }
+        return number
+    }
+
+    func option(_ name: String, allowed: Set<String>) throws -> String? {
         if let unknown = options.keys.first(where: { !allowed.contains($0) }) {
             throw BenchError("unknown option --\(unknown) for \(command)\n\(usage)")
         }
-        return options[name] ?? value
+        return options[name]
     }
 }
 
+/// NaN (a measurement that could not be made) is written as null.
 func json(_ fields: [(String, Double)]) -> String {
-    "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    "{" + fields.map { "\"\($0.0)\": \($0.1.isNaN ? "null" : "\($0.1)")" }.joined(separator: ", ") + "}"
 }
 
 func run() async throws {
     let arguments = try Arguments(Array(CommandLine.arguments.dropFirst()))
     switch arguments.command {
     case "round-trip":
-        let allowed: Set<String> = ["count", "warmup"]
+        let allowed: Set<String> = ["count", "warmup", "command"]
+        let command = try arguments.option("command", allowed: allowed) ?? "true"
         let count = try arguments.option("count", default: 1000, allowed: allowed)
         let warmup = try arguments.option("warmup", default: max(10, count / 20), allowed: allowed)
         // "tether": awaited on the client's loop executor, the library's low-latency way;
         // "tether_pool": the same from Swift's global executor (a thread hop per await).
         let host = arguments.host
-        let tether = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: true))
-        let pool = Timings(try await SessionProbe.roundTrips(destination: host, count: count, warmup: warmup, onLoop: false))
+        let tether = Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
+                                                               warmup: warmup, onLoop: true))
+        let pool = Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
+                                                             warmup: warmup, onLoop: false))
         let echo = Timings(try await ChannelProbe.measure(.echo, destination: host, count: count, warmup: warmup))
-        let bash = Timings(try await ChannelProbe.measure(.bashRoundTrip, destination: host, count: count, warmup: warmup))
+        let bash = Timings(try await ChannelProbe.measure(.bashRoundTrip(.direct), destination: host, count: count, warmup: warmup))
+        let relayed = (try? await ChannelProbe.measure(.bashRoundTrip(.relayed), destination: host, count: count, warmup: warmup))
+            .map(Timings.init)
         print(json([
             ("tether", tether.median), ("echo", echo.median), ("tether_pool", pool.median),
             ("bash_floor", bash.median), ("bash_floor_p90", bash.percentile(0.9)),
+            ("relay_floor", relayed?.median ?? .nan),
             ("tether_p90", tether.percentile(0.9)), ("echo_p90", echo.percentile(0.9)),
             ("tether_mean", tether.mean), ("echo_mean", echo.mean),
             ("count", Double(count)),
@@ -88,9 +103,12 @@ func run() async throws {
         print(json([("seconds", seconds), ("bytes", Double(bytes)), ("mb_per_s", Double(bytes) / seconds / 1e6)]))
     case "raw-stream":
         let bytes = try arguments.option("bytes", default: 1_000_000_000, allowed: ["bytes"])
-        let seconds = try await ChannelProbe.measure(.rawStream(bytes: bytes), destination: arguments.host,
+        let seconds = try await ChannelProbe.measure(.rawStream(.direct, bytes: bytes), destination: arguments.host,
                                                      count: 1, warmup: 0)[0]
-        print(json([("seconds", seconds), ("bytes", Double(bytes)), ("mb_per_s", Double(bytes) / seconds / 1e6)]))
+        let relayed = try? await ChannelProbe.measure(.rawStream(.relayed, bytes: bytes), destination: arguments.host,
+                                                      count: 1, warmup: 0)[0]
+        print(json([("seconds", seconds), ("relay_seconds", relayed ?? .nan), ("bytes", Double(bytes)),
+                    ("mb_per_s", Double(bytes) / seconds / 1e6)]))
     case "-h", "--help", "help":
         print(usage)
     default:
