@@ -53,6 +53,9 @@ final class SessionStateTests: RunspaceTestCase {
         let fds = try client.run("ls /proc/self/fd").stdoutText.split(separator: "\n")
         XCTAssertEqual(fds, ["0", "1", "2", "3"], "ls's own directory fd is the 3")
         XCTAssertEqual(try client.run("echo custom >&3", arguments: []).exitStatus, 1, "fd 3 is closed for commands")
+        // A command may take fd 3 for itself; the driver's status pipe comes back afterwards.
+        XCTAssertEqual(try client.run("exec 3>/dev/null; echo mine").stdoutText, "mine\n")
+        XCTAssertEqual(try client.run("echo after").stdoutText, "after\n")
     }
 
     func testBackgroundJobSurvivesAcrossCommands() throws {
