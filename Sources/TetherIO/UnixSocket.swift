@@ -52,6 +52,7 @@ public enum UnixSocket {
             Glibc.close(fd)
             throw error
         }
+        enlargeSendBuffer(fd)
         return fd
     }
 
@@ -69,7 +70,20 @@ public enum UnixSocket {
             Glibc.close(fd)
             throw error
         }
+        enlargeSendBuffer(fd)
         return fd
+    }
+
+    /// How many bytes a local connection may have in flight. The default (~208 KiB) is
+    /// less than one 256 KiB output record: a streaming writer would stall mid-record and
+    /// both ends would wake several times per record. The kernel charges only bytes
+    /// actually queued, so an idle connection costs nothing more.
+    public static let sendBufferBytes: Int32 = 2 << 20
+
+    /// Asks for `sendBufferBytes` of send buffer (capped by net.core.wmem_max; best effort).
+    public static func enlargeSendBuffer(_ fd: Int32) {
+        var size = sendBufferBytes
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// The uid and pid of the process at the other end of a Unix socket.
