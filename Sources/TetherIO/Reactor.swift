@@ -132,7 +132,10 @@ public final class Reactor: @unchecked Sendable {
     /// Runs `body` on the loop thread soon. Safe from any thread.
     public func execute(_ body: @escaping @Sendable () -> Void) {
         lock.withLock { injected.append(body) }
-        wake()
+        // From the loop itself (a task on the client's executor, a callback) the loop is
+        // awake: it runs `injected` before it polls again, and polls without waiting while
+        // any is queued. Only another thread has to wake it.
+        if !isLoopThread { wake() }
     }
 
     /// Makes `run` return after the current iteration. Safe from any thread.
@@ -252,7 +255,8 @@ public final class Reactor: @unchecked Sendable {
 
     private func drainWakePipe() {
         var buffer = [UInt8](repeating: 0, count: 64)
-        while read(wakeRead, &buffer, buffer.count) > 0 {}
+        // A short read emptied it: no second read just to see EAGAIN.
+        while read(wakeRead, &buffer, buffer.count) == buffer.count {}
     }
 }
 
