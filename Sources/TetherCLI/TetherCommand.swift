@@ -14,8 +14,8 @@ public struct TetherCommand: AsyncParsableCommand {
 
         State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are reached with
         ssh (libssh2; TETHER_TRANSPORT=openssh uses the ssh binary) and ~/.ssh/config or
-        $TETHER_SSH_CONFIG. A background keeper process holds each host's SSH connection
-        open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
+        $TETHER_SSH_CONFIG, ProxyJump and ProxyCommand included. A background keeper
+        process holds each host's SSH connection open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
         connects directly; `tether keeper --status` shows it).
 
         Examples:

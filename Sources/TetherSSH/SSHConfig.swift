@@ -10,14 +10,16 @@ public enum SSHConfig {
     ///
     /// Precedence: overrides, then what the destination says (user@, :port), then the file.
     /// Also honoured: Include, Match all/host/originalhost/user/localuser,
-    /// GlobalKnownHostsFile. ProxyJump/ProxyCommand are refused (not supported yet) rather
-    /// than silently connecting directly.
+    /// GlobalKnownHostsFile, ProxyCommand (%h %p %r %n %% expanded, run by /bin/sh) and
+    /// ProxyJump (run as OpenSSH does it: `ssh -W [host]:port jump`, with `-J` for the
+    /// hops before the last and `-F` when the config file is not the default one).
     public static func resolve(_ destination: String, overrides: SSHOverrides) throws -> SSHTarget {
         let parsed = try SSHDestination(parsing: destination)
         let home = Environment.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()
         let configPath = overrides.configFile ?? Environment.get("TETHER_SSH_CONFIG") ?? "\(home)/.ssh/config"
         var evaluator = SSHConfigEvaluator(alias: parsed.host, localUser: Environment.userName(), home: home)
         evaluator.remoteUserFromCommandLine = overrides.user ?? parsed.user
+        if configPath != "\(home)/.ssh/config" { evaluator.configFileForJumps = configPath }
         try evaluator.process(file: configPath, depth: 0)
         return try evaluator.target(destination: parsed, overrides: overrides)
     }
@@ -40,6 +42,9 @@ struct SSHConfigEvaluator {
     let localUser: String
     let home: String
     var remoteUserFromCommandLine: String?
+    /// Passed to the `ssh` a ProxyJump runs (`-F`), so the jump host is read from the same
+    /// file; nil for ~/.ssh/config, which ssh reads by itself.
+    var configFileForJumps: String?
 
     private var active = true
     private var first: [String: SSHConfigLine] = [:]
@@ -96,9 +101,11 @@ struct SSHConfigEvaluator {
             guard !line.arguments.isEmpty else { throw error(line, "IdentityFile needs a file name") }
             identityFiles.append(line)
         default:
-            guard active, Self.singleValued.contains(line.keyword), first[line.keyword] == nil else { return }
+            // ProxyCommand and ProxyJump share one slot: whichever comes first wins (OpenSSH).
+            let slot = line.keyword == "proxycommand" || line.keyword == "proxyjump" ? "proxy" : line.keyword
+            guard active, Self.singleValued.contains(line.keyword), first[slot] == nil else { return }
             guard !line.arguments.isEmpty else { throw error(line, "\(line.keyword) needs a value") }
-            first[line.keyword] = line
+            first[slot] = line
         }
     }
 
@@ -189,12 +196,6 @@ struct SSHConfigEvaluator {
     }
 
     func target(destination: SSHDestination, overrides: SSHOverrides) throws -> SSHTarget {
-        if let line = first["proxyjump"], line.arguments[0].lowercased() != "none" {
-            throw error(line, "ProxyJump is not supported by tether yet; connect to a host reachable directly")
-        }
-        if let line = first["proxycommand"], line.arguments[0].lowercased() != "none" {
-            throw error(line, "ProxyCommand is not supported by tether yet; connect to a host reachable directly")
-        }
         var port = 22
         if let line = first["port"] {
             guard let value = Int(line.arguments[0]), (1...65535).contains(value) else {
@@ -260,6 +261,31 @@ struct SSHConfigEvaluator {
             connectTimeout: connectTimeout, serverAliveInterval: serverAlive,
             subsystem: overrides.subsystem ?? "tether")
         target.globalKnownHostsFiles = globalKnownHosts
+        target.proxyCommand = try proxyCommand(hostName: hostName, port: port, user: user)
         return target
+    }
+
+    /// The command that carries the connection instead of a TCP socket, as an argv: the
+    /// first of ProxyCommand and ProxyJump in the file wins (OpenSSH: they exclude each
+    /// other, and whichever is set first is used); `none` turns both off.
+    private func proxyCommand(hostName: String, port: Int, user: String) throws -> [String]? {
+        guard let line = first["proxy"], line.arguments[0].lowercased() != "none" else { return nil }
+        if line.keyword == "proxycommand" {
+            let expanded = try expander(hostName: hostName, remoteUser: user, port: port)
+                .expand(line.rest, what: "ProxyCommand")
+            // exec: the shell steps aside, so signals and the exit status are the command's.
+            return ["/bin/sh", "-c", "exec " + expanded]
+        }
+        let hops = line.rest.filter { !$0.isWhitespace }.split(separator: ",", omittingEmptySubsequences: false)
+            .map(String.init)
+        guard let last = hops.last, !hops.contains(where: \.isEmpty) else {
+            throw error(line, "ProxyJump needs [user@]host[:port] jump hosts separated by commas")
+        }
+        var argv = ["ssh"]
+        if let configFileForJumps { argv += ["-F", configFileForJumps] }
+        if hops.count > 1 { argv += ["-J", hops.dropLast().joined(separator: ",")] }
+        let destination = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
+        argv += ["-W", destination, "--", last.hasPrefix("ssh://") ? last : "ssh://" + last]
+        return argv
     }
 }

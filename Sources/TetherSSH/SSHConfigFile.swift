@@ -7,6 +7,9 @@ struct SSHConfigLine {
     var number: Int
     var keyword: String
     var arguments: [String]
+    /// Everything after the keyword (and its `=`), unsplit and unquoted: ProxyCommand
+    /// takes the rest of the line as one shell command, as OpenSSH does.
+    var rest = ""
 
     var location: String { "\(file):\(number)" }
 
@@ -44,7 +47,21 @@ struct SSHConfigLine {
             throw SSHError(.configuration, host: "", "\(file):\(number): unterminated quote")
         }
         if inWord { words.append(current) }
-        return line(words, file: file, number: number)
+        guard var parsed = line(words, file: file, number: number) else { return nil }
+        parsed.rest = restOfLine(text)
+        return parsed
+    }
+
+    /// The text after the keyword: leading blanks, the keyword, blanks, one optional `=`,
+    /// blanks are skipped; trailing blanks dropped.
+    private static func restOfLine(_ text: Substring) -> String {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        var rest: Substring = text.drop(while: blank)
+        rest = rest.drop(while: { !blank($0) && $0 != "=" })
+        rest = rest.drop(while: blank)
+        if rest.first == "=" { rest = rest.dropFirst().drop(while: blank) }
+        while let last = rest.last, blank(last) { rest = rest.dropLast() }
+        return String(rest)
     }
 
     private static func line(_ words: [String], file: String, number: Int) -> SSHConfigLine? {

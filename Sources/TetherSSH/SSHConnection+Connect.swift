@@ -6,6 +6,10 @@ import TetherIO
 extension SSHConnection {
     func resolve() {
         guard phase == .resolving else { return }
+        if let proxy = target.proxyCommand {
+            startProxy(proxy)
+            return
+        }
         if let numeric = AddressResolver.numeric(target.hostName, port: target.port) {
             connect(to: numeric)
             return

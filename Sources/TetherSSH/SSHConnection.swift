@@ -80,6 +80,8 @@ public final class SSHConnection {
 
     // Connecting
     var currentAddress = ""
+    /// The ProxyCommand/ProxyJump child carrying the connection.
+    var proxy: ProxyProcess?
     var knownHosts: KnownHosts?
     var personSecondsCounted = 0.0
     var addresses: [SocketAddress] = []
@@ -265,6 +267,7 @@ public final class SSHConnection {
         if !note.isEmpty && (error.kind == .disconnected || error.kind == .libssh2) {
             error.message += "; the subsystem said: \(note)"
         }
+        explainThroughProxy(&error)
         if phase == .closing {
             // Already closing: the owner has its onClose, or gets the exit report.
             finishTeardown()
@@ -323,6 +326,7 @@ public final class SSHConnection {
         session = nil
         if socket >= 0 { Glibc.close(socket) }
         socket = -1
+        releaseProxy()
         outbound.removeAll()
         committed = nil
     }

@@ -34,6 +34,9 @@ public struct SSHTarget: Sendable, Equatable {
     /// The host's Tether gateway socket, when a previous connection's hello named it: the
     /// channel is opened straight to it, and the subsystem is the fallback.
     public var gatewaySocket: String?
+    /// ProxyCommand or ProxyJump, resolved to an argv: the connection runs over this
+    /// program's stdin and stdout instead of a TCP socket.
+    public var proxyCommand: [String]?
 
     public init(alias: String, hostName: String, port: Int = 22, user: String,
                 identityFiles: [String], identitiesOnly: Bool = false,

@@ -80,18 +80,4 @@ final class ConnectionFailureTests: CLITestCase {
         XCTAssertTrue(result.stderrText.hasPrefix("tether: future: protocol version mismatch"), result.stderrText)
         XCTAssertTrue(result.stderrText.contains("99") && result.stderrText.contains("version \(tetherProtocolVersion)"), result.stderrText)
     }
-
-    /// A loopback port nothing listens on: bind one, note it, close it.
-    private func closedLoopbackPort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return UInt16(bigEndian: address.sin_port)
-    }
 }

@@ -177,7 +177,8 @@ final class SSHConfigTests: XCTestCase {
             ("Host web1\n  ConnectTimeout soon\n", "(config text):2: connecttimeout 'soon' is not a time"),
             ("Host\n", "(config text):1: Host needs at least one pattern"),
             ("Host web1\n  IdentityFile ~/.ssh/%q\n", "unknown token '%q'"),
-            ("Host web1\n  ProxyJump bastion\n", "ProxyJump is not supported"),
+            ("Host web1\n  ProxyJump bastion,,last\n", "ProxyJump needs [user@]host[:port] jump hosts"),
+            ("Host web1\n  ProxyCommand nc %h %z\n", "unknown token '%z'"),
             ("Host web1\n  User \"unterminated\n", "unterminated quote"),
         ]
         for (config, expected) in cases {
@@ -189,6 +190,40 @@ final class SSHConfigTests: XCTestCase {
         }
         // Bad values in blocks that don't apply are not our business (as with ssh).
         XCTAssertNoThrow(try resolve("db1", "Host web1\n  Port abc\n"))
+    }
+
+    func testProxyCommandIsTheRestOfTheLineWithTokensExpanded() throws {
+        let target = try resolve("web1", """
+            Host web1
+              HostName 10.0.0.5
+              Port 2200
+              User deploy
+              ProxyCommand = sh -c 'echo "%h %p %r %n" >&2; exec nc %h %p'   
+            """)
+        XCTAssertEqual(target.proxyCommand,
+                       ["/bin/sh", "-c", #"exec sh -c 'echo "10.0.0.5 2200 deploy web1" >&2; exec nc 10.0.0.5 2200'"#])
+        XCTAssertNil(try resolve("web1", "Host web1\n  ProxyCommand none\n").proxyCommand)
+        XCTAssertNil(try resolve("web1", "Host web1\n  Port 22\n").proxyCommand)
+    }
+
+    func testProxyJumpRunsSSHWithJForEarlierHopsAndFForAnOwnConfigFile() throws {
+        let one = try resolve("web1", "Host web1\n  HostName 10.0.0.5\n  ProxyJump admin@bastion:2222\n")
+        XCTAssertEqual(one.proxyCommand, ["ssh", "-W", "10.0.0.5:22", "--", "ssh://admin@bastion:2222"])
+        let hops = try resolve("web1", "Host web1\n  HostName fe80::1\n  Port 2200\n  ProxyJump a, b,c\n")
+        XCTAssertEqual(hops.proxyCommand, ["ssh", "-J", "a,b", "-W", "[fe80::1]:2200", "--", "ssh://c"])
+
+        let directory = try temporaryDirectory()
+        try write("\(directory)/config", "Host web1\n  ProxyJump bastion\n")
+        let fromFile = try SSHConfig.resolve("web1", overrides: SSHOverrides(configFile: "\(directory)/config"))
+        XCTAssertEqual(fromFile.proxyCommand, ["ssh", "-F", "\(directory)/config", "-W", "web1:22", "--", "ssh://bastion"])
+    }
+
+    func testWhicheverOfProxyJumpAndProxyCommandComesFirstWins() throws {
+        let jumpFirst = try resolve("web1", "Host web1\n  ProxyJump bastion\nHost *\n  ProxyCommand nc %h %p\n")
+        XCTAssertEqual(jumpFirst.proxyCommand?.first, "ssh")
+        let commandFirst = try resolve("web1", "Host *\n  ProxyCommand nc %h %p\nHost web1\n  ProxyJump bastion\n")
+        XCTAssertEqual(commandFirst.proxyCommand, ["/bin/sh", "-c", "exec nc web1 22"])
+        XCTAssertNil(try resolve("web1", "Host web1\n  ProxyJump none\nHost *\n  ProxyCommand nc %h %p\n").proxyCommand)
     }
 
     func testHostPatternMatcher() {

@@ -152,10 +152,11 @@ struct KeeperTarget: Codable, Sendable, Hashable {
     var serverAliveInterval: Double?
     var subsystem: String
     var gatewaySocket: String?
+    var proxyCommand: [String]?
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 13
+    static let mirroredFieldCount = 14
 
     init(_ target: SSHTarget) {
         alias = target.alias
@@ -171,6 +172,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         serverAliveInterval = target.serverAliveInterval
         subsystem = target.subsystem
         gatewaySocket = target.gatewaySocket
+        proxyCommand = target.proxyCommand
     }
 
     var sshTarget: SSHTarget {
@@ -182,6 +184,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
                                subsystem: subsystem)
         target.globalKnownHostsFiles = globalKnownHostsFiles
         target.gatewaySocket = gatewaySocket
+        target.proxyCommand = proxyCommand
         return target
     }
 }
