@@ -24,9 +24,10 @@ extension SSHConnection {
     func explainThroughProxy(_ error: inout SSHError) {
         guard let proxy, [.disconnected, .libssh2, .timeout].contains(error.kind) else { return }
         if let ended = proxy.endedStatus() {
-            error = SSHError(.unreachable, host: error.host,
-                             "the proxy command \(proxy.display) \(ended) before the connection was up"
-                                + proxy.saidNote)
+            let how = (ended.hasPrefix("killed") ? "was " : "") + ended
+            let when = phase == .ready ? "" : " before the connection was up"
+            error = SSHError(phase == .ready ? error.kind : .unreachable, host: error.host,
+                             "the proxy command \(proxy.display) \(how)\(when)" + proxy.saidNote)
         } else {
             error.message += "; through the proxy command \(proxy.display)" + proxy.saidNote
         }

@@ -6,6 +6,13 @@ import TetherTestSupport
 /// a real OpenSSH `ssh -W` on the way. The fixture is its own jump host, so each
 /// connection through it is two logins in its sshd log.
 final class ProxyTests: CLITestCase {
+    override func setUpWithError() throws {
+        // With TETHER_TRANSPORT=openssh, ssh runs the proxy itself and words errors its way.
+        try XCTSkipIf(ProcessInfo.processInfo.environment["TETHER_TEST_TRANSPORT"] == "openssh",
+                      "these test the libssh2 transport's own ProxyCommand/ProxyJump")
+        try super.setUpWithError()
+    }
+
     /// Writes the test's ssh config: alpha as it is, plus `name` — alpha's settings with
     /// `extra` added (indented lines).
     private func addHost(_ name: String, _ extra: String) throws {
@@ -39,6 +46,40 @@ final class ProxyTests: CLITestCase {
         XCTAssertEqual(logins() - before, 2)
         let recorded = String(decoding: FileManager.default.contents(atPath: marker) ?? Data(), as: UTF8.self)
         XCTAssertEqual(recorded, "127.0.0.1 \(alpha.port) \(alpha.configuration.user) via-command\n")
+    }
+
+    func testAConnectionWhoseProxyIsKilledResumesWithEveryLineOnce() throws {
+        try addHost("via-jump", "    ProxyJump \(alpha.configuration.hostAlias)")
+        let loop = "for i in $(seq 1 30); do echo \"line $i\"; sleep 0.05; done"
+        let run = try startTether(["invoke", "--computer", "via-jump", "--", loop], label: "killed-proxy")
+        try waitUntil("line 5 printed") { run.stdoutText.contains("line 5\n") }
+        let proxies = processes(commandLineContaining: "-F \(sshConfigPath) -W ")
+        XCTAssertFalse(proxies.isEmpty, "the ssh -W carrying the connection is running")
+        for pid in proxies { kill(pid, SIGKILL) }
+
+        XCTAssertEqual(try run.wait(timeout: 60), .exited(0), run.stderrText)
+        XCTAssertEqual(run.stdoutText, (1...30).map { "line \($0)\n" }.joined(), "every line once, in order")
+        let stderr = run.stderrText
+        XCTAssertTrue(stderr.contains("tether: via-jump: connection lost (the proxy command `ssh -F"), stderr)
+        XCTAssertTrue(stderr.contains("was killed by signal 9 (SIGKILL)); reconnecting…\n"), stderr)
+        XCTAssertTrue(stderr.contains("tether: via-jump: reconnected\n"), stderr)
+    }
+
+    private func processes(commandLineContaining text: String) -> [pid_t] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), let raw = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+            let commandLine = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return commandLine.contains(text) ? pid : nil
+        }
+    }
+
+    private func waitUntil(_ what: String, timeout: Double = 20, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition() {
+            guard Date() < deadline else { throw TestSupportError("timed out waiting for: \(what)") }
+            usleep(10_000)
+        }
     }
 
     func testAFailingProxyCommandIs255AndSaysWhatItPrinted() throws {
