@@ -83,6 +83,11 @@ final class ProxyProcess {
         }
         var options = Spawn.Options()
         options.fileActions = [0: pair[1], 1: pair[1], 2: errors[1]]
+        // A session of its own: Ctrl-C at the terminal is the remote command's interrupt
+        // (the CLI forwards it) and must not kill the connection's carrier; and with no
+        // terminal to read, a proxy that would prompt fails at once with its own message
+        // instead of stopping in the background.
+        options.newSession = true
         let pid: pid_t
         do {
             pid = try Spawn.spawn(path: executable, arguments: argv, options: options)
