@@ -77,6 +77,19 @@ public enum Spawn {
         return result
     }
 
+    /// `name` itself if it contains a slash (and is executable), else the first executable
+    /// of that name in an absolute PATH directory (relative entries such as `.` are
+    /// skipped: what runs must not depend on the working directory).
+    public static func findExecutable(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = Environment.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
     /// The absolute path of the running executable (to re-exec ourselves in another mode).
     /// If the file was replaced since we started (an upgrade, a rebuild), the path of the
     /// new file, without the kernel's " (deleted)" mark.

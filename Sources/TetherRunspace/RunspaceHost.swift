@@ -83,12 +83,7 @@ public enum RunspaceHost {
 
     /// bash from PATH, else /bin/bash.
     static func findBash() throws -> String {
-        let path = Environment.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
-            let candidate = String(directory) + "/bash"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        if access("/bin/bash", X_OK) == 0 { return "/bin/bash" }
-        throw TetherIOError("bash was not found (searched PATH=\(path) and /bin/bash)")
+        if let found = Spawn.findExecutable("bash") ?? Spawn.findExecutable("/bin/bash") { return found }
+        throw TetherIOError("bash was not found (searched PATH=\(Environment.get("PATH") ?? "") and /bin/bash)")
     }
 }

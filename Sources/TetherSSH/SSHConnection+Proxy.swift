@@ -72,7 +72,7 @@ final class ProxyProcess {
         func failure(_ what: String) -> SSHError {
             SSHError(.configuration, host: "", "cannot start the proxy command \(display): \(what)")
         }
-        guard let executable = findExecutable(argv[0]) else { throw failure("\(argv[0]) not found in PATH") }
+        guard let executable = Spawn.findExecutable(argv[0]) else { throw failure("\(argv[0]) not found in PATH") }
         var pair: [Int32] = [0, 0], errors: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, tether_sock_stream() | tether_sock_cloexec(), 0, &pair) == 0 else {
             throw failure("socketpair: \(String(cString: strerror(errno)))")
@@ -179,16 +179,5 @@ final class ProxyProcess {
         let shown = argv.count == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" && argv[2].hasPrefix("exec ")
             ? String(argv[2].dropFirst(5)) : argv.joined(separator: " ")
         return "`\(shown)`"
-    }
-
-    /// `name` itself if it contains a slash, else the first executable of that name in PATH.
-    static func findExecutable(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let path = Environment.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (directory.isEmpty ? "." : String(directory)) + "/" + name
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
     }
 }

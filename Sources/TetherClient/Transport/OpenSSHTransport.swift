@@ -80,7 +80,7 @@ final class OpenSSHTransport: ByteTransport {
     }
 
     private func spawnSSH() throws {
-        guard let path = Self.findExecutable("ssh") else {
+        guard let path = Spawn.findExecutable("ssh") else {
             throw TetherIOError("ssh not found in PATH")
         }
         let input = try Self.makePipe()
@@ -301,16 +301,6 @@ final class OpenSSHTransport: ByteTransport {
         case .some(let s): return "ssh \(s)"
         case .none: return "ssh ended unexpectedly"
         }
-    }
-
-    static func findExecutable(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let path = Environment.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
     }
 
     static func makePipe() throws -> (read: Int32, write: Int32) {
