@@ -102,11 +102,25 @@ final class ProxyProcess {
         return (ProxyProcess(display: display, reactor: reactor, pid: pid, stderrFD: errors[0]), pair[0])
     }
 
-    /// "exited with status N" (or the signal) once the child has ended, else nil.
+    /// A proxy that dies closes its end of the socket a moment before the kernel makes it
+    /// a zombie: a failure seen on the socket waits this long for the exit to show.
+    static let exitVisibleWithin: Int32 = 20  // ms
+
+    /// "exited with status N" (or the signal) if the child has ended, else nil. Called on
+    /// a failure path only: it may wait up to `exitVisibleWithin` for an exit in progress.
     func endedStatus() -> String? {
         guard let pid else { return nil }
         var status: Int32 = 0
-        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        var reaped = waitpid(pid, &status, WNOHANG) == pid
+        if !reaped {
+            let pidfd = tether_pidfd_open(pid)
+            if pidfd >= 0 {
+                var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                if poll(&entry, 1, Self.exitVisibleWithin) == 1 { reaped = waitpid(pid, &status, WNOHANG) == pid }
+                Glibc.close(pidfd)
+            }
+        }
+        guard reaped else { return nil }
         self.pid = nil
         readStderr()
         return "\(ExitStatus(waitStatus: status))"
