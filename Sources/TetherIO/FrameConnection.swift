@@ -463,6 +463,15 @@ public func setBlocking(_ fd: Int32) {
     if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
 }
 
+/// 1 MiB: the most an unprivileged process may give a pipe (/proc/sys/fs/pipe-max-size).
+public let largePipeCapacity: Int32 = 1 << 20
+
+/// Grows the pipe behind `fd` (either end) to `bytes`, best effort; a descriptor that is
+/// not a pipe is left alone. Pages are allocated only as data waits in it.
+public func setPipeCapacity(_ fd: Int32, _ bytes: Int32 = largePipeCapacity) {
+    _ = fcntl(fd, 1031 /* F_SETPIPE_SZ, not exported by Glibc's module */, bytes)
+}
+
 public func setCloseOnExec(_ fd: Int32) {
     let flags = fcntl(fd, F_GETFD)
     if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }

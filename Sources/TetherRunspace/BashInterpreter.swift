@@ -104,7 +104,7 @@ final class BashInterpreter {
             // Room for 1 MiB: a fast writer fills it while we are busy, and each read
             // takes a whole record (fewer wake-ups per GB on both sides). Pages are
             // allocated only as data waits, so an idle session pays nothing for it.
-            for pipe in [output, errors] { _ = fcntl(pipe.write, 1031 /* F_SETPIPE_SZ */, Int32(1 << 20)) }
+            for pipe in [output, errors] { setPipeCapacity(pipe.write) }
             status = try makePipe("status")
         } catch {
             opened.forEach { Glibc.close($0) }

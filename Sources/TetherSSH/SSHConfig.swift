@@ -261,17 +261,17 @@ struct SSHConfigEvaluator {
             connectTimeout: connectTimeout, serverAliveInterval: serverAlive,
             subsystem: overrides.subsystem ?? "tether")
         target.globalKnownHostsFiles = globalKnownHosts
-        target.proxyCommand = try proxyCommand(hostName: hostName, port: port, user: user)
+        target.proxyCommand = try proxyCommand(for: target)
         return target
     }
 
     /// The command that carries the connection instead of a TCP socket, as an argv: the
     /// first of ProxyCommand and ProxyJump in the file wins (OpenSSH: they exclude each
     /// other, and whichever is set first is used); `none` turns both off.
-    private func proxyCommand(hostName: String, port: Int, user: String) throws -> [String]? {
+    private func proxyCommand(for target: SSHTarget) throws -> [String]? {
         guard let line = first["proxy"], line.arguments[0].lowercased() != "none" else { return nil }
         if line.keyword == "proxycommand" {
-            let expanded = try expander(hostName: hostName, remoteUser: user, port: port)
+            let expanded = try expander(hostName: target.hostName, remoteUser: target.user, port: target.port)
                 .expand(line.rest, what: "ProxyCommand")
             // exec: the shell steps aside, so signals and the exit status are the command's.
             return ["/bin/sh", "-c", "exec " + expanded]
@@ -284,8 +284,7 @@ struct SSHConfigEvaluator {
         var argv = ["ssh"]
         if let configFileForJumps { argv += ["-F", configFileForJumps] }
         if hops.count > 1 { argv += ["-J", hops.dropLast().joined(separator: ",")] }
-        let destination = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
-        argv += ["-W", destination, "--", last.hasPrefix("ssh://") ? last : "ssh://" + last]
+        argv += ["-W", target.endpoint, "--", last.hasPrefix("ssh://") ? last : "ssh://" + last]
         return argv
     }
 }

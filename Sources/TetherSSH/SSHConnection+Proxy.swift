@@ -49,7 +49,7 @@ final class ProxyProcess {
     private var pid: pid_t?
     private var stderrFD: Int32
     private var stderrRegistration: Registration?
-    private var stderrTail: [UInt8] = []
+    private var stderrTail = ByteTail(limit: ProxyProcess.stderrTailBytes)
 
     /// How long a proxy has to exit after SIGHUP before SIGKILL.
     static let grace: Double = 2
@@ -128,8 +128,8 @@ final class ProxyProcess {
 
     /// "; it said: …" with the last lines of its stderr, or nothing.
     var saidNote: String {
-        let lines = String(decoding: stderrTail, as: UTF8.self).split(separator: "\n").suffix(3)
-        return lines.isEmpty ? "" : "; it said: " + lines.joined(separator: " / ")
+        let lines = stderrTail.lastLines()
+        return lines.isEmpty ? "" : "; it said: " + lines
     }
 
     private func readStderr() {
@@ -141,8 +141,7 @@ final class ProxyProcess {
                 if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { closeStderr() }
                 return
             }
-            stderrTail += buffer[0..<n]
-            if stderrTail.count > Self.stderrTailBytes { stderrTail.removeFirst(stderrTail.count - Self.stderrTailBytes) }
+            stderrTail.append(contentsOf: buffer[0..<n])
         }
     }
 

@@ -220,9 +220,6 @@ extension SSHConnection {
 
     private func keepStderr(_ chunk: UnsafeRawBufferPointer) {
         stderrTail.append(contentsOf: chunk)
-        if stderrTail.count > Self.stderrTailBytes {
-            stderrTail.removeFirst(stderrTail.count - Self.stderrTailBytes)
-        }
     }
 
     func transferFailed(_ rc: Int32, doing: String) {

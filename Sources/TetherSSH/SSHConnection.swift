@@ -101,7 +101,7 @@ public final class SSHConnection {
     var pumpAgain = false
     var pumpScheduled = false
     /// The tail of the subsystem's stderr, quoted when the connection ends badly.
-    var stderrTail: [UInt8] = []
+    var stderrTail = ByteTail(limit: SSHConnection.stderrTailBytes)
 
     // Closing
     var teardownStep = TeardownStep.finishCommitted
@@ -285,10 +285,7 @@ public final class SSHConnection {
         callback?(error)
     }
 
-    var stderrNote: String {
-        let text = String(decoding: stderrTail, as: UTF8.self)
-        return text.split(separator: "\n").suffix(3).joined(separator: " / ")
-    }
+    var stderrNote: String { stderrTail.lastLines() }
 
     /// Drops the connection at once: no goodbye to the server.
     func abort() {

@@ -61,10 +61,14 @@ public struct SSHTarget: Sendable, Equatable {
         port == 22 ? hostName : "[\(hostName)]:\(port)"
     }
 
+    /// "host:port", or "[v6]:port".
+    public var endpoint: String {
+        hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
+    }
+
     /// "alias" or "alias (host:port)" when the alias doesn't say where it goes.
     public var displayName: String {
-        let endpoint = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
-        return alias == hostName && port == 22 ? alias : "\(alias) (\(endpoint))"
+        alias == hostName && port == 22 ? alias : "\(alias) (\(endpoint))"
     }
 }
 

@@ -28,11 +28,11 @@ public enum Subsystem {
             log.write("cannot start the event loop: \(error)")
             exit(1)
         }
-        // The descriptors belong to sshd's channel: never closed early by us, so a last
-        // error frame can still be written after the connection object is done.
         // sshd hands us pipes of 64 KiB; a 256 KiB output record would take four writes and
         // four wake-ups of each side. 1 MiB (the unprivileged maximum) holds several.
-        for fd in [Int32(0), 1] { _ = fcntl(fd, 1031 /* F_SETPIPE_SZ */, Int32(1 << 20)) }
+        for fd in [Int32(0), 1] { setPipeCapacity(fd) }
+        // The descriptors belong to sshd's channel: never closed early by us, so a last
+        // error frame can still be written after the connection object is done.
         let stdio = FrameConnection(reactor: reactor, readFD: 0, writeFD: 1, name: "client", ownsDescriptors: false)
         let multiplexer = Multiplexer(reactor: reactor, paths: paths, log: log, client: stdio, route: route)
         multiplexer.onFinished = { status in

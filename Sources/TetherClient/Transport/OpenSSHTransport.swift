@@ -23,7 +23,7 @@ final class OpenSSHTransport: ByteTransport {
     private var queue = WriteQueue()
     private var eofRequested = false
     private var readingPaused = false
-    private var stderrTail: [UInt8] = []
+    private var stderrTail = ByteTail(limit: 8192)
     private var onData: (UnsafeRawBufferPointer) -> Void = { _ in }
     private var onClose: ((TetherClientError?) -> Void)?
     private var finished = false
@@ -215,7 +215,6 @@ final class OpenSSHTransport: ByteTransport {
             }
             // Only the tail matters: it holds ssh's reason for failing.
             stderrTail.append(contentsOf: buffer[0..<n])
-            if stderrTail.count > 8192 { stderrTail.removeFirst(stderrTail.count - 8192) }
         }
     }
 
@@ -235,7 +234,7 @@ final class OpenSSHTransport: ByteTransport {
         if case .exited(0) = status {
             error = nil
         } else {
-            error = TetherClientError(.connection, host: destination, Self.explain(status: status, stderr: stderrTail))
+            error = TetherClientError(.connection, host: destination, Self.explain(status: status, stderr: stderrTail.bytes))
         }
         fail(error)
     }
