@@ -73,16 +73,18 @@ final class TestHost {
         return pid_t(String(decoding: bytes, as: UTF8.self).filter(\.isNumber))
     }
 
-    /// kill -9 and wait until the process is gone — on a pidfd, which turns readable when
-    /// the process exits (reaped or not), so nothing sleeps.
-    func killAndWait(_ pid: pid_t, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) {
+    /// kill -9 (or `signal`) and wait until the process is gone — on a pidfd, which turns
+    /// readable when the process has exited (its descriptors closed, reaped or not), so
+    /// nothing sleeps. Its command line vanishes earlier, while its sockets are still open.
+    func killAndWait(_ pid: pid_t, signal: Int32 = SIGKILL, timeout: Double = 10,
+                     file: StaticString = #filePath, line: UInt = #line) {
         let fd = tether_pidfd_open(pid)
-        kill(pid, SIGKILL)
+        kill(pid, signal)
         guard fd >= 0 else { return }  // already gone
         defer { close(fd) }
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         if poll(&entry, 1, Int32(timeout * 1000)) <= 0 {
-            XCTFail("pid \(pid) still alive \(timeout)s after SIGKILL", file: file, line: line)
+            XCTFail("pid \(pid) still alive \(timeout)s after signal \(signal)", file: file, line: line)
         }
     }
 

@@ -41,8 +41,8 @@ final class RegistryStartTests: XCTestCase {
         let client = try host.subsystem()
         XCTAssertEqual(try client.request(.ping), .pong)
         let registry = try XCTUnwrap(host.registryPIDs().first)
-        kill(registry, SIGTERM)
-        waitUntil(timeout: 10, "the registry to exit") { self.host.registryPIDs().isEmpty }
+        host.killAndWait(registry, signal: SIGTERM)
+        XCTAssertTrue(host.registryPIDs().isEmpty)
         XCTAssertTrue(host.log().contains("stopping on SIGTERM"), host.log())
         XCTAssertNotEqual(access(host.paths.registrySocket, F_OK), 0, "socket should be removed")
         // The same subsystem connection notices and starts a new one on its next request.
