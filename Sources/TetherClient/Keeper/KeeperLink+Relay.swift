@@ -21,27 +21,47 @@ extension KeeperLink {
         let number = frame.channel
         switch frame.type {
         case .request:
-            let linkChannel = client.channels[number] ?? openRoute(for: client, channel: number)
+            let request = (try? ControlCodec.decodeRequest(frame.payload))?.1
+            let existing = client.channels[number]
+            switch KeeperChannel.verdict(for: request, channel: number, state: existing?.state) {
+            case .refuse(let problem):
+                refuse(frame, from: client, channel: number, problem)
+                return
+            case .relay:
+                break
+            }
             let purpose: PendingRequest.Purpose
-            switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
-            case .attach: purpose = .attach
-            case .detach: purpose = .detach
+            switch request {
+            case .attach?: purpose = .attach
+            case .detach?: purpose = .detach
             default: purpose = .relay
             }
+            let linkChannel = existing?.link ?? openRoute(for: client, channel: number)
+            if purpose == .detach { client.channels[number]?.state = .detaching }
             forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
         case .stdinData, .stdinEOF, .ack:
             // For a channel that is over these are moot, as on the host.
-            guard let linkChannel = client.channels[number] else { return }
-            write(retagged(frame, channel: linkChannel))
+            guard let channel = client.channels[number] else { return }
+            write(retagged(frame, channel: channel.link))
         case .error:
             // The CLI gives up on this channel; the host closes it without an answer.
-            guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
-            routes[linkChannel] = nil
-            detaching.remove(linkChannel)
-            write(retagged(frame, channel: linkChannel))
+            guard let channel = client.channels.removeValue(forKey: number) else { return }
+            routes[channel.link] = nil
+            detaching.remove(channel.link)
+            write(retagged(frame, channel: channel.link))
         case .hello, .response, .event, .record:
             client.violation("a \(frame.type) frame on channel \(number)")
         }
+    }
+
+    /// Answers a CLI's request here, with a failure, as the host would have: the request
+    /// would desync the keeper's channels from the host's.
+    private func refuse(_ frame: Frame, from client: KeeperClient, channel number: UInt32, _ problem: ErrorBody) {
+        guard let id = ControlCodec.requestID(of: frame.payload) else {
+            client.violation("a request frame of \(frame.payload.count) bytes without a request id")
+            return
+        }
+        send(Frame(type: .response, channel: number, payload: ControlCodec.response(id: id, .failure(problem))), to: client)
     }
 
     func openRoute(for client: KeeperClient, channel number: UInt32) -> UInt32 {
@@ -49,7 +69,7 @@ extension KeeperLink {
         while candidate == 0 || routes[candidate] != nil { candidate &+= 1 }
         nextChannel = candidate &+ 1
         routes[candidate] = .client(number: client.number, channel: number)
-        client.channels[number] = candidate
+        client.channels[number] = KeeperChannel(link: candidate, state: .attaching)
         return candidate
     }
 
@@ -140,7 +160,9 @@ extension KeeperLink {
         case .detach:
             endChannel(request.linkChannel)
         case .attach:
-            if case .failure = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
+            if case .attached? = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
+                markAttached(request.linkChannel)
+            } else {
                 endChannel(request.linkChannel)
             }
         case .relay:
@@ -184,8 +206,17 @@ extension KeeperLink {
         detaching.remove(linkChannel)
         guard let route = routes.removeValue(forKey: linkChannel),
               case .client(let number, let clientChannel) = route,
-              let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
+              let client = clients[number], client.channels[clientChannel]?.link == linkChannel else { return }
         client.channels[clientChannel] = nil
+    }
+
+    /// The host bound link channel M: its CLI channel is attached (unless it is already
+    /// detaching, or gone: then the detach on its way ends it).
+    func markAttached(_ linkChannel: UInt32) {
+        guard case .client(let number, let clientChannel)? = routes[linkChannel],
+              let client = clients[number], client.channels[clientChannel]?.link == linkChannel,
+              client.channels[clientChannel]?.state == .attaching else { return }
+        client.channels[clientChannel]?.state = .attached
     }
 
     func send(_ frame: Frame, to client: KeeperClient) {

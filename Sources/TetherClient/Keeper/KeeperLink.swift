@@ -233,7 +233,7 @@ final class KeeperLink {
     /// the next `receive`.
     func remove(_ client: KeeperClient) {
         guard clients.removeValue(forKey: client.number) != nil else { return }
-        for (_, linkChannel) in client.channels.sorted(by: { $0.key < $1.key }) {
+        for linkChannel in client.channels.sorted(by: { $0.key < $1.key }).map(\.value.link) {
             routes[linkChannel] = .cleaningUp
             if detaching.contains(linkChannel) { continue }  // its answer ends the route
             let id = allocateRequestID()
