@@ -17,6 +17,9 @@ final class Attachment {
     /// the command runs). Records in them — output, background output meanwhile — are
     /// forwarded; so are `sessionClosed`/`sessionBroken`, which concern every channel.
     private var commandRanges: [(start: UInt64, end: UInt64?)] = []
+    /// Records sent and not yet acknowledged on this channel: a reader that stops reading
+    /// stops only this channel (protocol.md, "Flow control").
+    var window = SendWindow()
 
     init(channel: UInt32, peer: PeerConnection, receivesEverything: Bool, nextSeq: UInt64) {
         self.channel = channel

@@ -77,7 +77,7 @@ final class PeerConnection {
             session.stdinEOF(from: self, channel: frame.channel)
         case .ack:
             do {
-                session.acknowledge(try ControlCodec.decodeAck(frame.payload))
+                session.acknowledge(try ControlCodec.decodeAck(frame.payload), on: attachments[frame.channel])
             } catch {
                 fail(error.code, "bad ack on channel \(frame.channel): \(error)")
             }

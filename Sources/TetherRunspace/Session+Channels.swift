@@ -90,8 +90,10 @@ extension Session {
 
     // MARK: Acknowledgements
 
-    /// `ack seq` from any channel: acknowledgement is per session.
-    func acknowledge(_ seq: UInt64) {
+    /// `ack seq` from any channel: acknowledgement is per session; the credit it gives
+    /// back is the channel's own (`on`: the attachment it came on, if attached).
+    func acknowledge(_ seq: UInt64, on attachment: Attachment? = nil) {
+        if let attachment, attachment.window.acknowledged(through: seq) { pump(attachment) }
         if journal.acknowledge(through: seq) {
             interpreter.updateReading()
             if journal.isEmpty && running == nil { scheduleIdleTrim() }

@@ -172,13 +172,15 @@ final class Session {
         }
     }
 
-    /// Sends `attachment` what it is owed from the journal, until its connection backs up.
+    /// Sends `attachment` what it is owed from the journal, until its connection backs up
+    /// or its window is full (it then waits for its own acks; the journal keeps the rest).
     func pump(_ attachment: Attachment) {
         let connection = attachment.peer.connection
-        while !connection.isClosed && !connection.isBackedUp,
+        while !connection.isClosed && !connection.isBackedUp && attachment.window.isOpen,
               let record = journal.first(atOrAfter: attachment.nextSeq) {
             if attachment.wants(record) {
                 attachment.peer.send(record, channel: attachment.channel)
+                attachment.window.sent(seq: record.seq, bodyBytes: record.body.count)
                 highestSentSeq = max(highestSentSeq, record.seq)
             }
             attachment.advance(past: record.seq)

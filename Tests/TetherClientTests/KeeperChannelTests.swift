@@ -62,4 +62,43 @@ final class KeeperChannelTests: TwoClientTestCase {
             (try? getJSON(["--computer", "alpha", "--name", "s"]))?.isEmpty == true
         }
     }
+
+    /// A CLI whose stdout nobody reads (a pager not scrolled, a stopped terminal) used to
+    /// pause the keeper's whole link, and every other command to that host hung. Now the
+    /// host sends that CLI's channel at most its window and keeps the rest in the journal:
+    /// `get` and a big invoke in another session go through meanwhile, and the stalled
+    /// reader still gets every line once it reads.
+    func testStalledReaderSlowsOnlyItselfOnASharedLink() throws {
+        XCTAssertEqual(try tether(["new", "alpha", "--name", "stuck"]).status, .exited(0))
+        XCTAssertEqual(try tether(["new", "alpha", "--name", "other"]).status, .exited(0))
+        let stuck = try spawnTetherWithStuckStdout(["invoke", "--name", "stuck", "--", "seq 1 3000000"],
+                                                   home: tetherHome, label: "stuck")
+        try waitUntil("the stalled CLI blocks writing its stdout") { stuck.isBlockedWritingStdout }
+
+        let listed = try tether(["get", "--computer", "alpha", "--json"], timeout: 30)
+        XCTAssertEqual(listed.status, .exited(0), listed.stderrText)
+        XCTAssertTrue(listed.stdoutText.contains("\"other\""), listed.stdoutText)
+        let other = try tether(["invoke", "--name", "other", "--", "seq 1 1000000"], timeout: 60)
+        XCTAssertEqual(other.status, .exited(0), other.stderrText)
+        XCTAssertEqual(other.stdoutText, Self.numbers(1000000), "the other session's output, whole, while one reader stalls")
+        XCTAssertEqual(stuck.exitStatus, nil, "the stalled CLI is still stalled")
+
+        XCTAssertEqual(try Self.readToEnd(XCTUnwrap(stuck.stdoutPipe)), Self.numbers(3000000), "the stalled reader loses nothing")
+        XCTAssertEqual(try stuck.wait(timeout: 60), .exited(0), stuck.stderrText)
+    }
+
+    /// Reads a pipe until its writer is gone.
+    private static func readToEnd(_ fd: Int32) throws -> String {
+        var bytes: [UInt8] = []
+        let deadline = Deadline(secondsFromNow: 120)
+        while let chunk = try Descriptors.readChunk(fd, until: deadline), !chunk.isEmpty { bytes += chunk }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func numbers(_ count: Int) -> String {
+        var text = ""
+        text.reserveCapacity(count * 8)
+        for n in 1...count { text += "\(n)\n" }
+        return text
+    }
 }

@@ -40,7 +40,7 @@ final class KeeperClient {
         connection.onClose = { [weak self] _ in self?.closed() }
         connection.onDrained = { [weak self] in
             guard let self, case .relaying(let link) = self.phase else { return }
-            link.unblock(self.number)
+            link.clientDrained(self.number)
         }
     }
 

@@ -118,8 +118,6 @@ extension KeeperLink {
 
     // MARK: Host → CLI
 
-    // MARK: Host → CLI
-
     func fromHost(_ frame: Frame) {
         if frame.channel != 0 {
             switch frame.type {
@@ -153,6 +151,8 @@ extension KeeperLink {
         case .keepalive:
             keepaliveAnswered()
             return
+        case .heartbeat:
+            return
         case .cleanup:
             routes[request.linkChannel] = nil
             detaching.remove(request.linkChannel)
@@ -182,7 +182,7 @@ extension KeeperLink {
               let client = clients[number] else { return }  // stragglers of a finished channel
         wire.channel = clientChannel
         client.connection.send(wire)
-        blockIfBackedUp(client)
+        noteBacklog(client)
     }
 
     func routeChannelFrame(_ frame: Frame) {
@@ -221,21 +221,27 @@ extension KeeperLink {
 
     func send(_ frame: Frame, to client: KeeperClient) {
         client.connection.send(frame)
-        blockIfBackedUp(client)
+        noteBacklog(client)
     }
 
-    private func blockIfBackedUp(_ client: KeeperClient) {
-        if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
-            connection.pauseReading()
+    /// A CLI that reads slowly only slows itself: the host sends each of its channels at
+    /// most a window of unacknowledged records (protocol.md, "Flow control"), so its
+    /// queue here is bounded and the link is never paused for it. A CLI whose queue grows
+    /// past what its windows allow is not following the protocol: its stream is ended
+    /// (a disconnect: its output stays journaled on the host).
+    private func noteBacklog(_ client: KeeperClient) {
+        guard client.connection.isBackedUp else { return }
+        slowClients.insert(client.number)
+        let bound = FlowControl.channelWindow * (client.channels.count + 2) + (4 << 20)
+        if client.connection.pendingWriteBytes > bound {
+            log.write("\(destination): CLI #\(client.number) has \(client.connection.pendingWriteBytes) bytes unread, more than its windows allow; ending its stream")
+            client.connection.close()
         }
     }
 
-    /// A CLI's socket drained (or the CLI left): read the link again if nobody else blocks.
-    func unblock(_ number: Int) {
-        guard blockedBy.remove(number) != nil, blockedBy.isEmpty, phase != .closed else { return }
-        connection.resumeReading()
-        // Frames already decoded wait in the decoder: deliver them now.
-        deliverFrames()
+    /// A CLI's socket drained (or the CLI left).
+    func clientDrained(_ number: Int) {
+        slowClients.remove(number)
     }
 
     func retagged(_ frame: Frame, channel: UInt32) -> Frame {

@@ -54,6 +54,12 @@ final class KeeperTransport: ByteTransport {
         return queue.pendingBytes
     }
 
+    /// The keeper watches its link; a direct connection (fallback) watches itself.
+    var liveness: LivenessWatch.Settings? {
+        if case .direct(let transport) = phase { return transport.liveness }
+        return nil
+    }
+
     private init(reactor: Reactor, destination: String, options: ConnectionOptions, request: KeeperOpen,
                  paths: KeeperPaths, executable: String) {
         self.reactor = reactor

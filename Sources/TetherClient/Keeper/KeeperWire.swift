@@ -150,13 +150,14 @@ struct KeeperTarget: Codable, Sendable, Hashable {
     var strictHostKeyChecking: String
     var connectTimeout: Double?
     var serverAliveInterval: Double?
+    var serverAliveCountMax: Int?
     var subsystem: String
     var gatewaySocket: String?
     var proxyCommand: [String]?
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 14
+    static let mirroredFieldCount = 15
 
     init(_ target: SSHTarget) {
         alias = target.alias
@@ -170,6 +171,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         strictHostKeyChecking = target.strictHostKeyChecking.rawValue
         connectTimeout = target.connectTimeout
         serverAliveInterval = target.serverAliveInterval
+        serverAliveCountMax = target.serverAliveCountMax
         subsystem = target.subsystem
         gatewaySocket = target.gatewaySocket
         proxyCommand = target.proxyCommand
@@ -183,6 +185,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
                                connectTimeout: connectTimeout, serverAliveInterval: serverAliveInterval,
                                subsystem: subsystem)
         target.globalKnownHostsFiles = globalKnownHostsFiles
+        target.serverAliveCountMax = serverAliveCountMax
         target.gatewaySocket = gatewaySocket
         target.proxyCommand = proxyCommand
         return target

@@ -77,6 +77,13 @@ final class SessionChannel: ChannelEndpoint {
 
     func detach(_ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
         guard case .attached = state else { completion(.success(())); return }
+        if let core = running?.core {
+            // Leaving a running command (`invoke --in-disconnected-session` does at once):
+            // its output from now on is not taken — nor acknowledged, so it stays in the
+            // journal for `receive` — and can't hold the detach's answer up behind it.
+            endRunning(core, error: TetherClientError(.remote(.notAttached), host: host.computerName,
+                "detached while the command ran; it goes on on the host, and `tether receive` collects its output"))
+        }
         host.request(.detach, channel: number) { [weak self] result in
             guard let self else { return }
             self.host.closeChannel(self.number)
