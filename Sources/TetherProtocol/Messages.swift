@@ -419,6 +419,8 @@ public enum ControlCodec {
     }
 
     public static func decodeAck(_ payload: [UInt8]) throws(ProtocolError) -> UInt64 {
+        // Exactly the seq: trailing bytes are a malformed ack, not one to read past.
+        guard payload.count == 8 else { throw .badPayload("an ack is a u64 seq (8 bytes), not \(payload.count) bytes") }
         var r = ByteReader(payload)
         return try r.readU64()
     }
