@@ -260,6 +260,7 @@ struct InvokeJob: Sendable {
                 throw error
             }
             var followed = FollowedOutput.invocation(invocation)
+            var stdinCut = false
             let reconnector = Reconnector(computerName: computerName, pool: context.pool,
                                           timeout: settings.reconnectTimeout, reconnecting: reconnecting)
             while true {
@@ -285,11 +286,17 @@ struct InvokeJob: Sendable {
                         throw Reconnector.notResumed(error, computerName: computerName)
                     }
                     let (reception, newHost) = try await reconnector.resume(followed.resumePoint, lost: current, cause: error)
+                    stdinCut = stdinCut || reception.stdinCut
                     current = newHost
                     host = newHost
                     followed = .reception(reception)
                     running.add(reception.session)
                 }
+            }
+            if stdinCut {
+                // Its status says nothing about whether it had its whole input.
+                throw TetherClientError(.connectionLost, host: computerName,
+                    "the command exited with \(result.exitCode), but its stdin was cut by the lost connection: it may have read an incomplete input")
             }
         } catch let error as OutputWriteError {
             // The reader is gone (or the disk full): stop here, what was not written
