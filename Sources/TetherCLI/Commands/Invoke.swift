@@ -37,7 +37,10 @@ struct Invoke: AsyncParsableCommand {
         the first non-zero status in session order. 255 if a host could not be reached
         (or its tether subsystem failed), 1 for other errors (busy, not found…).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
-        while reconnecting, the first one stops waiting.
+        while reconnecting, the first one stops waiting. If a session has not started the
+        command after 3 seconds (another command runs, or its runspace does not answer:
+        stopped, overloaded), invoke says so on stderr and goes on waiting; Ctrl-C twice
+        leaves it (the command starts when the session can, its output kept for receive).
 
         Examples:
           tether invoke --name deploy -- 'cd /srv/app && git pull'
@@ -253,8 +256,11 @@ struct InvokeJob: Sendable {
             running.add(session)
             let invocation: Invocation
             do {
-                invocation = try await session.invoke(settings.script, arguments: settings.arguments,
-                                                      stdin: stdin, wait: settings.wait)
+                invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
+                                                          waitingFor: "to start the command") {
+                    try await session.invoke(settings.script, arguments: settings.arguments,
+                                             stdin: stdin, wait: settings.wait)
+                }
             } catch {
                 running.remove(session)
                 throw error
