@@ -72,6 +72,6 @@ let package = Package(
         .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport", "CLibSSH2", "TetherIO"]),
-        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO"]),
+        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO", "TetherCLI"]),
     ]
 )

@@ -41,7 +41,8 @@ static inline void tether_editline_set_no_default_completion(void) {
 /// not at `$`, so `$HO` reaches the completer whole and can be completed as a variable.
 static inline void tether_editline_set_word_breaks(void) {
     static char breaks[] = " \t\n\"'><=;|&(";
-    rl_completer_word_break_characters = breaks;
+    rl_basic_word_break_characters = breaks;      // what libedit's completion uses
+    rl_completer_word_break_characters = breaks;  // and GNU readline's name for it
 }
 
 #endif

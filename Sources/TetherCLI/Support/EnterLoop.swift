@@ -73,32 +73,50 @@ final class EnterLoop: @unchecked Sendable {
         try await loadHistory()
         while true {
             await refreshDirectory()
-            guard let input = await readCommand() else { return .left(status: 0) }
+            let input: String
+            switch await readCommand() {
+            case .command(let text): input = text
+            case .endOfInput: return .left(status: 0)
+            case .detach: return .detached
+            }
             if let status = Self.leaveStatus(input, lastStatus: lastStatus) { return .left(status: status) }
             lineEditor?.addHistory(input)
             if let ending = try await runLine(EnterScripts.command(for: input), interactive: true) { return ending }
         }
     }
 
-    /// One command as typed, over as many lines as bash needs; nil at Ctrl-D on an empty prompt.
-    private func readCommand() async -> String? {
-        guard let editor = lineEditor else { return nil }
+    private enum PromptInput {
+        case command(String)
+        /// Ctrl-D on an empty prompt.
+        case endOfInput
+        /// `~.` typed as a line: the same escape as while a command runs.
+        case detach
+    }
+
+    /// One command as typed, over as many lines as bash needs.
+    private func readCommand() async -> PromptInput {
+        guard let editor = lineEditor else { return .endOfInput }
         var text = ""
         while true {
             let input = await editor.read(prompt: text.isEmpty ? prompt : Self.continuationPrompt)
             switch input {
             case .endOfFile:
-                if text.isEmpty { return nil }
+                if text.isEmpty { return .endOfInput }
                 text = ""  // Ctrl-D inside a construct drops it, as Ctrl-C does
             case .interrupted:
                 text = ""
             case .line(let line):
+                if text.isEmpty && line == "~." { return .detach }
+                if text.isEmpty && line == "~?" {
+                    Terminal.shared.err(EscapeScanner.help)
+                    continue
+                }
                 text += text.isEmpty ? line : "\n" + line
                 if text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\n" }) {
                     text = ""
                     continue
                 }
-                if !ShellSyntax.isUnfinished(text) { return text }
+                if !ShellSyntax.isUnfinished(text) { return .command(text) }
             }
         }
     }
@@ -219,11 +237,13 @@ final class EnterLoop: @unchecked Sendable {
                 events.continuation.yield(.finished(.failure(error)))
             }
         }
+        let interrupted = OnceFlag()
         let watching = Task { [self] in
             guard let watcher else { return }
             for await event in watcher.events {
                 switch event {
                 case .interrupt:
+                    interrupted.set()
                     let session = self.session
                     Task { try? await session.interrupt() }
                 case .detach:
@@ -241,6 +261,8 @@ final class EnterLoop: @unchecked Sendable {
                 return .detached
             case .finished(let result):
                 watcher?.stop()
+                // The terminal echoed ^C where the output stopped; the prompt goes below.
+                if interrupted.isSet { Terminal.shared.out("\n") }
                 return try result.get()
             }
         }
@@ -255,16 +277,23 @@ final class EnterLoop: @unchecked Sendable {
     /// The output loop of one followed command, with invoke's resume rules.
     private func print(_ start: FollowedOutput) async throws -> FollowOutcome {
         var followed = start
-        let output = TargetOutput(prefix: nil)
         let reconnector = Reconnector(computerName: computerName, pool: pool, timeout: reconnectTimeout,
                                       reconnecting: ReconnectingTargets())
         while true {
             do {
                 for try await chunk in followed.output {
-                    switch chunk {
-                    case .stdout(let bytes): output.stdout(bytes)
-                    case .stderr(let bytes): output.stderr(bytes)
-                    case .dropped(let bytes, let records):
+                    // Written before the next record is asked for (and so acknowledged);
+                    // if the terminal is gone, the rest stays on the host.
+                    do throws(OutputWriteError) {
+                        switch chunk {
+                        case .stdout(let bytes): try Terminal.shared.write(bytes, to: 1)
+                        case .stderr(let bytes): try Terminal.shared.write(bytes, to: 2)
+                        case .dropped: break
+                        }
+                    } catch {
+                        Terminal.shared.leave(after: error)
+                    }
+                    if case .dropped(let bytes, let records) = chunk {
                         Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
                     }
                 }
@@ -316,6 +345,14 @@ final class EnterLoop: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Set once, read from anywhere.
+final class OnceFlag: Sendable {
+    private let lock = Lock()
+    nonisolated(unsafe) private var value = false  // guarded by lock
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
 
 /// A value produced by an async task and awaited by a plain thread (libedit's completion
