@@ -28,6 +28,17 @@ final class EnterTests: TwoClientTestCase {
         return pane
     }
 
+    /// Waits for `output` followed by a fresh prompt: only then does the prompt read the
+    /// terminal (until then, what is typed is the command's input).
+    @discardableResult
+    private func waitForPrompt(_ pane: TmuxPane, after output: String, directory: String = "~") throws -> String {
+        try pane.waitFor("\"\(output)\" and a prompt") { screen in
+            guard let range = screen.range(of: output, options: .backwards) else { return false }
+            let rest = screen[range.upperBound...]
+            return rest.hasPrefix("\n[alpha:") && rest.hasSuffix("] \(directory)$") && rest.dropFirst().split(separator: "\n").count == 1
+        }
+    }
+
     /// Lines of `screen` that are exactly `text`.
     private func count(_ text: String, in screen: String) -> Int {
         screen.split(separator: "\n").filter { $0 == text }.count
@@ -82,7 +93,7 @@ final class EnterTests: TwoClientTestCase {
         try pane.typeLine("cd /tmp && x=41")
         try pane.waitFor(text: "[alpha:s] /tmp$")
         try pane.typeLine("echo \"answer $((x+1))\"")
-        try pane.waitFor(text: "answer 42")
+        try waitForPrompt(pane, after: "\nanswer 42", directory: "/tmp")
 
         // A loop typed over three lines: bash decides when it is whole.
         try pane.typeLine("for i in 1 2 3")
@@ -110,13 +121,14 @@ final class EnterTests: TwoClientTestCase {
         try pane.press("C-c")
         try pane.waitFor("the prompt after Ctrl-C", timeout: 10) { $0.hasSuffix("[alpha:s] ~$") }
         try pane.typeLine("echo back-at-prompt")
-        let screen = try pane.waitFor(text: "\nback-at-prompt")
+        let screen = try waitForPrompt(pane, after: "\nback-at-prompt")
         XCTAssertFalse(screen.contains("\nnot-interrupted"), screen)
         // Ctrl-C at the prompt drops the line and gives a new prompt.
         try pane.type("echo dropped")
         try pane.press("C-c")
+        try waitForPrompt(pane, after: "echo dropped^C")
         try pane.typeLine("echo kept")
-        let after = try pane.waitFor(text: "\nkept")
+        let after = try waitForPrompt(pane, after: "\nkept")
         XCTAssertFalse(after.contains("\ndropped"), after)
         try pane.press("C-d")
         XCTAssertEqual(try pane.waitForExit(), 0)
@@ -134,12 +146,12 @@ final class EnterTests: TwoClientTestCase {
         try pane.press("Tab")
         try pane.waitFor("the function completed") { $0.hasSuffix("$ tether_fn_defined_here") }
         try pane.press("Enter")
-        try pane.waitFor(text: "\nfn-ran")
+        try waitForPrompt(pane, after: "\nfn-ran")
         try pane.type("echo $TETHER_VAR_DEF")
         try pane.press("Tab")
         try pane.waitFor("the variable completed") { $0.hasSuffix("$ echo $TETHER_VAR_DEFINED") }
         try pane.press("Enter")
-        try pane.waitFor(text: "\nvar-value")
+        try waitForPrompt(pane, after: "\nvar-value")
         try pane.type("cat \(directory)/on")
         try pane.press("Tab")
         try pane.waitFor("the file completed") { $0.hasSuffix("$ cat \(directory)/only-file") }
@@ -152,7 +164,7 @@ final class EnterTests: TwoClientTestCase {
         let pane = try enter(["alpha"], home: firstHome, label: "temporary")
         try pane.waitFor("the prompt") { $0.contains("[alpha:") && $0.hasSuffix("~$") }
         try pane.typeLine("echo $((6*7))")
-        try pane.waitFor(text: "\n42")
+        try waitForPrompt(pane, after: "\n42")
         XCTAssertEqual(try getJSON(["--computer", "alpha"]).count, 1, "the temporary session exists while entered")
         try pane.typeLine("exit")
         XCTAssertEqual(try pane.waitForExit(), 0)
@@ -197,7 +209,7 @@ final class EnterTests: TwoClientTestCase {
         let first = try enter(["--name", "s"], home: firstHome, label: "first")
         try first.waitFor(text: "[alpha:s] ~$")
         try first.typeLine("echo history-from-first")
-        try first.waitFor(text: "\nhistory-from-first")
+        try waitForPrompt(first, after: "\nhistory-from-first")
         try first.typeLine("~.")
         XCTAssertEqual(try first.waitForExit(), 0)
 
@@ -206,7 +218,7 @@ final class EnterTests: TwoClientTestCase {
         try second.press("Up")
         try second.waitFor("the first client's line recalled") { $0.hasSuffix("$ echo history-from-first") }
         try second.press("Enter")
-        try second.waitFor("the recalled line run") { self.count("history-from-first", in: $0) == 1 }
+        try waitForPrompt(second, after: "\nhistory-from-first")
         try second.press("C-d")
         XCTAssertEqual(try second.waitForExit(), 0)
     }
