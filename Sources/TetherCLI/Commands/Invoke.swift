@@ -20,6 +20,19 @@ struct Invoke: AsyncParsableCommand {
         run concurrently (up to --throttle-limit) and every line is prefixed with
         [computer].
 
+        No command ends the session by accident: `exit N`, a failure under `set -e`
+        (`set -euo pipefail` included), an unset variable under `set -u` and `exec
+        PROGRAM` end that command with the status `ssh host cmd` would report, in
+        --file scripts and nested functions too; variables, functions, aliases, the
+        working directory and background jobs stay. errexit, nounset, xtrace and verbose
+        are reset at the start of each command; every other option (pipefail, noglob,
+        noclobber, every shopt) persists. `exec` with redirections only (`exec >log
+        2>&1`, `exec 4<file`) changes the session as in a shell; fds 0 and 3 are each
+        command's own. After an unset-variable error or `builtin exit`, bash restarts in
+        place with its state, and `jobs`/`wait` forget earlier jobs (they run on). Only
+        killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
+        to end it.
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
