@@ -28,7 +28,7 @@ public struct TetherCommand: AsyncParsableCommand {
           tether remove --name deploy
         """),
         subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
-                      KeeperCommand.self]
+                      Configurations.self, KeeperCommand.self]
     )
 
     public init() {}

@@ -212,6 +212,7 @@ public enum ConfigurationParser {
         if let idle = configuration.idleTimeout, let most = configuration.maxIdleTimeout, idle > most {
             failFile(seen["IdleTimeout"] ?? 0, "IdleTimeout (\(Int(idle))s) is longer than MaxIdleTimeout (\(Int(most))s)")
         }
+        configuration.lines = seen
         return (configuration, diagnostics)
     }
 

@@ -78,29 +78,29 @@ enum ConfigurationFileChecks {
     static func problems(_ configuration: SessionConfiguration, trustedOwner: uid_t) -> [ConfigurationDiagnostic] {
         let file = configuration.file ?? configuration.name
         var found: [ConfigurationDiagnostic] = []
-        func fail(_ message: String) { found.append(ConfigurationDiagnostic(file: file, line: 0, message: message)) }
+        func fail(_ message: String, line: Int = 0) { found.append(ConfigurationDiagnostic(file: file, line: line, message: message)) }
         if let directory = configuration.workingDirectory, !directory.contains("%") {
             var info = stat()
             if stat(directory, &info) != 0 || info.st_mode & S_IFMT != S_IFDIR {
-                fail("WorkingDirectory \(directory) is not an existing directory")
+                fail("WorkingDirectory \(directory) is not an existing directory", line: configuration.lines["WorkingDirectory"] ?? 0)
             }
         }
         if let script = configuration.startupScript {
             var info = stat()
             if stat(script, &info) != 0 || info.st_mode & S_IFMT != S_IFREG {
-                fail("StartupScript \(script) is not an existing file")
+                fail("StartupScript \(script) is not an existing file", line: configuration.lines["StartupScript"] ?? 0)
             } else if let problem = problem(script, trustedOwner: trustedOwner) {
-                fail("StartupScript: \(problem)")
+                fail("StartupScript: \(problem)", line: configuration.lines["StartupScript"] ?? 0)
             }
         }
         for rule in configuration.commands {
             if let problem = FileSafety.problem(rule.path, trustedOwner: trustedOwner, kind: .program) {
-                fail("\(rule.location): Command \(rule.path): \(problem)")
+                fail("Command \(rule.path): \(problem)", line: rule.line)
                 continue
             }
             var info = stat()
             if stat(rule.path, &info) == 0 && info.st_mode & 0o111 == 0 {
-                fail("\(rule.location): Command \(rule.path) is not executable")
+                fail("Command \(rule.path) is not executable", line: rule.line)
             }
         }
         return found

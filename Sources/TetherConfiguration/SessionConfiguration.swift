@@ -33,6 +33,8 @@ public struct SessionConfiguration: Sendable, Equatable {
     public var commands: [CommandRule] = []
     /// The file it came from (nil for the built-in).
     public var file: String?
+    /// The line each single-valued keyword was set on (for diagnostics).
+    public var lines: [String: Int] = [:]
 
     public init(name: String, kind: Kind = .shell) {
         self.name = name
@@ -71,6 +73,8 @@ public struct CommandRule: Sendable, Equatable, CustomStringConvertible {
     public var admitsMore: Bool
     /// Where the rule is written, for messages ("ops.conf:7").
     public var location: String
+    /// Its line in the file.
+    public var line: Int { Int(location.split(separator: ":").last ?? "") ?? 0 }
 
     public init(path: String, patterns: [String], admitsMore: Bool, location: String) {
         self.path = path

@@ -76,7 +76,8 @@ final class BashInterpreter {
 
     /// Spawns bash with `arguments` (argv[0] included) and sends the startup line;
     /// commands name their files relative to `workDirectory`.
-    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String) throws {
+    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String,
+         startupScript: String? = nil) throws {
         self.reactor = reactor
         var opened: [Int32] = []
         func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
@@ -137,7 +138,7 @@ final class BashInterpreter {
             self?.readStatus()
         }
         updateReading()
-        driver.write(Array(DriverLine.startup(workDirectory: workDirectory).utf8))
+        driver.write(Array(DriverLine.startup(workDirectory: workDirectory, startupScript: startupScript).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).

@@ -53,14 +53,16 @@ enum DriverLine {
     static let workDirectoryVariable = "__tether_w"
 
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
-    /// the prelude function and the work directory, then a status line so the runspace
-    /// knows bash is up.
-    static func startup(workDirectory: String) -> String {
+    /// the prelude function and the work directory, the configuration's startup script
+    /// (sourced once, reading /dev/null, without the status pipe), then a status line so
+    /// the runspace knows bash is up.
+    static func startup(workDirectory: String, startupScript: String? = nil) -> String {
         var line = #"\builtin shopt -s expand_aliases; "#
         line += beginFunction + #"() { \builtin trap -- "# + quote(interruptTrap) + #" INT; \builtin trap -- "#
         line += quote(errTrap) + #" ERR; __tether_interrupted=; \builtin set -E; }; "#
         line += #"\builtin readonly -f "# + beginFunction + "; "
         line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory) + "; "
+        if let startupScript { line += #"\builtin source "# + quote(startupScript) + " </dev/null 3>&-; " }
         line += #"\builtin printf '%d\n' $? >&3"# + "\n"
         return line
     }
