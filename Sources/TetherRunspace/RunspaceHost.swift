@@ -28,9 +28,11 @@ public enum RunspaceHost {
         let home = Environment.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()
         if chdir(home) != 0 { _ = chdir("/") }  // bash starts in $HOME, as after an ssh login
         let workingDirectory = configuration.resolvedWorkingDirectory(home: home, user: Environment.userName())
-        if let workingDirectory, configuration.kind == .shell, chdir(workingDirectory) != 0 {
+        if let workingDirectory, chdir(workingDirectory) != 0 {
             ready.fail("WorkingDirectory \(workingDirectory) of configuration \(configuration.name): \(SystemError.last("chdir"))")
         }
+        // Where restricted commands start: the WorkingDirectory, else $HOME if it exists, else /.
+        let startDirectory = workingDirectory ?? currentDirectory() ?? "/"
         if configuration.kind == .shell {
             // Only bash inherits this process's environment.
             for setting in configuration.environment { setenv(setting.name, setting.value, 1) }
@@ -62,7 +64,7 @@ public enum RunspaceHost {
                 case .restricted:
                     session.wire(try RestrictedInterpreter(
                         reactor: reactor, environment: restrictedEnvironment(configuration, home: home),
-                        workingDirectory: workingDirectory ?? home))
+                        workingDirectory: startDirectory))
                 }
             } catch {
                 session.listener?.close()
@@ -105,6 +107,12 @@ public enum RunspaceHost {
     static func loadConfiguration(_ options: RunspaceOptions) -> Result<SessionConfiguration, ConfigurationProblem> {
         let directory = ConfigurationDirectory(path: options.paths.configurationDirectory)
         switch directory.load(options.configuration) {
+        case .failure(let failure) where failure.notFound:
+            let account = UnixAccount.current()
+            let usable = directory.loadAll().configurations.filter {
+                $0.enabled && $0.access.refusal(user: account.name, groups: account.groups, kind: $0.kind) == nil
+            }.map(\.name)
+            return .failure(ConfigurationProblem(message: "no configuration named \(options.configuration) on this host (available: \(usable.joined(separator: ", ")))"))
         case .failure(let failure):
             return .failure(ConfigurationProblem(message: "session configuration \(options.configuration) can't be used: \(failure.summary)"))
         case .success(let configuration):
@@ -131,6 +139,12 @@ public enum RunspaceHost {
             environment.append(setting.assignment)
         }
         return environment
+    }
+
+    static func currentDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return nil }
+        return String(cString: buffer)
     }
 
     /// bash from PATH, else /bin/bash.
