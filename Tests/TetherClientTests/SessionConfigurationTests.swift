@@ -54,6 +54,7 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
             Environment GREETING=dev-config TEAM=web
             WorkingDirectory \(place)
             StartupScript \(startup)
+            Transcript yes
             """)
 
         try check(["new", "alpha", "--configuration", "dev", "--name", "s"])
@@ -63,6 +64,10 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
         let rows = try getJSON()
         XCTAssertEqual(rows.first?["configurationName"] as? String, "dev")
         XCTAssertTrue(try check(["get"]).contains(" dev "), "the table's ConfigurationName column")
+        // A shell configuration's transcript has each script as it was sent.
+        let lines = try syslog.waitForLines { $0.contains { $0.contains("; EXIT=0") } }
+        XCTAssertTrue(lines.contains { $0.contains(#"CONFIGURATION=dev ; SESSION=s ("#) && $0.contains(#"COMMAND#1=greet; echo "$TEAM $STARTED_BY_SCRIPT"; pwd ; ALLOWED"#) },
+                      "\(lines)")
     }
 
     func testRestrictedConfigurationRunsOnlyWhatItsRulesAllow() throws {
@@ -154,6 +159,12 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
         XCTAssertEqual(try check(["invoke", "--name", "ops", "--", "echo 'still here'"]), "still here\n")
         XCTAssertTrue(try check(["invoke", "--computer", "alpha", "--configuration", "ops", "--", "uptime"]).contains("load average"))
 
+        // Output of a restricted command is journaled like any: started in a session
+        // nobody holds, it is all there for a later receive.
+        try check(["invoke", "--computer", "alpha", "--configuration", "ops", "--in-disconnected-session",
+                   "--session-name", "later", "--", "echo 'kept for later'"])
+        XCTAssertEqual(try check(["receive", "--computer", "alpha", "--name", "later"]), "kept for later\n")
+
         // Transcript yes: allowed, refused and how each ended, in the system log.
         let lines = try syslog.waitForLines { lines in
             lines.contains { $0.contains("COMMAND=echo hi; touch") } && lines.filter { $0.contains("EXIT=") }.count >= 8
@@ -172,6 +183,24 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
         XCTAssertTrue(refused.contains("; REFUSED: ; (a command separator) at byte 8"), refused)
         XCTAssertTrue(lines.contains { $0.contains("COMMAND=echo hi\\ntouch") }, "a newline is escaped, one entry per line: \(lines)")
         XCTAssertFalse(lines.contains { $0.contains("CONFIGURATION=bash") }, "the shell session has no transcript")
+    }
+
+    func testRestrictedCommandIsInterruptedAndTheSessionGoesOn() throws {
+        try writeConfiguration("ops", """
+            Kind restricted
+            AllowUsers \(alpha.user)
+            Command /usr/bin/sleep [0-9]*
+            Command /bin/echo *
+            """)
+        try check(["new", "alpha", "--configuration", "ops", "--name", "ops"])
+        let marker = "4242\(getpid() % 1000)"
+        let running = try startTether(["invoke", "--name", "ops", "--", "sleep \(marker)"], label: "sleep")
+        let isTheSleep = { (process: ProcessEntry) in process.arguments == ["/usr/bin/sleep", marker] && !process.isZombie }
+        try eventually("the allowed sleep runs") { ProcessTable.snapshot().contains(where: isTheSleep) }
+        kill(running.pid, SIGINT)  // Ctrl-C: SIGINT to the command's process group on the host
+        XCTAssertEqual(try running.wait(), .exited(130))
+        try eventually("the sleep is gone") { !ProcessTable.snapshot().contains(where: isTheSleep) }
+        XCTAssertEqual(try check(["invoke", "--name", "ops", "--", "echo on"]), "on\n")
     }
 
     func testConfigurationsListsWhatTheUserMayUseAndTheRestIsRefused() throws {
