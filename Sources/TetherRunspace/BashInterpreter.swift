@@ -138,7 +138,10 @@ final class BashInterpreter {
             self?.readStatus()
         }
         updateReading()
-        driver.write(Array(DriverLine.startup(workDirectory: workDirectory, startupScript: startupScript).utf8))
+        let ours = "/proc/\(getpid())/fd/"
+        driver.write(Array(DriverLine.startup(workDirectory: workDirectory, driverInput: ours + String(input.write),
+                                              statusOutput: ours + String(statusFD),
+                                              startupScript: startupScript).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).
@@ -188,6 +191,8 @@ final class BashInterpreter {
     /// SIGTERM to the group (SIGCONT so stopped members see it), SIGKILL after a grace.
     func terminate() {
         terminationRequested = true
+        // End of file on its stdin tells bash's EXIT trap this end is wanted (no re-exec).
+        driver.close()
         kill(-processGroup, SIGTERM)
         kill(-processGroup, SIGCONT)
         guard killTimer == nil else { return }

@@ -20,6 +20,19 @@ struct Invoke: AsyncParsableCommand {
         run concurrently (up to --throttle-limit) and every line is prefixed with
         [computer].
 
+        No command ends the session by accident: `exit N`, a failure under `set -e`
+        (`set -euo pipefail` included), an unset variable under `set -u` and `exec
+        PROGRAM` end that command with the status `ssh host cmd` would report, in
+        --file scripts and nested functions too; variables, functions, aliases, the
+        working directory and background jobs stay. errexit, nounset, xtrace and verbose
+        are reset at the start of each command; every other option (pipefail, noglob,
+        noclobber, every shopt) persists. `exec` with redirections only (`exec >log
+        2>&1`, `exec 4<file`) changes the session as in a shell; fds 0 and 3 are each
+        command's own. After an unset-variable error or `builtin exit`, bash restarts in
+        place with its state, and `jobs`/`wait` forget earlier jobs (they run on). Only
+        killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
+        to end it.
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
@@ -35,7 +48,12 @@ struct Invoke: AsyncParsableCommand {
 
         Exit status: the remote command's; with several sessions 0 if all succeeded, else
         the first non-zero status in session order. 255 if a host could not be reached
-        (or its tether subsystem failed), 1 for other errors (busy, not found…).
+        (or its tether subsystem failed), or if a lost connection cut the command's stdin;
+        1 for other errors (busy, not found, a selector matching nothing, stdout not
+        writable: a full disk…); 141 (SIGPIPE) if stdout's reader went away (| head).
+        Output is acknowledged only once written, so what was not written stays on the
+        host: the command goes on and `tether receive` collects the rest (a temporary
+        session is removed, as ssh's remote command would end).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
         while reconnecting, the first one stops waiting. If a session has not started the
         command after 3 seconds (another command runs, or its runspace does not answer:
