@@ -28,6 +28,7 @@ public struct TetherCommand: AsyncParsableCommand {
           tether remove --name deploy
         """),
         subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
+                      JobCommand.self,
                       KeeperCommand.self]
     )
 
