@@ -100,6 +100,7 @@ final class Session {
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
     func startInterpreter(executable: String) throws {
+        jobTable.bashPath = executable
         interpreter = try BashInterpreter(reactor: reactor, executable: executable,
                                           arguments: ["bash", "--noprofile", "--norc"],
                                           workDirectory: workDirectory.path)

@@ -46,3 +46,27 @@ enum JobScript {
         return text
     }
 }
+
+/// The snapshot a job started while the session's bash runs a command loads instead of
+/// forking it (docs/architecture.md, "Jobs"): written by the idle session's bash, loaded
+/// by a new `bash --noprofile --norc`.
+extension JobScript {
+    static let snapshotName = "snapshot.sh"
+    static func snapshotCopyName(_ id: UInt64) -> String { "job-\(id).snap" }
+
+    /// The driver file that makes the idle session's bash write its state: variables (with
+    /// their attributes, exports included), functions, aliases, shell options, umask, and
+    /// the working directory last. Errors (read-only variables) are not the point.
+    static func snapshotDriver() -> String {
+        let file = "\"$" + DriverLine.workDirectoryVariable + "\"/" + DriverLine.quote(snapshotName)
+        return #"{ \builtin declare -p; \builtin declare -f; \builtin alias -p; \builtin shopt -p; \builtin set +o; "#
+            + #"\builtin umask -p; \builtin printf '\\builtin cd -- %q\n' "$PWD"; } >"# + file + " 2>/dev/null\n"
+    }
+
+    /// `bash -c` text for a job run from a snapshot copy: load it quietly (bash's own
+    /// read-only variables refuse to be set), then source the job's script with "$@".
+    static func snapshotCommand(snapshotPath: String, scriptPath: String) -> String {
+        #"\builtin source "# + DriverLine.quote(snapshotPath) + #" >/dev/null 2>&1; \builtin source "#
+            + DriverLine.quote(scriptPath) + #" "$@""#
+    }
+}

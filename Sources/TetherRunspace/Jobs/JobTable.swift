@@ -8,6 +8,33 @@ final class JobTable {
     private var nextID: UInt64 = 1
     /// The job bash is forking right now (its driver file is the one bash sources).
     var forking: Job?
+    /// bash is writing a snapshot of its state right now.
+    var snapshotting = false
+    /// bash runs one of ours (a fork or a snapshot), not a command.
+    var isShellBusy: Bool { forking != nil || snapshotting }
+
+    // MARK: Snapshots (docs/architecture.md, "Jobs")
+
+    /// The last snapshot of the session's shell (bash text), once a job made them wanted.
+    var snapshot: [UInt8]?
+    /// No command has run since `snapshot` was taken.
+    var snapshotIsCurrent = false
+    /// `snapshot` was current when the running command started: a job started now can
+    /// load it and see the session exactly as that command found it.
+    var snapshotCoversRunningCommand = false
+    /// Snapshots are taken only in sessions that have started a job.
+    var snapshotsWanted = false
+    var snapshotTimer: TimerHandle?
+    /// Where bash writes its snapshot: an in-memory file (a real file's truncation can
+    /// wait for writeback, milliseconds).
+    var snapshotFile: RewritableFile?
+    /// The session's bash, which a job from a snapshot runs too.
+    var bashPath = "/bin/bash"
+
+    func commandStarting() {
+        snapshotCoversRunningCommand = snapshot != nil && snapshotIsCurrent
+        snapshotIsCurrent = false
+    }
     /// Jobs that may run at once (`create`'s `jobLimit`).
     var limit: Int
     /// Children reaped before anyone knew they were a job's (a job can end before the

@@ -167,7 +167,18 @@ extension Session {
             return .failure(ErrorBody(.internal, "could not write the job's script in \(workDirectory.path): \(error)"))
         }
         lastUsedAt = WallClock.now()
-        startPendingJobs()
+        jobTable.snapshotsWanted = true
+        if running != nil && jobTable.snapshotCoversRunningCommand, let snapshot = jobTable.snapshot {
+            // bash is busy with a command: a new bash loads the state that command started from.
+            do {
+                try spawnFromSnapshot(job, snapshot: snapshot)
+            } catch {
+                job.closePipes()
+                jobEnded(job, state: .failed, exitStatus: 127, message: "tether: the job could not start: \(error)\n")
+            }
+        } else {
+            startPendingJobs()
+        }
         publishStatus()
         return .success(job)
     }
@@ -188,6 +199,58 @@ extension Session {
         }
     }
 
+    private func outputPipe(_ job: Job, fd: Int32, kind: Record.Kind) -> OutputPipe {
+        setPipeCapacity(fd)
+        let pipe = OutputPipe(reactor: reactor, fd: fd, kind: kind)
+        pipe.onData = { [unowned self, unowned job] bytes in self.jobOutput(job, kind, bytes) }
+        pipe.mayRead = { [unowned self, unowned job] in self.jobMayRead(job) }
+        return pipe
+    }
+
+    /// A job started while bash runs a command: `bash --noprofile --norc` loads a copy of
+    /// the last snapshot (taken while the session was idle, before that command), in a
+    /// process group of its own, with plain pipes for stdout and stderr.
+    private func spawnFromSnapshot(_ job: Job, snapshot: [UInt8]) throws {
+        let base = workDirectory.path + "/"
+        let copy = base + JobScript.snapshotCopyName(job.id)
+        try writeFile(copy, snapshot)
+        var fds: [Int32] = []
+        for _ in 0..<2 {
+            var pair: [Int32] = [0, 0]
+            guard tether_pipe2(&pair, Int32(O_CLOEXEC)) == 0 else {
+                fds.forEach { close($0) }
+                throw SystemError.last("pipe2 (job output)")
+            }
+            fds += pair
+        }
+        var options = Spawn.Options()
+        options.fileActions = [1: fds[1], 2: fds[3]]
+        options.devNull = [0]
+        options.newProcessGroup = true
+        // The snapshot's exported variables are the job's environment, nothing else.
+        options.environment = []
+        let pid: pid_t
+        do {
+            pid = try Spawn.spawn(path: jobTable.bashPath, arguments: ["bash", "--noprofile", "--norc", "-c",
+                JobScript.snapshotCommand(snapshotPath: copy, scriptPath: base + JobScript.scriptName(job.id)), "bash"]
+                + job.arguments, options: options)
+        } catch {
+            fds.forEach { close($0) }
+            throw error
+        }
+        close(fds[1])
+        close(fds[3])
+        job.stdout = outputPipe(job, fd: fds[0], kind: .stdout)
+        job.stderr = outputPipe(job, fd: fds[2], kind: .stderr)
+        job.phase = .running(pid: pid)
+        job.shellCopy = .snapshot
+        if let exit = jobTable.takeUnclaimedExit(pid: pid) {
+            jobReaped(job, exit)
+        } else {
+            updateJobReading(job)
+        }
+    }
+
     private func fork(_ job: Job) throws {
         let base = workDirectory.path + "/"
         var pipes: [OutputPipe] = []
@@ -198,11 +261,7 @@ extension Session {
             // Opened before bash opens the other end, so its open(2) doesn't wait for us.
             let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { throw SystemError.last("open \(path)") }
-            setPipeCapacity(fd)
-            let pipe = OutputPipe(reactor: reactor, fd: fd, kind: kind)
-            pipe.onData = { [unowned self, unowned job] bytes in self.jobOutput(job, kind, bytes) }
-            pipe.mayRead = { [unowned self, unowned job] in self.jobMayRead(job) }
-            pipes.append(pipe)
+            pipes.append(outputPipe(job, fd: fd, kind: kind))
         }
         job.stdout = pipes[0]
         job.stderr = pipes[1]
@@ -219,9 +278,59 @@ extension Session {
         interpreter.runPreparedCommand()
     }
 
-    /// bash's status line arrived: if it was for a job's fork, the job runs now (and true
-    /// is returned); the next pending job or waiting command may start.
-    func jobForkFinished(status: Int32) -> Bool {
+    // MARK: Snapshots
+
+    /// How long bash must stay idle after a command before it writes a snapshot: a loop
+    /// of commands never pays for one.
+    static let snapshotDelay: Double = 0.05
+
+    /// After a command: a snapshot once bash has been idle a moment, in sessions that
+    /// have started jobs (the others never pay for it).
+    func scheduleSnapshot() {
+        guard jobTable.snapshotsWanted, !jobTable.snapshotIsCurrent else { return }
+        if let timer = jobTable.snapshotTimer { reactor.cancel(timer) }
+        jobTable.snapshotTimer = reactor.schedule(after: Session.snapshotDelay) { [unowned self] in
+            self.jobTable.snapshotTimer = nil
+            self.takeSnapshot()
+        }
+    }
+
+    @discardableResult
+    private func takeSnapshot(beforeWaitingCommands: Bool = false) -> Bool {
+        guard running == nil, !jobTable.isShellBusy, waiting.isEmpty || beforeWaitingCommands, interpreter.isIdle,
+              life == .running, !terminating, !shuttingDown, !jobTable.snapshotIsCurrent else { return false }
+        do {
+            if jobTable.snapshotFile == nil {
+                let file = RewritableFile(path: workDirectory.path + "/" + JobScript.snapshotName)
+                try file.write([])
+                jobTable.snapshotFile = file
+            }
+            try workDirectory.driver.write(Array(JobScript.snapshotDriver().utf8))
+        } catch {
+            return false  // no snapshot: jobs started during commands wait for bash instead
+        }
+        jobTable.snapshotting = true
+        interpreter.runPreparedCommand()
+        return true
+    }
+
+    private func snapshotFinished() {
+        jobTable.snapshotting = false
+        let path = workDirectory.path + "/" + JobScript.snapshotName
+        if let bytes = readFile(path) {
+            jobTable.snapshot = bytes
+            jobTable.snapshotIsCurrent = true
+        }
+    }
+
+    /// bash's status line arrived for one of ours (a fork or a snapshot): true if so. The
+    /// next pending job or waiting command may start.
+    func shellOperationFinished(status: Int32) -> Bool {
+        if jobTable.snapshotting {
+            snapshotFinished()
+            if !startPendingJobs() { startNextWaiting() }
+            return true
+        }
         guard let job = jobTable.forking else { return false }
         jobTable.forking = nil
         let base = workDirectory.path + "/"
@@ -247,7 +356,9 @@ extension Session {
             jobEnded(job, state: .failed, exitStatus: status == 0 ? 127 : status,
                      message: "tether: the session's shell could not start the job (status \(status))\n")
         }
-        if !startPendingJobs() { startNextWaiting() }
+        // The first job of a session takes a snapshot at once (a millisecond): a job
+        // started during the next command can then run beside it.
+        if !startPendingJobs() && !takeSnapshot(beforeWaitingCommands: true) { startNextWaiting() }
         return true
     }
 
@@ -330,6 +441,7 @@ extension Session {
         lastUsedAt = WallClock.now()
         unlink(workDirectory.path + "/" + JobScript.scriptName(job.id))
         unlink(workDirectory.path + "/" + JobScript.gateName(job.id))
+        unlink(workDirectory.path + "/" + JobScript.snapshotCopyName(job.id))
         publishStatus()
         pumpJobChannels(of: job)
         let info = jobInfo(job)
@@ -437,6 +549,21 @@ extension Session {
             }
             offset += n
         }
+    }
+
+    private func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes += buffer[0..<n]
+        }
+        return bytes
     }
 
     private func readSmallFile(_ path: String) -> String? {
