@@ -124,8 +124,7 @@ extension Session {
     func commandFinished(status: Int32) {
         if shellOperationFinished(status: status) { return }
         endRunningCommand(status: status)
-        if !startPendingJobs() { startNextWaiting() }
-        scheduleSnapshot()
+        if !startPendingJobs() && !snapshotAfterCommand() { startNextWaiting() }
         publishStatus()
     }
 

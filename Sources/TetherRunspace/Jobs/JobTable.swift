@@ -24,7 +24,6 @@ final class JobTable {
     var snapshotCoversRunningCommand = false
     /// Snapshots are taken only in sessions that have started a job.
     var snapshotsWanted = false
-    var snapshotTimer: TimerHandle?
     /// Where bash writes its snapshot: an in-memory file (a real file's truncation can
     /// wait for writeback, milliseconds).
     var snapshotFile: RewritableFile?

@@ -280,19 +280,13 @@ extension Session {
 
     // MARK: Snapshots
 
-    /// How long bash must stay idle after a command before it writes a snapshot: a loop
-    /// of commands never pays for one.
-    static let snapshotDelay: Double = 0.05
-
-    /// After a command: a snapshot once bash has been idle a moment, in sessions that
-    /// have started jobs (the others never pay for it).
-    func scheduleSnapshot() {
-        guard jobTable.snapshotsWanted, !jobTable.snapshotIsCurrent else { return }
-        if let timer = jobTable.snapshotTimer { reactor.cancel(timer) }
-        jobTable.snapshotTimer = reactor.schedule(after: Session.snapshotDelay) { [unowned self] in
-            self.jobTable.snapshotTimer = nil
-            self.takeSnapshot()
-        }
+    /// After a command, in sessions that have started a job (the others never pay for
+    /// it): a snapshot at once, unless a command waits. A job started during the next
+    /// command then runs beside it from exactly the state that command found. Returns
+    /// true if bash is busy writing it.
+    func snapshotAfterCommand() -> Bool {
+        guard jobTable.snapshotsWanted, waiting.isEmpty else { return false }
+        return takeSnapshot()
     }
 
     @discardableResult

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import TetherClient
+import TetherIO
 import TetherProtocol
 
 struct JobWait: AsyncParsableCommand {
@@ -38,43 +39,74 @@ struct JobWait: AsyncParsableCommand {
                 throw TetherClientError(.usage, "no job matches; see tether job get")
             }
             let needed = any ? min(1, targets.count) : targets.count
-            enum Outcome: Sendable { case ended(JobTarget), failed, timedOut }
-            let ended = await withTaskGroup(of: Outcome.self) { group -> [JobTarget] in
+            // Unstructured tasks: a wait that is over (enough jobs ended, or the timeout)
+            // must not wait for the others' answers.
+            let tally = WaitTally(needed: needed, total: targets.count)
+            let ended: [JobTarget] = await withCheckedContinuation { continuation in
+                tally.onDone = { continuation.resume(returning: $0) }
                 for target in targets {
-                    group.addTask {
+                    Task {
                         do {
                             var done = target
                             done.info = try await target.jobs.wait(jobID: target.info.id)
-                            return .ended(done)
+                            tally.ended(done)
                         } catch {
-                            context.failures.report(error, host: target.computerName)
-                            return .failed
+                            // After the wait is over, the connections close under the rest.
+                            if tally.failed() { context.failures.report(error, host: target.computerName) }
                         }
                     }
                 }
                 if let timeout {
-                    group.addTask {
+                    Task {
                         try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
-                        return .timedOut
+                        tally.timedOut()
                     }
                 }
-                var results: [JobTarget] = []
-                var answered = 0
-                for await outcome in group {
-                    switch outcome {
-                    case .ended(let target): results.append(target); answered += 1
-                    case .failed: answered += 1
-                    case .timedOut: answered = targets.count
-                    }
-                    if results.count >= needed || answered >= targets.count { break }
-                }
-                group.cancelAll()
-                return results
+                tally.check()
             }
             await context.pool.closeAll()
             JobTableOutput.print(ended, json: json)
             try context.failures.exitIfFailed()
             if ended.count < needed { throw ExitCode(Self.timedOutStatus) }
         }
+    }
+}
+
+/// Counts a wait's answers; calls `onDone` once: enough jobs ended, every job answered, or
+/// the timeout.
+final class WaitTally: @unchecked Sendable {
+    private let lock = Lock()
+    private let needed: Int
+    private let total: Int
+    private var results: [JobTarget] = []
+    private var answered = 0
+    private var finished = false
+    var onDone: ([JobTarget]) -> Void = { _ in }
+
+    init(needed: Int, total: Int) {
+        self.needed = needed
+        self.total = total
+    }
+
+    func ended(_ target: JobTarget) { update { $0.results.append(target); $0.answered += 1 } }
+    /// Returns false if the wait was already over (the failure is moot).
+    @discardableResult
+    func failed() -> Bool {
+        if lock.withLock({ finished }) { return false }
+        update { $0.answered += 1 }
+        return true
+    }
+    func timedOut() { update { $0.answered = $0.total + 1 } }
+    func check() { update { _ in } }
+
+    private func update(_ change: (WaitTally) -> Void) {
+        let done: [JobTarget]? = lock.withLock {
+            guard !finished else { return nil }
+            change(self)
+            guard results.count >= needed || answered >= total else { return nil }
+            finished = true
+            return results
+        }
+        if let done { onDone(done) }
     }
 }
