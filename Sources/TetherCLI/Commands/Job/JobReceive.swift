@@ -40,20 +40,24 @@ struct JobReceive: AsyncParsableCommand {
                 let output = TargetOutput(prefix: prefix ? "[\(target.label)] " : nil)
                 do {
                     let reception = try await target.jobs.receive(jobID: target.info.id, follow: wait, keep: keep)
-                    for try await chunk in reception.output {
+                    let sequence = reception.output
+                    for try await chunk in sequence {
+                        // Acknowledged only once written (as tether receive).
                         switch chunk {
-                        case .stdout(let bytes): output.stdout(bytes)
-                        case .stderr(let bytes): output.stderr(bytes)
+                        case .stdout(let bytes): try output.stdout(bytes, from: sequence)
+                        case .stderr(let bytes): try output.stderr(bytes, from: sequence)
                         case .dropped(let bytes, let records):
-                            output.finish()
+                            try output.finish()
                             Terminal.shared.err("tether: \(target.label): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
                         }
                     }
-                    output.finish()
+                    try output.finish()
                     guard wait else { return 0 }
                     return try await reception.end?.exitStatus ?? 0
+                } catch let error as OutputWriteError {
+                    Terminal.shared.leave(after: error)
                 } catch {
-                    output.finish()
+                    output.finishOrLeave()
                     return context.failures.report(error, host: target.computerName)
                 }
             }
