@@ -175,3 +175,55 @@ final class JobTests: TwoClientTestCase {
         XCTAssertTrue(refused.stderrText.contains("broken"), refused.stderrText)
     }
 }
+
+/// Jobs whose output nobody reads: 50 MB in `block` and in `drop` mode.
+final class JobBufferingTests: CLITestCase {
+    static let total = 50_000_000
+    static let writer = "head -c \(total) /dev/zero"
+
+    func jobState(_ name: String) throws -> String? {
+        let text = try check(["job", "get", "--json", "--name", name])
+        let jobs = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]
+        return jobs?.first?["state"] as? String
+    }
+
+    func testBlockModeHoldsTheJobUntilItsOutputIsReceived() throws {
+        try check(["new", "alpha", "--name", "blocked", "--buffer-limit", "1048576"])
+        try check(["invoke", "--name", "blocked", "--as-job", "--", Self.writer])
+        try eventually(timeout: 60, "the job waits for a reader") { (try? self.jobState("blocked")) == "Blocked" }
+        let received = try tether(["job", "receive", "--name", "blocked", "--job-id", "1", "--wait"], timeout: 300)
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(received.stdout.count, Self.total, "every byte, once")
+        XCTAssertEqual(try jobState("blocked"), "Completed")
+    }
+
+    func testDropModeLetsTheJobFinishAndSaysWhatWasDropped() throws {
+        try check(["new", "alpha", "--name", "dropping", "--output-buffering", "drop", "--buffer-limit", "1048576"])
+        try check(["invoke", "--name", "dropping", "--as-job", "--", Self.writer])
+        let waited = try tether(["job", "wait", "--name", "dropping", "--job-id", "1"], timeout: 300)
+        XCTAssertEqual(waited.status, .exited(0), waited.stderrText)
+        XCTAssertTrue(waited.stdoutText.contains("Completed"), waited.stdoutText)
+        let received = try tether(["job", "receive", "--name", "dropping", "--job-id", "1"], timeout: 120)
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertLessThanOrEqual(received.stdout.count, 1_048_576, "no more than the buffer limit was kept")
+        let notice = received.stderrText
+        let dropped = try XCTUnwrap(notice.split(separator: " ").dropFirst(2).first.flatMap { Int($0) },
+                                    "a dropped notice: \(notice)")
+        XCTAssertEqual(dropped + received.stdout.count, Self.total, notice)
+    }
+}
+
+/// `--as-job` fanned out over two computers, with temporary sessions.
+final class JobFanOutTests: CLITestCase {
+    override var computerCount: Int { 2 }
+
+    func testAsJobOverTwoComputersAndRemoveTakesTheTemporarySessions() throws {
+        let table = try check(["invoke", "--computer", "alpha,beta", "--as-job", "--job-name", "hello", "--",
+                               "echo \"hello from $1\"", "both"])
+        XCTAssertTrue(table.contains("alpha") && table.contains("beta"), table)
+        let received = try check(["job", "receive", "--job-name", "hello", "--wait"])
+        XCTAssertEqual(Set(received.split(separator: "\n")), ["[alpha:hello] hello from both", "[beta:hello] hello from both"])
+        try check(["job", "remove", "--state", "Completed"])
+        XCTAssertEqual(try getJSON(["--computer", "alpha,beta"]).count, 0, "the temporary sessions went with their jobs")
+    }
+}
