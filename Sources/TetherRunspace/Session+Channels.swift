@@ -147,5 +147,6 @@ extension Session {
             pumpAll()
         }
         interpreter.updateReading()
+        jobsConfigured()
     }
 }

@@ -51,6 +51,15 @@ final class JobTests: TwoClientTestCase {
         XCTAssertEqual(try check(["invoke", "--name", "busy", "--", "echo $x"]), "set-before\n")
     }
 
+    func testBashsOwnJobsAreUntouchedByTetherJobs() throws {
+        try check(["new", "alpha", "--name", "own"])
+        try check(["invoke", "--name", "own", "--", "sleep 600 &"])
+        try check(["invoke", "--name", "own", "--as-job", "--", "sleep 600"])
+        XCTAssertEqual(try check(["invoke", "--name", "own", "--", "jobs | wc -l; kill %1; wait %1; echo \"$?\""]), "1\n143\n",
+                       "bash's job table holds its own job only")
+        XCTAssertEqual(try jobsJSON(["--name", "own"]).first?["state"] as? String, "Running")
+    }
+
     func testReceiveGivesOutputOnceAndKeepKeepsIt() throws {
         try check(["new", "alpha", "--name", "r"])
         try check(["invoke", "--name", "r", "--as-job", "--", "echo out; echo err >&2"])

@@ -26,8 +26,9 @@ struct Invoke: AsyncParsableCommand {
         the output later with `tether receive`.
 
         With --as-job, SCRIPT starts as a job in each session (with --computer alone, in a
-        new session per computer, removed with its job) and invoke returns at once,
-        printing the jobs; the session stays free for other commands. See tether job.
+        new session per computer named asjob-…, kept until tether job remove removes its
+        job — its idle timeout is 30 days) and invoke returns at once, printing the jobs;
+        the session stays free for other commands. A job reads /dev/null. See tether job.
 
         If the connection is lost while the command runs, invoke says so on stderr, keeps
         reconnecting (at once, then every 50 ms, after 10 s every 200 ms, for --reconnect-timeout

@@ -51,18 +51,21 @@ struct JobTarget: Sendable {
 /// removed by `tether job remove` with their last job.
 enum TemporaryJobSession {
     static let namePrefix = "asjob-"
+    /// Kept until its job is removed: the idle timeout (counted once the job has ended)
+    /// is 30 days rather than the default 2 hours.
+    static let idleTimeout: Double = 30 * 86400
     static func isTemporary(_ name: String) -> Bool { name.hasPrefix(namePrefix) }
 }
 
 extension CommandContext {
     /// The sessions a job verb looks in: the selector's, or (without one) every session
     /// in this client's list.
-    func jobSessions(_ selector: SelectorArguments) async throws -> [SessionTarget] {
+    func jobSessions(_ selector: SelectorArguments, noneIsAnError: Bool) async throws -> [SessionTarget] {
         if selector.hasSessionFilter || !selector.computers.isEmpty {
             return try await resolve(selector)
         }
         let all = try store.all()
-        if all.isEmpty {
+        if all.isEmpty && noneIsAnError {
             throw TetherClientError(.usage, "this client's list has no sessions; select them with --name, --id, --instance-id or --computer HOST")
         }
         return all.map { SessionTarget(local: $0) }
@@ -70,8 +73,10 @@ extension CommandContext {
 
     /// The selected jobs, in session order then job order. Sessions that are closed or
     /// broken are skipped quietly when the session selector did not name them.
-    func resolveJobs(_ selector: SelectorArguments, _ jobSelector: JobSelectorArguments) async throws -> [JobTarget] {
-        let sessions = try await jobSessions(selector)
+    /// `get` lists nothing for no session, as Get-Job does; the verbs that act say so.
+    func resolveJobs(_ selector: SelectorArguments, _ jobSelector: JobSelectorArguments,
+                     listing: Bool = false) async throws -> [JobTarget] {
+        let sessions = try await jobSessions(selector, noneIsAnError: !listing)
         let quiet = !selector.hasSessionFilter
         let found: [[JobTarget]] = await concurrentMap(sessions) { session in
             do {

@@ -65,7 +65,7 @@ final class JobTable {
     }
 
     /// Jobs that count against the limit: not ended.
-    var activeCount: Int { jobs.filter { !$0.hasEnded }.count }
+    var activeCount: Int { jobs.reduce(0) { $0 + ($1.hasEnded ? 0 : 1) } }
 
     var firstPending: Job? {
         jobs.first { if case .pending = $0.phase { return true } else { return false } }

@@ -133,6 +133,17 @@ extension Session {
         }
     }
 
+    /// The session's buffering changed (a `release`): it applies to the jobs' journals too.
+    func jobsConfigured() {
+        for job in jobTable.jobs {
+            if outputBuffering == .drop {
+                job.journal.dropOldestOutput(toFit: bufferLimit, sentThrough: job.highestSentSeq)
+                pumpJobChannels(of: job)
+            }
+            updateJobReading(job)
+        }
+    }
+
     /// A connection drained: its job receptions go on, and jobs it held back may read again.
     func jobPeerDrained(_ peer: PeerConnection) {
         for jobChannel in peer.jobChannels.values { pumpJobChannel(jobChannel) }

@@ -2,7 +2,8 @@ import ArgumentParser
 import TetherClient
 import TetherProtocol
 
-/// `tether invoke --as-job`: the options, and starting the jobs.
+/// `tether invoke --as-job`: the options, and starting the jobs. (Jobs read /dev/null:
+/// `invoke`'s stdin is not forwarded to them.)
 struct AsJobArguments: ParsableArguments {
     @Flag(name: .customLong("as-job"), help: "Start SCRIPT as a job in each session and return at once (see tether job).")
     var asJob = false
@@ -30,7 +31,7 @@ extension Invoke {
                 do {
                     let host = try await context.pool.host(computer)
                     let name = TemporaryJobSession.namePrefix + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-                    let session = try await host.createSession(name: name)
+                    let session = try await host.createSession(name: name, idleTimeout: TemporaryJobSession.idleTimeout)
                     // Nobody holds it: any client may use it; its job keeps it busy.
                     let summary = try await host.release(instanceID: session.instanceID)
                     guard let local = try context.record([summary]).first else { return nil }

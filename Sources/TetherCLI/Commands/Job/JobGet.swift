@@ -26,7 +26,7 @@ struct JobGet: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
-            let targets = try await context.resolveJobs(selector, jobSelector)
+            let targets = try await context.resolveJobs(selector, jobSelector, listing: true)
             await context.pool.closeAll()
             JobTableOutput.print(targets, json: json)
             try context.failures.exitIfFailed()
