@@ -60,6 +60,16 @@ final class JobTests: TwoClientTestCase {
         XCTAssertEqual(try jobsJSON(["--name", "own"]).first?["state"] as? String, "Running")
     }
 
+    func testAJobAfterACommandsExitAndItsOwnExit() throws {
+        try check(["new", "alpha", "--name", "ex"])
+        XCTAssertEqual(try tether(["invoke", "--name", "ex", "--", "exit 5"]).status, .exited(5))
+        try check(["invoke", "--name", "ex", "--as-job", "--", "echo forked; exit 4"])
+        let received = try tether(["job", "receive", "--name", "ex", "--job-id", "1", "--wait"])
+        XCTAssertEqual(received.stdoutText, "forked\n")
+        XCTAssertEqual(received.status, .exited(4), "the job's own exit ends the job, not the session")
+        XCTAssertEqual(try check(["invoke", "--name", "ex", "--", "echo still"]), "still\n")
+    }
+
     func testReceiveGivesOutputOnceAndKeepKeepsIt() throws {
         try check(["new", "alpha", "--name", "r"])
         try check(["invoke", "--name", "r", "--as-job", "--", "echo out; echo err >&2"])

@@ -2,7 +2,7 @@
 ///
 /// The session's bash, idle, sources a driver file (in place of a command's) that runs
 ///
-///     ( set -m; unset -f exec; exec >job-N.out 2>job-N.err </dev/null 3>&-
+///     ( set -m; unset -f exec exit; exec >job-N.out 2>job-N.err </dev/null 3>&-
 ///       { read -r _ <job-N.gate; set --; source job-N.sh ARGS…; } &
 ///       echo $! >job-N.pid )
 ///
@@ -35,9 +35,12 @@ enum JobScript {
     static func forkDriver(jobID id: UInt64, arguments: [String]) -> String {
         let directory = "\"$" + DriverLine.workDirectoryVariable + "\"/"
         func file(_ name: String) -> String { directory + DriverLine.quote(name) }
-        // Plain `exec`: `builtin exec` would undo its redirections when it returns. A
-        // function named exec is unset first (in the subshell only), so it can't stand in.
-        var text = #"( \builtin set -m; \builtin unset -f exec; exec >"# + file(stdoutName(id)) + " 2>" + file(stderrName(id))
+        // `__tether_s=`: the status the driver line reports is this line's, not one an
+        // earlier command's `exit` recorded (ShellPrelude). Plain `exec`: `builtin exec`
+        // would undo its redirections when it returns; the session's `exec` and `exit`
+        // functions (which keep the session's shell alive) are unset in the subshell, so
+        // in a job they are bash's own.
+        var text = #"__tether_s=; ( \builtin set -m; \builtin unset -f exec exit; exec >"# + file(stdoutName(id)) + " 2>" + file(stderrName(id))
         text += " </dev/null 3>&-; { " + #"\builtin read -r _ <"# + file(gateName(id)) + "; "
         if arguments.isEmpty { text += #"\builtin set --; "# }
         text += #"\builtin source "# + file(scriptName(id))
@@ -59,14 +62,15 @@ extension JobScript {
     /// the working directory last. Errors (read-only variables) are not the point.
     static func snapshotDriver() -> String {
         let file = "\"$" + DriverLine.workDirectoryVariable + "\"/" + DriverLine.quote(snapshotName)
-        return #"{ \builtin declare -p; \builtin declare -f; \builtin alias -p; \builtin shopt -p; \builtin set +o; "#
+        return #"__tether_s=; { \builtin declare -p; \builtin declare -f; \builtin alias -p; \builtin shopt -p; \builtin set +o; "#
             + #"\builtin umask -p; \builtin printf '\\builtin cd -- %q\n' "$PWD"; } >"# + file + " 2>/dev/null\n"
     }
 
     /// `bash -c` text for a job run from a snapshot copy: load it quietly (bash's own
-    /// read-only variables refuse to be set), then source the job's script with "$@".
+    /// read-only variables refuse to be set), drop the session's `exec` and `exit`
+    /// functions (a job's are bash's own), then source the job's script with "$@".
     static func snapshotCommand(snapshotPath: String, scriptPath: String) -> String {
-        #"\builtin source "# + DriverLine.quote(snapshotPath) + #" >/dev/null 2>&1; \builtin source "#
+        #"\builtin source "# + DriverLine.quote(snapshotPath) + #" >/dev/null 2>&1; \builtin unset -f exec exit; \builtin source "#
             + DriverLine.quote(scriptPath) + #" "$@""#
     }
 }
