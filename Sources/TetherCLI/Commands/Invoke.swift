@@ -53,7 +53,12 @@ struct Invoke: AsyncParsableCommand {
 
         Exit status: the remote command's; with several sessions 0 if all succeeded, else
         the first non-zero status in session order. 255 if a host could not be reached
-        (or its tether subsystem failed), 1 for other errors (busy, not found…).
+        (or its tether subsystem failed), or if a lost connection cut the command's stdin;
+        1 for other errors (busy, not found, a selector matching nothing, stdout not
+        writable: a full disk…); 141 (SIGPIPE) if stdout's reader went away (| head).
+        Output is acknowledged only once written, so what was not written stays on the
+        host: the command goes on and `tether receive` collects the rest (a temporary
+        session is removed, as ssh's remote command would end).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
         while reconnecting, the first one stops waiting. If a session has not started the
         command after 3 seconds (another command runs, or its runspace does not answer:
