@@ -30,7 +30,8 @@ public struct TetherCommand: AsyncParsableCommand {
           tether remove --name deploy
         """),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
-                      Configurations.self, KeeperCommand.self]
+                      JobCommand.self, Configurations.self,
+                      KeeperCommand.self]
     )
 
     public init() {}

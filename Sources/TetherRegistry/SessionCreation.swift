@@ -28,6 +28,8 @@ extension Registry {
             problem(withIdleTimeout: idleTimeout, maximum: settings.maxIdleTimeout, configuration: configuration),
             policy.problem(withBufferLimit: bufferLimit),
             request.name.flatMap { policy.problem(withName: $0) },
+            request.jobLimit.flatMap { (1...JobLimits.maxConcurrent).contains($0) ? nil
+                : "jobLimit must be between 1 and \(JobLimits.maxConcurrent), not \($0)" },
         ].compactMap { $0 }
         if let problem = problems.first {
             reply(.failure(ErrorBody(.badRequest, problem)))
@@ -49,6 +51,7 @@ extension Registry {
             outputBuffering: request.outputBuffering ?? settings.outputBuffering.flatMap(OutputBuffering.init(rawValue:))
                 ?? HostPolicy.defaultOutputBuffering,
             bufferLimit: bufferLimit)
+        info.jobLimit = request.jobLimit
 
         let launcher: RunspaceLauncher
         do {

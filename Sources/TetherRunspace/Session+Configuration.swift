@@ -54,6 +54,25 @@ extension Session {
         return line
     }
 
+    /// Refuses a job (nil: it may start). A job runs in a copy of the session's shell, so
+    /// a restricted session — which has none — runs no jobs; in a transcribed shell
+    /// session the job's script is recorded first (and not run if it can't be).
+    func refusal(ofJob request: JobStartRequest, from peer: PeerConnection) -> ErrorBody? {
+        let text = ([request.script] + request.arguments.map { DriverLine.quote($0) }).joined(separator: " ")
+        let prefix = transcriptPrefix(clientAddress: peer.clientAddress) + "JOB=\(Transcript.quoted(text))"
+        if configuration.kind == .restricted {
+            let why = "jobs run in a copy of the session's shell, and a restricted session has none"
+            try? transcript?.write(prefix + " ; REFUSED: \(why)", priority: Transcript.refusedPriority, required: false)
+            return ErrorBody(.permissionDenied, "refused by session configuration '\(configuration.name)': \(why)")
+        }
+        do {
+            try transcript?.write(prefix + " ; ALLOWED", priority: Transcript.allowedPriority, required: true)
+        } catch {
+            return ErrorBody(.unavailable, "Transcript yes, but the system log can't be written (\(error)): the job was not started")
+        }
+        return nil
+    }
+
     /// The end of a transcribed command.
     func transcribeEnd(_ command: RunningCommand, status: Int32) {
         guard let line = command.transcriptLine, let transcript else { return }
@@ -62,7 +81,11 @@ extension Session {
 
     /// sudo's layout: `USER : KEY=value ; KEY=value ; …`.
     private func transcriptPrefix(_ origin: Attachment) -> String {
-        let client = origin.peer.clientAddress ?? "unknown (not via sshd)"
+        transcriptPrefix(clientAddress: origin.peer.clientAddress)
+    }
+
+    private func transcriptPrefix(clientAddress: String?) -> String {
+        let client = clientAddress ?? "unknown (not via sshd)"
         return "\(Environment.userName()) : CLIENT=\(client) ; CONFIGURATION=\(configuration.name) ; "
             + "SESSION=\(options.name) (\(options.instanceID)) ; TIME=\(WallClock.iso8601()) ; "
     }

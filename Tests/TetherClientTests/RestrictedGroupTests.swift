@@ -161,6 +161,8 @@ final class RestrictedGroupTests: SessionConfigurationTestCase {
             XCTAssertEqual(refused.status, .exited(1), line)
             XCTAssertTrue(refused.stderrText.contains("refused by session configuration 'ops'"), refused.stderrText)
         }
+        let job = try tether(["invoke", "--name", "ops", "--as-job", "--", "touch \(canary)"])
+        XCTAssertEqual(job.status, .exited(1), "no job (a copy of a shell) in a restricted session")
         XCTAssertEqual(access(canary, F_OK), -1)
         XCTAssertTrue(try check(["get"]).contains(" ops "), "ConfigurationName ops")
 

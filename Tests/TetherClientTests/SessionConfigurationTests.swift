@@ -149,6 +149,11 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
         let injected = try tether(["invoke", "--name", "ops", "--", "echo", "hi", "--", "touch", canary])
         XCTAssertEqual(injected.status, .exited(1))
         XCTAssertTrue(injected.stderrText.contains("takes 1 argument, not 4"), injected.stderrText)
+        // Jobs run a copy of the session's shell: a restricted session has none to copy.
+        let job = try tether(["invoke", "--name", "ops", "--as-job", "--", "touch \(canary)"])
+        XCTAssertEqual(job.status, .exited(1), job.stdoutText)
+        XCTAssertTrue(job.stderrText.contains("refused by session configuration 'ops': jobs run in a copy of the session's shell, and a restricted session has none"),
+                      job.stderrText)
         XCTAssertEqual(access(canary, F_OK), -1, "nothing of any refused line ran")
         // The canary check is real: the same line in a shell session does create it.
         try check(["new", "alpha", "--name", "shell"])
