@@ -23,6 +23,7 @@ public struct HostCommand: ParsableCommand {
           ssh -s host tether                     # the same, through OpenSSH
           tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
         """,
+        version: tetherVersionLine("tether-subsystem"),
         subcommands: [Serve.self, Registry.self, Runspace.self],
         defaultSubcommand: Serve.self
     )

@@ -23,4 +23,7 @@ public enum SSHLibrary {
 
     /// Keystream refills (4 KiB each) served to libssh2 so far; grows while data moves.
     public static var cipherKeystreamRefills: UInt { UInt(tether_ssh_cipher_refills()) }
+
+    /// The linked libssh2's version at run time ("1.10.0").
+    public static var version: String { LibSSH2.version }
 }
