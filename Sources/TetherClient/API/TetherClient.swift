@@ -46,8 +46,12 @@ public final class TetherClient: Sendable {
         ClientLoop.shared.shutdown()
     }
 
-    /// The linked libssh2's version ("1.10.0").
-    public static var libssh2Version: String { SSHLibrary.version }
+    /// The linked libssh2's version ("1.10.0"), and the headers' when they differ.
+    public static var libssh2Version: String {
+        let linked = SSHLibrary.version
+        let built = SSHLibrary.headerVersion
+        return linked == built ? linked : "\(linked), built with \(built)"
+    }
 
     /// What `destination` resolves to, as `ssh -G` prints it, followed by comment lines
     /// saying which transport Tether would use and why (`tether new HOST -G`). Connects
