@@ -20,6 +20,19 @@ struct Invoke: AsyncParsableCommand {
         run concurrently (up to --throttle-limit) and every line is prefixed with
         [computer].
 
+        No command ends the session by accident: `exit N`, a failure under `set -e`
+        (`set -euo pipefail` included), an unset variable under `set -u` and `exec
+        PROGRAM` end that command with the status `ssh host cmd` would report, in
+        --file scripts and nested functions too; variables, functions, aliases, the
+        working directory and background jobs stay. errexit, nounset, xtrace and verbose
+        are reset at the start of each command; every other option (pipefail, noglob,
+        noclobber, every shopt) persists. `exec` with redirections only (`exec >log
+        2>&1`, `exec 4<file`) changes the session as in a shell; fds 0 and 3 are each
+        command's own. After an unset-variable error or `builtin exit`, bash restarts in
+        place with its state, and `jobs`/`wait` forget earlier jobs (they run on). Only
+        killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
+        to end it.
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
@@ -37,7 +50,10 @@ struct Invoke: AsyncParsableCommand {
         the first non-zero status in session order. 255 if a host could not be reached
         (or its tether subsystem failed), 1 for other errors (busy, not found…).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
-        while reconnecting, the first one stops waiting.
+        while reconnecting, the first one stops waiting. If a session has not started the
+        command after 3 seconds (another command runs, or its runspace does not answer:
+        stopped, overloaded), invoke says so on stderr and goes on waiting; Ctrl-C twice
+        leaves it (the command starts when the session can, its output kept for receive).
 
         Examples:
           tether invoke --name deploy -- 'cd /srv/app && git pull'
@@ -253,21 +269,29 @@ struct InvokeJob: Sendable {
             running.add(session)
             let invocation: Invocation
             do {
-                invocation = try await session.invoke(settings.script, arguments: settings.arguments,
-                                                      stdin: stdin, wait: settings.wait)
+                invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
+                                                          waitingFor: "to start the command") {
+                    try await session.invoke(settings.script, arguments: settings.arguments,
+                                             stdin: stdin, wait: settings.wait)
+                }
             } catch {
                 running.remove(session)
                 throw error
             }
             var followed = FollowedOutput.invocation(invocation)
+            var stdinCut = false
             let reconnector = Reconnector(computerName: computerName, pool: context.pool,
                                           timeout: settings.reconnectTimeout, reconnecting: reconnecting)
             while true {
                 do {
-                    for try await chunk in followed.output {
-                        collected.take(chunk, json: settings.json, output: output, computerName: computerName)
+                    let sequence = followed.output
+                    for try await chunk in sequence {
+                        // Acknowledged only once written: a failed write leaves the loop
+                        // before the next chunk is asked for.
+                        try collected.take(chunk, json: settings.json, output: output, from: sequence,
+                                           computerName: computerName)
                     }
-                    output.finish()
+                    try output.finish()
                     running.remove(followed.session)
                     result.exitStatus = try await Self.exitStatus(of: followed, computerName: computerName)
                     result.exitCode = result.exitStatus ?? 0
@@ -275,20 +299,32 @@ struct InvokeJob: Sendable {
                 } catch let error as TetherClientError where error.isConnectionLost {
                     // The link went, the command didn't: reconnect and pick it up where
                     // this process stopped (every byte once), unless told not to.
-                    output.finish()
+                    try output.finish()
                     running.remove(followed.session)
                     guard settings.reconnectTimeout > 0 else {
                         throw Reconnector.notResumed(error, computerName: computerName)
                     }
                     let (reception, newHost) = try await reconnector.resume(followed.resumePoint, lost: current, cause: error)
+                    stdinCut = stdinCut || reception.stdinCut
                     current = newHost
                     host = newHost
                     followed = .reception(reception)
                     running.add(reception.session)
                 }
             }
+            if stdinCut {
+                // Its status says nothing about whether it had its whole input.
+                throw TetherClientError(.connectionLost, host: computerName,
+                    "the command exited with \(result.exitCode), but its stdin was cut by the lost connection: it may have read an incomplete input")
+            }
+        } catch let error as OutputWriteError {
+            // The reader is gone (or the disk full): stop here, what was not written
+            // stays on the host. A temporary session is removed first, as ssh's remote
+            // command would end with the connection.
+            if let temporarySession, let host { try? await host.remove(instanceID: temporarySession.instanceID) }
+            Terminal.shared.leave(after: error)
         } catch {
-            output.finish()
+            output.finishOrLeave()
             result.error = Failures.message(for: error, host: computerName)
             result.exitCode = context.failures.report(error, host: computerName)
         }
@@ -328,16 +364,17 @@ final class CollectedOutput: @unchecked Sendable {
     var stderr: [UInt8] = []
     var droppedBytes: UInt64 = 0
 
-    func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, computerName: String) {
+    func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, from sequence: OutputSequence,
+              computerName: String) throws(OutputWriteError) {
         switch chunk {
         case .stdout(let bytes):
-            if json { stdout += bytes } else { output.stdout(bytes) }
+            if json { stdout += bytes } else { try output.stdout(bytes, from: sequence) }
         case .stderr(let bytes):
-            if json { stderr += bytes } else { output.stderr(bytes) }
+            if json { stderr += bytes } else { try output.stderr(bytes, from: sequence) }
         case .dropped(let bytes, let records):
             droppedBytes += bytes
             if !json {
-                output.finish()
+                try output.finish()
                 Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
             }
         }

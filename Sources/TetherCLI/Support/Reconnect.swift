@@ -55,9 +55,6 @@ struct Reconnector {
         reconnecting.begin()
         defer { reconnecting.end() }
         Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
-        if point.stdinInterrupted {
-            Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input is closed (it may not have received all of it)\n")
-        }
         let lostAt = Date()
         let deadline = lostAt.addingTimeInterval(timeout)
         var delay = 0.0  // the first attempt goes at once
@@ -69,6 +66,9 @@ struct Reconnector {
                 attempt = host
                 let reception = try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
                 Terminal.shared.err("tether: \(computerName): reconnected\n")
+                if reception.stdinCut {
+                    Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input was closed before all of it arrived (tether exits 255 when the command ends)\n")
+                }
                 return (reception, host)
             } catch let error as TetherClientError where error.isConnectionLevel && error.kind != .versionMismatch {
                 lastError = error
