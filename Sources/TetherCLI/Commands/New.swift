@@ -36,6 +36,10 @@ struct New: AsyncParsableCommand {
     @Option(name: .customLong("buffer-limit"), help: ArgumentHelp("Bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
     var bufferLimit: Int?
 
+    @Option(name: .customLong("job-limit"), help: ArgumentHelp(
+        "Jobs that may run at once in the session (default \(JobLimits.defaultConcurrent); see tether job).", valueName: "N"))
+    var jobLimit: Int?
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -49,6 +53,9 @@ struct New: AsyncParsableCommand {
         // The floor is the host's to set (an admin may lower it); the host names it when refusing.
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+        if let jobLimit, !(1...JobLimits.maxConcurrent).contains(jobLimit) {
+            throw ValidationError("--job-limit must be between 1 and \(JobLimits.maxConcurrent)")
+        }
     }
 
     func run() async throws {
@@ -63,7 +70,7 @@ struct New: AsyncParsableCommand {
                     let host = try await context.pool.host(computer)
                     let session = try await host.createSession(
                         name: name, configuration: configuration, idleTimeout: idleTimeout,
-                        outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+                        outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
                     guard let summary = session.summary else {
                         throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
                     }
