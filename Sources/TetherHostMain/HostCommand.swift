@@ -25,6 +25,7 @@ public struct HostCommand: ParsableCommand {
           tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
           tether-subsystem check-configurations  # validate /etc/tether/configurations.d
         """,
+        version: tetherVersionLine("tether-subsystem"),
         subcommands: [Serve.self, Registry.self, Runspace.self, CheckConfigurations.self],
         defaultSubcommand: Serve.self
     )

@@ -13,6 +13,8 @@ struct New: AsyncParsableCommand {
           tether new web1
           tether new web1,web2 --name deploy
           tether new db1 --name backup --idle-timeout 86400 --output-buffering drop
+          tether new web1 -p 2222 -l deploy -i ~/.ssh/deploy_ed25519   # remembered by the session
+          tether new web1 -G          # what ssh -G says, and the transport tether would use
           tether new web1 --configuration ops     # a restricted endpoint the admin set up
         """))
 
@@ -42,6 +44,9 @@ struct New: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(name: .customShort("G"), help: "Print the configuration each computer resolves to (ssh -G's output, then the transport tether would use and why) and exit without connecting.")
+    var printConfiguration = false
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func validate() throws {
@@ -55,6 +60,10 @@ struct New: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if printConfiguration {
+            try printConfigurations()
+            return
+        }
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
@@ -77,5 +86,18 @@ struct New: AsyncParsableCommand {
             SessionTable.print(rows.compactMap { $0 }, json: json)
             try context.failures.exitIfFailed()
         }
+    }
+
+    /// `-G`: nothing is connected; a computer whose config is bad is reported (exit 255).
+    private func printConfigurations() throws {
+        let failures = Failures()
+        for computer in splitList(computers) {
+            do {
+                Terminal.shared.out(try TetherClient.resolvedConfiguration(computer, options: connection.options))
+            } catch {
+                failures.report(error, host: computer)
+            }
+        }
+        try failures.exitIfFailed()
     }
 }
