@@ -1,4 +1,5 @@
 import ArgumentParser
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 import TetherRegistry
@@ -22,8 +23,10 @@ public struct HostCommand: ParsableCommand {
           tether-subsystem                       # what sshd runs
           ssh -s host tether                     # the same, through OpenSSH
           tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
+          tether-subsystem check-configurations  # validate /etc/tether/configurations.d
         """,
-        subcommands: [Serve.self, Registry.self, Runspace.self],
+        version: tetherVersionLine("tether-subsystem"),
+        subcommands: [Serve.self, Registry.self, Runspace.self, CheckConfigurations.self],
         defaultSubcommand: Serve.self
     )
     public init() {}
@@ -41,10 +44,22 @@ public struct DirectoryOptions: ParsableArguments {
         discussion: "Default: $TETHER_STATE_DIR, else ~/.local/state/tether.", valueName: "DIR"))
     public var stateDirectory: String?
 
+    @Option(name: .customLong("configuration-dir"), help: ArgumentHelp(
+        "Directory of session configurations (NAME.conf, owned by root).",
+        discussion: "Default: \(ConfigurationDirectory.defaultPath).", valueName: "DIR"))
+    public var configurationDirectory: String?
+
+    @Option(name: .customLong("syslog-socket"), help: ArgumentHelp(
+        "Where transcripts (Transcript yes) are sent.",
+        discussion: "A syslog datagram socket; default /dev/log, the system log. Tests point it at their own.",
+        valueName: "PATH"))
+    public var syslogSocket: String?
+
     public init() {}
 
     public var paths: HostPaths {
-        HostPaths(runtimeDirectory: runtimeDirectory, stateDirectory: stateDirectory)
+        HostPaths(runtimeDirectory: runtimeDirectory, stateDirectory: stateDirectory,
+                  configurationDirectory: configurationDirectory, syslogSocket: syslogSocket)
     }
 }
 
@@ -83,12 +98,14 @@ extension HostCommand {
         var instanceID: String
         @Option(help: "The session's name.")
         var name: String = ""
-        @Option(help: "The session configuration (interpreter). Known: \(RunspaceConfigurations.known.joined(separator: ", ")).")
+        @Option(help: "The session configuration (built in: bash; others from the configuration directory).")
         var configuration: String = "bash"
         @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads output.")
         var outputBuffering: String = "block"
         @Option(name: .customLong("buffer-limit"), help: "Bytes of unacknowledged output to keep.")
         var bufferLimit: Int = RunspaceOptions.defaultBufferLimit
+        @Option(name: .customLong("job-limit"), help: "Jobs that may run at once.")
+        var jobLimit: Int = JobLimits.defaultConcurrent
         @Option(name: .customLong("ready-fd"), help: "Write \"ok\" or \"error: …\" to this descriptor once ready.")
         var readyFD: Int32?
 
@@ -97,14 +114,17 @@ extension HostCommand {
                 throw ValidationError("--output-buffering must be block or drop, not \(outputBuffering)")
             }
             guard bufferLimit > 0 else { throw ValidationError("--buffer-limit must be positive") }
+            guard jobLimit > 0 else { throw ValidationError("--job-limit must be positive") }
         }
 
         func run() throws {
-            RunspaceHost.run(RunspaceOptions(
+            var options = RunspaceOptions(
                 instanceID: instanceID, paths: directories.paths, name: name,
                 configuration: configuration,
                 outputBuffering: OutputBuffering(rawValue: outputBuffering) ?? .block,
-                bufferLimit: bufferLimit, readyFD: readyFD))
+                bufferLimit: bufferLimit, readyFD: readyFD)
+            options.jobLimit = jobLimit
+            RunspaceHost.run(options)
         }
     }
 }

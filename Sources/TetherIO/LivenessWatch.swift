@@ -21,12 +21,11 @@ public final class LivenessWatch {
         /// ssh's ServerAliveCountMax default, when only the interval is configured.
         public static let sshCountMax = 3
 
-        /// From the ssh config's values: nil when the interval is 0 (ssh: off).
+        /// From the ssh config's values: the standard check when no interval is set (0
+        /// counts as unset: it is what `ssh -G` reports then), else the interval with the
+        /// config's count (ssh's 3 by default).
         public static func fromConfig(interval: Double?, countMax: Int?) -> Settings? {
-            if interval == 0 { return nil }
-            guard let interval else {
-                return Settings(interval: standard.interval, countMax: countMax ?? standard.countMax)
-            }
+            guard let interval, interval > 0 else { return standard }
             return Settings(interval: interval, countMax: countMax ?? sshCountMax)
         }
 

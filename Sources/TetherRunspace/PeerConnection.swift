@@ -19,8 +19,12 @@ final class PeerConnection {
     private(set) var role = Role.awaitingHello
     /// The client behind a subsystem connection (its hello's `clientID`).
     private(set) var clientID: String?
+    /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
+    private(set) var clientAddress: String?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
+    /// Channels of this connection bound to the session's jobs.
+    var jobChannels: [UInt32: JobChannel] = [:]
     /// The last status event sent (registry connections only send changes).
     var lastStatus: RunspaceStatus?
 
@@ -77,7 +81,12 @@ final class PeerConnection {
             session.stdinEOF(from: self, channel: frame.channel)
         case .ack:
             do {
-                session.acknowledge(try ControlCodec.decodeAck(frame.payload), on: attachments[frame.channel])
+                let seq = try ControlCodec.decodeAck(frame.payload)
+                if let jobChannel = jobChannels[frame.channel] {
+                    session.acknowledgeJob(seq, on: jobChannel)
+                    return
+                }
+                session.acknowledge(seq, on: attachments[frame.channel])
             } catch {
                 fail(error.code, "bad ack on channel \(frame.channel): \(error)")
             }
@@ -89,6 +98,8 @@ final class PeerConnection {
                 connection.close()
             } else if let attachment = attachments[frame.channel] {
                 session.drop(attachment)
+            } else if let jobChannel = jobChannels[frame.channel] {
+                session.dropJobChannel(jobChannel)
             }
         case .response, .record:
             refuse(frame)
@@ -115,6 +126,7 @@ final class PeerConnection {
         } else {
             role = .subsystem
             clientID = hello.clientID
+            clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",
@@ -166,6 +178,19 @@ final class PeerConnection {
             session.attach(from: self, channel: channel, requestID: id, instanceID: instanceID, receive: receive)
             return
         }
+        if case .jobs(let instanceID) = request {
+            session.bindJobs(from: self, channel: channel, requestID: id, instanceID: instanceID)
+            return
+        }
+        if let jobChannel = jobChannels[channel] {
+            session.jobRequest(request, on: jobChannel, requestID: id)
+            return
+        }
+        if request.isJobRequest {
+            respond(channel: channel, id: id, .failure(ErrorBody(.notAttached,
+                "channel \(channel) is not bound to the session's jobs: send jobs first")))
+            return
+        }
         guard let attachment = attachments[channel] else {
             let message: String
             switch request {
@@ -214,6 +239,14 @@ final class PeerConnection {
 }
 
 extension Request {
+    /// Requests a session's runspace serves on a channel bound by `jobs`.
+    var isJobRequest: Bool {
+        switch self {
+        case .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove: true
+        default: false
+        }
+    }
+
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {

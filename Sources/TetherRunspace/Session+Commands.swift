@@ -22,17 +22,21 @@ extension Session {
                 return fail(.badRequest, "argument \(index + 1) \(why)")
             }
         }
+        if let refusal = refusal(of: request, from: origin) {
+            return peer.respond(channel: channel, id: requestID, .failure(refusal))
+        }
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
         if let refusal = refusalForNewCommands() {
             return fail(refusal.code, refusal.message)
         }
-        if running == nil && waiting.isEmpty && interpreter.isIdle {
+        if running == nil && waiting.isEmpty && interpreter.isIdle && !jobTable.isShellBusy {
             start(request, from: origin, requestID: requestID)
             return
         }
-        guard request.wait else {
+        // bash forking a job is busy for a moment only: the command waits for it.
+        guard request.wait || (running == nil && jobTable.isShellBusy) else {
             return fail(.busy, busyMessage(waited: nil))
         }
         let entry = WaitingInvoke(request: request, requestID: requestID, origin: origin)
@@ -69,7 +73,7 @@ extension Session {
 
     /// Starts the oldest waiting invoke, if bash is free.
     func startNextWaiting() {
-        guard running == nil, interpreter.isIdle, !waiting.isEmpty else { return }
+        guard running == nil, !jobTable.isShellBusy, interpreter.isIdle, !waiting.isEmpty else { return }
         let next = waiting.removeFirst()
         if let timer = next.timer { reactor.cancel(timer) }
         if let refusal = refusalForNewCommands() {
@@ -87,9 +91,10 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        let transcriptLine: String?
         do {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
+            transcriptLine = try prepareCommand(request, id: id, from: origin,
+                                                stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -102,10 +107,12 @@ extension Session {
             return
         }
         let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
         running = command
+        jobTable.commandStarting()
         lastUsedAt = WallClock.now()
         // The answer, the start record and — for a short command — its output and its end
         // leave in one write: one wake-up per hop and one SSH packet where there were
@@ -120,13 +127,15 @@ extension Session {
 
     /// bash reported the running command's status and its output has been read.
     func commandFinished(status: Int32) {
+        if shellOperationFinished(status: status) { return }
         endRunningCommand(status: status)
-        startNextWaiting()
+        if !startPendingJobs() && !snapshotAfterCommand() { startNextWaiting() }
         publishStatus()
     }
 
     private func endRunningCommand(status: Int32) {
         guard let command = running else { return }
+        transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         command.origin?.peer.connection.releaseHeldWrites()

@@ -1,4 +1,5 @@
 import Glibc
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 
@@ -25,6 +26,8 @@ final class Session {
         weak var origin: Attachment?
         let startedAt = Reactor.now()
         let stdin: StdinFeeder?
+        /// What its transcript lines say about it (`Transcript yes` only).
+        var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
         init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
@@ -48,12 +51,18 @@ final class Session {
     }
 
     let options: RunspaceOptions
+    /// The host admin's settings for this session (kind, Command rules, Transcript…).
+    let configuration: SessionConfiguration
+    /// `Transcript yes`: where each command is recorded.
+    let transcript: Transcript?
     let reactor: Reactor
     let workDirectory: WorkDirectory
-    var interpreter: BashInterpreter!
+    var interpreter: (any Interpreter)!
     var listener: UnixListener?
 
     var journal = Journal()
+    /// Jobs (`Jobs/`): copies of the shell running beside the foreground commands.
+    let jobTable: JobTable
     var life = Life.running
     var outputBuffering: OutputBuffering
     var bufferLimit: Int
@@ -87,23 +96,34 @@ final class Session {
     /// bash died before it was ready: the host reports the error and exits.
     var onStartFailure: (String) -> Void = { _ in }
 
-    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory) {
+    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory,
+         configuration: SessionConfiguration = .builtIn) {
         self.options = options
+        self.configuration = configuration
+        transcript = configuration.transcript
+            ? Transcript(socketPath: options.paths.syslogSocket ?? Transcript.defaultSocket) : nil
         self.reactor = reactor
         self.workDirectory = workDirectory
         outputBuffering = options.outputBuffering
         bufferLimit = options.bufferLimit
+        jobTable = JobTable(limit: options.jobLimit)
     }
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
-    func startInterpreter(executable: String) throws {
-        interpreter = try BashInterpreter(reactor: reactor, executable: executable,
-                                          arguments: ["bash", "--noprofile", "--norc"],
-                                          workDirectory: workDirectory.path)
+    func startInterpreter(executable: String, startupScript: String? = nil) throws {
+        jobTable.bashPath = executable
+        wire(try BashInterpreter(reactor: reactor, executable: executable,
+                                 arguments: ["bash", "--noprofile", "--norc"],
+                                 workDirectory: workDirectory.path, startupScript: startupScript))
+    }
+
+    /// Connects the interpreter's events to the session. Call once, before the reactor runs.
+    func wire(_ interpreter: any Interpreter) {
+        self.interpreter = interpreter
         interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
         interpreter.onReady = { [unowned self] in
             self.onReady()
-            self.startNextWaiting()
+            if !self.startPendingJobs() { self.startNextWaiting() }
         }
         interpreter.onOutput = { [unowned self] kind, bytes in self.emit(kind, body: bytes) }
         interpreter.onCommandStarted = { [unowned self] in self.running?.stdin?.bashOpened() }
@@ -147,6 +167,8 @@ final class Session {
             reapedAny = true
             if pid == interpreter.pid {
                 interpreter.reaped(ExitStatus(waitStatus: status))
+            } else {
+                childReaped(pid: pid, status: ExitStatus(waitStatus: status))
             }
         }
         // The last of bash's group may just have gone: a shutdown can go on.
@@ -229,7 +251,8 @@ final class Session {
     }
 
     var status: RunspaceStatus {
-        RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil,
+        // Running jobs keep the session busy too: it is not idle (no idle timeout) while they run.
+        RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil || jobTable.activeCount > 0,
                        attachments: attachmentCount, pid: Session.processID, reason: lifeReason, exitCode: lifeExitCode)
     }
 

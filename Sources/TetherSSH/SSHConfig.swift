@@ -250,7 +250,9 @@ struct SSHConfigEvaluator {
             guard value > 0 else { throw SSHError(.configuration, host: alias, "connect timeout must be positive, not \(value)") }
             connectTimeout = value
         }
-        let serverAlive = try first["serveraliveinterval"].map { try seconds($0) }
+        // 0 (ssh's "off") is also what `ssh -G` reports when unset: the client's default.
+        var serverAlive = try first["serveraliveinterval"].map { try seconds($0) }
+        if serverAlive == 0 { serverAlive = nil }
         let serverAliveCountMax = try first["serveralivecountmax"].map { line -> Int in
             guard let count = Int(line.arguments[0]), count >= 0 else {
                 throw error(line, "ServerAliveCountMax must be a whole number, not '\(line.arguments[0])'")

@@ -38,6 +38,11 @@ struct Invoke: AsyncParsableCommand {
         each computer, the command is started and the session released at once; collect
         the output later with `tether receive`.
 
+        With --as-job, SCRIPT starts as a job in each session (with --computer alone, in a
+        new session per computer named asjob-…, kept until tether job remove removes its
+        job — its idle timeout is 30 days) and invoke returns at once, printing the jobs;
+        the session stays free for other commands. A job reads /dev/null. See tether job.
+
         If the connection is lost while the command runs, invoke says so on stderr, keeps
         reconnecting (at once, then every 50 ms, after 10 s every 200 ms, for --reconnect-timeout
         seconds, default 300) and picks the output up exactly where it stopped: no line
@@ -64,10 +69,13 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --name deploy -- 'cd /srv/app && git pull'
           tether invoke --id 1 -- 'echo "$1 and $2"' one two
           tether invoke --computer web1,web2 -- uptime
+          tether invoke --computer web1 --configuration ops -- systemctl status nginx
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
           tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
+          tether invoke --name deploy --as-job --job-name build -- 'make -j4 all'
+          tether invoke --computer web1,web2 --as-job -- './reindex.sh'
         """))
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
@@ -90,6 +98,11 @@ struct Invoke: AsyncParsableCommand {
     @Flag(name: .customLong("in-disconnected-session"), help: "Start the command in a new session and release it at once (needs --computer and --session-name).")
     var inDisconnectedSession = false
 
+    @Option(help: ArgumentHelp(
+        "Session configuration of the sessions --computer creates (see tether configurations; default bash).",
+        valueName: "NAME"))
+    var configuration: String?
+
     @Option(name: .customLong("session-name"), help: "Name of the session --in-disconnected-session creates.")
     var sessionName: String?
 
@@ -104,6 +117,8 @@ struct Invoke: AsyncParsableCommand {
     @Option(name: .customLong("buffer-limit"), help: ArgumentHelp(
         "With --in-disconnected-session: bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
     var bufferLimit: Int?
+
+    @OptionGroup(title: "Jobs") var asJob: AsJobArguments
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
@@ -127,10 +142,14 @@ struct Invoke: AsyncParsableCommand {
         } else if sessionName != nil || idleTimeout != nil || outputBuffering != nil || bufferLimit != nil {
             throw ValidationError("--session-name, --idle-timeout, --output-buffering and --buffer-limit describe the session --in-disconnected-session creates; for an existing session use tether disconnect (or tether new)")
         }
+        try asJob.validate(inDisconnectedSession: inDisconnectedSession, noWait: noWait)
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
+        }
+        if configuration != nil && selector.hasSessionFilter {
+            throw ValidationError("--configuration chooses the configuration of sessions --computer creates; an existing session keeps its own")
         }
     }
 
@@ -153,6 +172,10 @@ struct Invoke: AsyncParsableCommand {
                 try await startDisconnected(context: context, script: script, arguments: arguments)
                 return
             }
+            if asJob.asJob {
+                try await startJobs(context: context, script: script, arguments: arguments)
+                return
+            }
             let temporary = !selector.hasSessionFilter
             let jobs: [InvokeJob]
             if temporary {
@@ -171,9 +194,11 @@ struct Invoke: AsyncParsableCommand {
             InterruptHandler(onFirst: { running.interruptAll() },
                              nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
-            let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
+            var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
                                           reconnectTimeout: reconnect.reconnectTimeout)
+            configured.configuration = configuration
+            let settings = configured
             let indexed = Array(zip(jobs, stdinSources))
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
                 await job.run(settings: settings, stdin: stdin, context: context, running: running,
@@ -203,7 +228,7 @@ struct Invoke: AsyncParsableCommand {
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
             do {
                 let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName, idleTimeout: idleTimeout,
+                let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
                                                            outputBuffering: outputBuffering, bufferLimit: bufferLimit)
                 _ = try await session.invoke(script, arguments: arguments)
                 try await session.detach()
@@ -230,6 +255,8 @@ struct InvokeSettings: Sendable {
     var temporary: Bool
     /// 0: a lost connection ends the invoke (255); else seconds to keep reconnecting.
     var reconnectTimeout: Double
+    /// The configuration of temporary sessions (nil: the host's default, bash).
+    var configuration: String? = nil
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -268,7 +295,7 @@ struct InvokeJob: Sendable {
             if let target {
                 session = current.session(instanceID: target.instanceID, name: target.name)
             } else {
-                session = try await current.createSession()
+                session = try await current.createSession(configuration: settings.configuration)
                 temporarySession = session
             }
             running.add(session)

@@ -56,10 +56,11 @@ public final class RemoteHost: Sendable {
 
     /// Starts a new session (a runspace with a persistent interpreter); this client holds it.
     public func createSession(name: String? = nil, configuration: String? = nil, idleTimeout: Double? = nil,
-                              outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil) async throws -> RemoteSession {
+                              outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil,
+                              jobLimit: Int? = nil) async throws -> RemoteSession {
         let response = try await request(.create(CreateRequest(
             name: name, configuration: configuration, idleTimeout: idleTimeout,
-            outputBuffering: outputBuffering, bufferLimit: bufferLimit)))
+            outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)))
         let summary = try sessionAnswer(response, to: "create")
         return RemoteSession(host: self, instanceID: summary.instanceID, name: summary.name, summary: summary)
     }
@@ -71,6 +72,16 @@ public final class RemoteHost: Sendable {
             throw TetherClientError(.protocolViolation, host: computerName, "unexpected answer to list: \(response)")
         }
         return infos.map { SessionSummary(info: $0, computerName: computerName, clientID: clientID) }
+    }
+
+    /// The session configurations this user may use on the computer
+    /// (PowerShell's Get-PSSessionConfiguration).
+    public func configurations() async throws -> [ConfigurationInfo] {
+        let response = try await request(.configurations)
+        guard case .configurations(let list) = response else {
+            throw TetherClientError(.protocolViolation, host: computerName, "unexpected answer to configurations: \(response)")
+        }
+        return list
     }
 
     /// Takes a session for this client (`tether connect`). Fails with `.remote(.heldElsewhere)`

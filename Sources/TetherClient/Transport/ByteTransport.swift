@@ -29,16 +29,3 @@ protocol ByteTransport: AnyObject {
     /// the keeper watches its own links).
     var liveness: LivenessWatch.Settings? { get }
 }
-
-/// Which transport to use: `TETHER_TRANSPORT=openssh` selects the system ssh.
-enum TransportKind: String {
-    case libssh2
-    case openssh
-
-    static var fromEnvironment: TransportKind {
-        switch Environment.get("TETHER_TRANSPORT")?.lowercased() {
-        case "openssh", "ssh": .openssh
-        default: .libssh2
-        }
-    }
-}
