@@ -19,7 +19,7 @@ final class KeeperStreamClient {
     /// `socket` (running already), and does the handshake.
     init(socket: String, home: String, destination: String, sshConfig: String) throws {
         fd = try UnixSocket.connect(path: socket)
-        let target = try SSHTransport.resolveTarget(destination, options: ConnectionOptions(configFile: sshConfig))
+        let target = try ConnectionPlan.resolve(destination, options: ConnectionOptions(configFile: sshConfig)).target
         let clientID = try ClientHome(directory: home).clientID()
         let hello = Hello(role: .client, clientID: clientID, clientHost: Environment.hostName())
         try send(KeeperCodec.requestFrame(.open(KeeperOpen(version: keeperWireVersion, destination: destination,

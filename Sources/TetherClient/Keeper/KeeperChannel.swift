@@ -19,6 +19,9 @@ struct KeeperChannel: Equatable {
     var link: UInt32
     var state: State
 
+    /// (`jobs` binds a channel to a session's jobs as `attach` binds it to the session:
+    /// the same states apply.)
+    ///
     /// What the keeper does with a request the CLI sends on a channel in `state` (nil: no
     /// such channel yet).
     enum Verdict {
@@ -30,9 +33,9 @@ struct KeeperChannel: Equatable {
 
     static func verdict(for request: Request?, channel number: UInt32, state: State?) -> Verdict {
         switch (request, state) {
-        case (.attach?, nil):
+        case (.attach?, nil), (.jobs?, nil):
             return .relay
-        case (.attach?, .some(let state)):
+        case (.attach?, .some(let state)), (.jobs?, .some(let state)):
             return .refuse(ErrorBody(.badRequest, "channel \(number) is \(state.phrase); detach it first or use another channel"))
         case (_, nil):
             return .refuse(ErrorBody(.notAttached, "channel \(number) is not attached to a session; send attach on it first"))

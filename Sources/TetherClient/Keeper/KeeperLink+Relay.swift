@@ -32,7 +32,7 @@ extension KeeperLink {
             }
             let purpose: PendingRequest.Purpose
             switch request {
-            case .attach?: purpose = .attach
+            case .attach?, .jobs?: purpose = .attach
             case .detach?: purpose = .detach
             default: purpose = .relay
             }
@@ -160,10 +160,10 @@ extension KeeperLink {
         case .detach:
             endChannel(request.linkChannel)
         case .attach:
-            if case .attached? = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
-                markAttached(request.linkChannel)
-            } else {
+            if case .failure? = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
                 endChannel(request.linkChannel)
+            } else {
+                markAttached(request.linkChannel)
             }
         case .relay:
             break

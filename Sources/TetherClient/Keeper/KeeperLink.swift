@@ -53,7 +53,7 @@ final class KeeperLink {
         enum Purpose {
             /// Any request of a CLI: the answer goes back to it.
             case relay
-            /// An attach: a failure answer ends the channel.
+            /// An attach (or jobs bind): a failure answer ends the channel, any other attaches it.
             case attach
             /// A CLI's own detach: the answer ends the channel.
             case detach

@@ -160,7 +160,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 15
+    static let mirroredFieldCount = 16
 
     init(_ target: SSHTarget) {
         alias = target.alias
