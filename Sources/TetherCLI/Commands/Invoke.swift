@@ -79,6 +79,9 @@ struct Invoke: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per session (stdout, stderr, exitStatus) at the end instead of streaming.")
     var json = false
 
+    @Flag(name: .customLong("tty"), help: "Run the command on a terminal on the host (one session; the local terminal is raw meanwhile).")
+    var tty = false
+
     @Flag(name: .customLong("no-wait"), help: "Fail at once with \"busy\" if a command runs in the session, instead of waiting for it.")
     var noWait = false
 
@@ -124,6 +127,9 @@ struct Invoke: AsyncParsableCommand {
         }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+        if tty && (json || inDisconnectedSession) {
+            throw ValidationError("--tty runs one command on a terminal here: not with --json or --in-disconnected-session")
+        }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
@@ -160,7 +166,10 @@ struct Invoke: AsyncParsableCommand {
                 try context.failures.exitIfFailed()
                 return
             }
-            let stdinSources = stdinSources(count: jobs.count)
+            if tty && (jobs.count != 1 || selector.computers.count > 1) {
+                throw TetherClientError(.usage, "--tty runs the command in one session, but \(jobs.count) are selected")
+            }
+            let stdinSources = tty ? [.fileDescriptor(0)] : stdinSources(count: jobs.count)
             let running = RunningSessions()
             let reconnecting = ReconnectingTargets()
             InterruptHandler(onFirst: { running.interruptAll() },
@@ -168,7 +177,11 @@ struct Invoke: AsyncParsableCommand {
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
             let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
-                                          reconnectTimeout: reconnect.reconnectTimeout)
+                                          reconnectTimeout: reconnect.reconnectTimeout,
+                                          terminal: tty ? TerminalMode.request() : nil)
+            // Raw while the command runs; restored on every way out (TerminalMode).
+            let rawMode = tty ? TerminalMode.enterRaw() : nil
+            defer { rawMode?.restore() }
             let indexed = Array(zip(jobs, stdinSources))
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
                 await job.run(settings: settings, stdin: stdin, context: context, running: running,
@@ -225,6 +238,8 @@ struct InvokeSettings: Sendable {
     var temporary: Bool
     /// 0: a lost connection ends the invoke (255); else seconds to keep reconnecting.
     var reconnectTimeout: Double
+    /// --tty: the command runs on a terminal with this TERM and size.
+    var terminal: TerminalRequest? = nil
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -272,12 +287,16 @@ struct InvokeJob: Sendable {
                 invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
                                                           waitingFor: "to start the command") {
                     try await session.invoke(settings.script, arguments: settings.arguments,
-                                             stdin: stdin, wait: settings.wait)
+                                             stdin: stdin, wait: settings.wait, terminal: settings.terminal)
                 }
             } catch {
                 running.remove(session)
                 throw error
             }
+            let resizes = settings.terminal == nil ? nil : TerminalMode.watchResizes { size in
+                Task { try? await session.resize(size) }
+            }
+            defer { resizes?.cancel() }
             var followed = FollowedOutput.invocation(invocation)
             var stdinCut = false
             let reconnector = Reconnector(computerName: computerName, pool: context.pool,
