@@ -35,4 +35,6 @@ int tether_ptsname_r(int fd, char *buffer, size_t length);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+#include "CTetherPromptInterrupt.h"
+
 #endif
