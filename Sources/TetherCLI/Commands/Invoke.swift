@@ -33,6 +33,13 @@ struct Invoke: AsyncParsableCommand {
         killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
         to end it.
 
+        With --tty (one session), the command runs on a terminal on the host, still in the
+        session's shell: `[ -t 0 ]` is true, /dev/tty works (sudo, ssh prompts), TERM and
+        the window size are yours and resizes reach the program; everything it shows is
+        stdout. Your terminal is raw meanwhile and restored however the command ends.
+        Keys go to the program: Ctrl-C interrupts the command (exit 130, the session
+        stays), Ctrl-\\ quits the program, Ctrl-Z is passed on as a key (no job control).
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
@@ -61,6 +68,7 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --computer web1,web2 -- uptime
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
+          tether invoke --name deploy --tty -- 'sudo systemctl edit app'
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
           tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
         """))
