@@ -22,6 +22,9 @@ extension Session {
                 return fail(.badRequest, "argument \(index + 1) \(why)")
             }
         }
+        if let refusal = refusal(of: request, from: origin) {
+            return peer.respond(channel: channel, id: requestID, .failure(refusal))
+        }
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
@@ -88,9 +91,10 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        let transcriptLine: String?
         do {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
+            transcriptLine = try prepareCommand(request, id: id, from: origin,
+                                                stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -103,6 +107,7 @@ extension Session {
             return
         }
         let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -130,6 +135,7 @@ extension Session {
 
     private func endRunningCommand(status: Int32) {
         guard let command = running else { return }
+        transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         command.origin?.peer.connection.releaseHeldWrites()

@@ -13,6 +13,9 @@ struct New: AsyncParsableCommand {
           tether new web1
           tether new web1,web2 --name deploy
           tether new db1 --name backup --idle-timeout 86400 --output-buffering drop
+          tether new web1 -p 2222 -l deploy -i ~/.ssh/deploy_ed25519   # remembered by the session
+          tether new web1 -G          # what ssh -G says, and the transport tether would use
+          tether new web1 --configuration ops     # a restricted endpoint the admin set up
         """))
 
     @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
@@ -21,7 +24,7 @@ struct New: AsyncParsableCommand {
     @Option(help: "Name of the new sessions (default: chosen by the host).")
     var name: String?
 
-    @Option(help: "Session configuration (interpreter), e.g. bash.")
+    @Option(help: ArgumentHelp("Session configuration: what the host lets the session do (default bash; tether configurations --computer HOST lists yours).", valueName: "NAME"))
     var configuration: String?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(
@@ -41,6 +44,9 @@ struct New: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(name: .customShort("G"), help: "Print the configuration each computer resolves to (ssh -G's output, then the transport tether would use and why) and exit without connecting.")
+    var printConfiguration = false
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func validate() throws {
@@ -54,6 +60,10 @@ struct New: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if printConfiguration {
+            try printConfigurations()
+            return
+        }
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
@@ -76,5 +86,18 @@ struct New: AsyncParsableCommand {
             SessionTable.print(rows.compactMap { $0 }, json: json)
             try context.failures.exitIfFailed()
         }
+    }
+
+    /// `-G`: nothing is connected; a computer whose config is bad is reported (exit 255).
+    private func printConfigurations() throws {
+        let failures = Failures()
+        for computer in splitList(computers) {
+            do {
+                Terminal.shared.out(try TetherClient.resolvedConfiguration(computer, options: connection.options))
+            } catch {
+                failures.report(error, host: computer)
+            }
+        }
+        try failures.exitIfFailed()
     }
 }
