@@ -19,7 +19,7 @@ extension Registry {
             reply(remove(instanceID, force: force ?? false, for: client))
         case .ping:
             reply(.pong)
-        case .attach, .detach, .invoke, .signal, .configure:
+        case .attach, .detach, .invoke, .signal, .configure, .resize:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
         }

@@ -87,21 +87,28 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        var terminal: CommandTerminal?
         do {
+            if let wanted = request.terminal {
+                terminal = try CommandTerminal(reactor: reactor, request: wanted)
+            }
             try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
-            if request.stdin {
+                                      stdinName: request.stdin && terminal == nil ? workDirectory.stdinName(id) : nil,
+                                      terminal: terminal.map { ($0.slavePath, $0.term) })
+            if request.stdin && terminal == nil {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
             }
         } catch {
             feeder?.close()
+            terminal?.close()
             origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
                 "could not prepare the command in \(workDirectory.path): \(error)")))
             startNextWaiting()
             return
         }
-        let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        terminal?.output.mayRead = { [unowned self] in self.mayReadOutput() }
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder, terminal: terminal)
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -114,7 +121,7 @@ extension Session {
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
         origin.commandStarted(at: journal.lastSeq + 1)
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
-        interpreter.runPreparedCommand()
+        interpreter.runPreparedCommand(terminal: terminal?.output)
         publishStatus()
     }
 
@@ -132,6 +139,7 @@ extension Session {
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)
         command.stdin?.close()  // and removes its FIFO
+        command.terminal?.close()  // hangs the terminal up: bash has none until the next
         running = nil
         lastUsedAt = WallClock.now()
     }

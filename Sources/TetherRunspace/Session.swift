@@ -25,12 +25,15 @@ final class Session {
         weak var origin: Attachment?
         let startedAt = Reactor.now()
         let stdin: StdinFeeder?
+        /// The pseudo-terminal of a command run with one (stdin frames are keystrokes).
+        let terminal: CommandTerminal?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, terminal: CommandTerminal? = nil) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
+            self.terminal = terminal
         }
     }
 
