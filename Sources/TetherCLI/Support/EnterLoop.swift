@@ -192,15 +192,29 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     /// Runs `script` as a command of the session and shows its output; nil to go on.
+    /// At the prompt the command gets a terminal on the host (`invoke --tty`): the local
+    /// one is raw while it runs, so every key — Ctrl-C, Ctrl-D, arrows — is the remote
+    /// program's, except the `~.` escape, and window changes are passed on. Restored
+    /// before the prompt (or the detach message) comes back.
     private func runLine(_ script: String, interactive: Bool) async throws -> Ending? {
+        let terminal = interactive ? TerminalMode.request() : nil
+        let raw = interactive ? TerminalMode.enterRaw(fd: 0) : nil
+        defer { raw?.restore() }
         let watcher = interactive ? try TerminalWatcher(interrupts: interrupts!) : nil
         let stdin: StdinSource = watcher.map { .stream($0.typed) } ?? .none
         let invocation: Invocation
         do {
-            invocation = try await withReconnect { try await self.session.invoke(script, stdin: stdin) }
+            invocation = try await withReconnect {
+                try await self.session.invoke(script, stdin: stdin, terminal: terminal)
+            }
         } catch {
             watcher?.stop()
             throw error
+        }
+        // A resize between the request and the start found no terminal to resize.
+        if let asked = terminal?.size, let now = TerminalMode.size(of: 1), now != asked {
+            let session = self.session
+            Task { try? await session.resize(now) }
         }
         let outcome = try await follow(.invocation(invocation), watcher: watcher)
         switch outcome {
@@ -248,6 +262,11 @@ final class EnterLoop: @unchecked Sendable {
                     Task { try? await session.interrupt() }
                 case .detach:
                     events.continuation.yield(.detach)
+                case .resize:
+                    // Only a command with a terminal has a size to change.
+                    guard case .invocation = followed, let size = TerminalMode.size(of: 1) else { continue }
+                    let session = self.session
+                    Task { try? await session.resize(size) }
                 }
             }
         }
