@@ -126,7 +126,7 @@ final class EnterTests: TwoClientTestCase {
         // Ctrl-C at the prompt drops the line and gives a new prompt.
         try pane.type("echo dropped")
         try pane.press("C-c")
-        try waitForPrompt(pane, after: "echo dropped^C")
+        try waitForPrompt(pane, after: "^C")
         try pane.typeLine("echo kept")
         let after = try waitForPrompt(pane, after: "\nkept")
         XCTAssertFalse(after.contains("\ndropped"), after)

@@ -35,6 +35,9 @@ final class EnterLoop: @unchecked Sendable {
     /// The prompt's directory, refreshed after each command.
     private var directory = "?"
     private var lastStatus: Int32 = 0
+    /// Whether the last output shown ended its line: if not (`printf x`, a `^C` the
+    /// remote terminal echoed), the prompt starts on a new one.
+    private let outputEndsLine = SharedFlag(initially: true)
 
     /// `interactive`: a prompt with libedit (stdin and stdout are terminals).
     init(host: RemoteHost, session: RemoteSession, pool: HostPool, reconnectTimeout: Double,
@@ -251,7 +254,7 @@ final class EnterLoop: @unchecked Sendable {
                 events.continuation.yield(.finished(.failure(error)))
             }
         }
-        let interrupted = OnceFlag()
+        let interrupted = SharedFlag()
         let watching = Task { [self] in
             guard let watcher else { return }
             for await event in watcher.events {
@@ -281,7 +284,10 @@ final class EnterLoop: @unchecked Sendable {
             case .finished(let result):
                 watcher?.stop()
                 // The terminal echoed ^C where the output stopped; the prompt goes below.
-                if interrupted.isSet { Terminal.shared.out("\n") }
+                if interrupted.isSet || (interrupts != nil && !outputEndsLine.isSet) {
+                    Terminal.shared.out("\n")
+                }
+                outputEndsLine.set(true)
                 return try result.get()
             }
         }
@@ -305,8 +311,12 @@ final class EnterLoop: @unchecked Sendable {
                     // if the terminal is gone, the rest stays on the host.
                     do throws(OutputWriteError) {
                         switch chunk {
-                        case .stdout(let bytes): try Terminal.shared.write(bytes, to: 1)
-                        case .stderr(let bytes): try Terminal.shared.write(bytes, to: 2)
+                        case .stdout(let bytes):
+                            try Terminal.shared.write(bytes, to: 1)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
+                        case .stderr(let bytes):
+                            try Terminal.shared.write(bytes, to: 2)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
                         case .dropped: break
                         }
                     } catch {
@@ -366,11 +376,12 @@ final class EnterLoop: @unchecked Sendable {
     }
 }
 
-/// Set once, read from anywhere.
-final class OnceFlag: Sendable {
+/// A boolean set and read from any thread.
+final class SharedFlag: Sendable {
     private let lock = Lock()
-    nonisolated(unsafe) private var value = false  // guarded by lock
-    func set() { lock.withLock { value = true } }
+    nonisolated(unsafe) private var value: Bool  // guarded by lock
+    init(initially: Bool = false) { value = initially }
+    func set(_ newValue: Bool = true) { lock.withLock { value = newValue } }
     var isSet: Bool { lock.withLock { value } }
 }
 
