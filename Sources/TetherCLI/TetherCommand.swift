@@ -1,5 +1,6 @@
 import ArgumentParser
 import TetherClient
+import TetherProtocol
 
 /// `tether`: PowerShell-style persistent remote sessions over SSH.
 public struct TetherCommand: AsyncParsableCommand {
@@ -29,7 +30,9 @@ public struct TetherCommand: AsyncParsableCommand {
           tether receive --computer web1 --name deploy
           tether remove --name deploy
         """),
+        version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
+                      JobCommand.self,
                       KeeperCommand.self]
     )
 

@@ -11,6 +11,8 @@ public struct RunspaceOptions: Sendable {
     public var outputBuffering: OutputBuffering
     /// Bytes of unacknowledged output kept at most (see protocol.md, "Buffering").
     public var bufferLimit: Int
+    /// Jobs that may run at once (protocol.md, "Jobs").
+    public var jobLimit: Int = JobLimits.defaultConcurrent
     /// The registry waits for "ok\n" or "error: …\n" on this descriptor.
     public var readyFD: Int32?
 
