@@ -84,7 +84,8 @@ final class BashInterpreter {
 
     /// Spawns bash with `arguments` (argv[0] included) and sends the startup line;
     /// commands name their files relative to `workDirectory`.
-    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String) throws {
+    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String,
+         startupScript: String? = nil) throws {
         self.reactor = reactor
         var opened: [Int32] = []
         func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
@@ -149,7 +150,8 @@ final class BashInterpreter {
         updateReading()
         let ours = "/proc/\(getpid())/fd/"
         driver.write(Array(DriverLine.startup(workDirectory: workDirectory, driverInput: ours + String(input.write),
-                                              statusOutput: ours + String(statusFD)).utf8))
+                                              statusOutput: ours + String(statusFD),
+                                              startupScript: startupScript).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).
@@ -162,7 +164,7 @@ final class BashInterpreter {
 
     /// Sends the driver line for the command prepared in the work directory (its script
     /// and driver file written). Only when `isIdle`.
-    func runPreparedCommand(terminal: OutputPipe? = nil) {
+    func runPreparedCommand(terminal: OutputPipe?) {
         precondition(isIdle, "one command at a time")
         phase = .running
         self.terminal = terminal

@@ -19,6 +19,8 @@ final class PeerConnection {
     private(set) var role = Role.awaitingHello
     /// The client behind a subsystem connection (its hello's `clientID`).
     private(set) var clientID: String?
+    /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
+    private(set) var clientAddress: String?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
     /// Channels of this connection bound to the session's jobs.
@@ -124,6 +126,7 @@ final class PeerConnection {
         } else {
             role = .subsystem
             clientID = hello.clientID
+            clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",

@@ -22,6 +22,9 @@ extension Session {
                 return fail(.badRequest, "argument \(index + 1) \(why)")
             }
         }
+        if let refusal = refusal(of: request, from: origin) {
+            return peer.respond(channel: channel, id: requestID, .failure(refusal))
+        }
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
@@ -89,13 +92,14 @@ extension Session {
         nextCommandID += 1
         var feeder: StdinFeeder?
         var terminal: CommandTerminal?
+        let transcriptLine: String?
         do {
             if let wanted = request.terminal {
                 terminal = try CommandTerminal(reactor: reactor, request: wanted)
             }
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin && terminal == nil ? workDirectory.stdinName(id) : nil,
-                                      terminal: terminal.map { ($0.slavePath, $0.term) })
+            transcriptLine = try prepareCommand(request, id: id, from: origin,
+                                                stdinName: request.stdin && terminal == nil ? workDirectory.stdinName(id) : nil,
+                                                terminal: terminal)
             if request.stdin && terminal == nil {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -110,6 +114,7 @@ extension Session {
         }
         terminal?.output.mayRead = { [unowned self] in self.mayReadOutput() }
         let command = RunningCommand(id: id, origin: origin, stdin: feeder, terminal: terminal)
+        command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -137,6 +142,7 @@ extension Session {
 
     private func endRunningCommand(status: Int32) {
         guard let command = running else { return }
+        transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         command.origin?.peer.connection.releaseHeldWrites()

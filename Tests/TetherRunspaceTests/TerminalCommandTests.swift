@@ -62,4 +62,23 @@ final class TerminalCommandTests: RunspaceTestCase {
         XCTAssertTrue(result.stdoutText.contains("40 120"), result.stdoutText)
         XCTAssertEqual(result.exitStatus, 0)
     }
+
+    /// Terminal output is journaled like any output: a client that did not acknowledge it
+    /// (a cut link) gets the same records again, with their sequence numbers, by receive.
+    func testTerminalOutputIsJournaledForReceive() throws {
+        var first: RunspaceClient? = try runspace.attachedClient()
+        guard case .success(let id) = try first!.start("printf 'screen line\\n'; tty", terminal: terminal) else {
+            return XCTFail("refused")
+        }
+        let seen = try first!.collect(commandID: id, acknowledge: false)
+        XCTAssertTrue(seen.stdoutText.hasPrefix("screen line\r\n/dev/pts/"), seen.stdoutText)
+        first = nil  // gone without acknowledging
+        let receiver = try runspace.connect(clientID: "client-a")
+        let info = try receiver.attach(channel: 2, instanceID: runspace.instanceID, receive: true)
+        var replay: [Record] = []
+        while replay.last?.kind != .commandEnded { replay.append(try receiver.nextRecord(channel: 2)) }
+        XCTAssertEqual(replay.map(\.seq), seen.records.map(\.seq), "the same records, same sequence numbers")
+        XCTAssertEqual(replay.map(\.body), seen.records.map(\.body))
+        XCTAssertEqual(info.lastSeq, seen.records.last?.seq)
+    }
 }

@@ -76,6 +76,7 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --name deploy -- 'cd /srv/app && git pull'
           tether invoke --id 1 -- 'echo "$1 and $2"' one two
           tether invoke --computer web1,web2 -- uptime
+          tether invoke --computer web1 --configuration ops -- systemctl status nginx
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
           tether invoke --name deploy --tty -- 'sudo systemctl edit app'
@@ -107,6 +108,11 @@ struct Invoke: AsyncParsableCommand {
 
     @Flag(name: .customLong("in-disconnected-session"), help: "Start the command in a new session and release it at once (needs --computer and --session-name).")
     var inDisconnectedSession = false
+
+    @Option(help: ArgumentHelp(
+        "Session configuration of the sessions --computer creates (see tether configurations; default bash).",
+        valueName: "NAME"))
+    var configuration: String?
 
     @Option(name: .customLong("session-name"), help: "Name of the session --in-disconnected-session creates.")
     var sessionName: String?
@@ -156,6 +162,9 @@ struct Invoke: AsyncParsableCommand {
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
+        if configuration != nil && selector.hasSessionFilter {
+            throw ValidationError("--configuration chooses the configuration of sessions --computer creates; an existing session keeps its own")
+        }
     }
 
     /// (script, arguments) from --file or the words after --.
@@ -202,10 +211,12 @@ struct Invoke: AsyncParsableCommand {
             InterruptHandler(onFirst: { running.interruptAll() },
                              nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
-            let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
+            var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
                                           reconnectTimeout: reconnect.reconnectTimeout,
                                           terminal: tty ? TerminalMode.request() : nil)
+            configured.configuration = configuration
+            let settings = configured
             // Raw while the command runs; restored on every way out (TerminalMode).
             let rawMode = tty ? TerminalMode.enterRaw() : nil
             defer { rawMode?.restore() }
@@ -238,7 +249,7 @@ struct Invoke: AsyncParsableCommand {
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
             do {
                 let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName, idleTimeout: idleTimeout,
+                let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
                                                            outputBuffering: outputBuffering, bufferLimit: bufferLimit)
                 _ = try await session.invoke(script, arguments: arguments)
                 try await session.detach()
@@ -267,6 +278,8 @@ struct InvokeSettings: Sendable {
     var reconnectTimeout: Double
     /// --tty: the command runs on a terminal with this TERM and size.
     var terminal: TerminalRequest? = nil
+    /// The configuration of temporary sessions (nil: the host's default, bash).
+    var configuration: String? = nil
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -305,7 +318,7 @@ struct InvokeJob: Sendable {
             if let target {
                 session = current.session(instanceID: target.instanceID, name: target.name)
             } else {
-                session = try await current.createSession()
+                session = try await current.createSession(configuration: settings.configuration)
                 temporarySession = session
             }
             running.add(session)
