@@ -34,6 +34,10 @@ final class EnterLoop: @unchecked Sendable {
     private let interrupts: InterruptPipe?
     /// The prompt's directory, refreshed after each command.
     private var directory = "?"
+    /// The session runs a restricted configuration: no shell, so lines go as typed (one
+    /// command line each) and there is no history file, directory or completion to ask
+    /// it for — those helpers are shell scripts it would refuse.
+    var restricted = false
     private var lastStatus: Int32 = 0
     /// Whether the last output shown ended its line: if not (`printf x`, a `^C` the
     /// remote terminal echoed), the prompt starts on a new one.
@@ -84,7 +88,8 @@ final class EnterLoop: @unchecked Sendable {
             }
             if let status = Self.leaveStatus(input, lastStatus: lastStatus) { return .left(status: status) }
             lineEditor?.addHistory(input)
-            if let ending = try await runLine(EnterScripts.command(for: input), interactive: true) { return ending }
+            let script = restricted ? input : EnterScripts.command(for: input)
+            if let ending = try await runLine(script, interactive: true) { return ending }
         }
     }
 
@@ -135,12 +140,16 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     private func loadHistory() async throws {
-        guard let editor = lineEditor else { return }
+        guard let editor = lineEditor, !restricted else { return }
         let (output, _) = try await quietly(EnterScripts.loadHistory)
         for entry in EnterScripts.historyEntries(output) { editor.addHistory(entry) }
     }
 
     private func refreshDirectory() async {
+        guard !restricted else {
+            directory = "(restricted)"
+            return
+        }
         if let (output, _) = try? await quietly(EnterScripts.whereAmI) {
             directory = EnterScripts.displayDirectory(output)
         }
@@ -149,6 +158,7 @@ final class EnterLoop: @unchecked Sendable {
     /// Completion candidates from the session (on the editor thread: blocks until the
     /// session answers; none if it is busy or unreachable).
     private func completions(line: String, word: String, wordStart: Int) -> [String] {
+        guard !restricted else { return [] }
         let kind = EnterScripts.completionKind(line: line, word: word, wordStart: wordStart)
         let asked = kind == .variable ? String(word.dropFirst()) : word
         let answer = BlockingResult<[UInt8]>()
@@ -200,8 +210,10 @@ final class EnterLoop: @unchecked Sendable {
     /// program's, except the `~.` escape, and window changes are passed on. Restored
     /// before the prompt (or the detach message) comes back.
     private func runLine(_ script: String, interactive: Bool) async throws -> Ending? {
-        let terminal = interactive ? TerminalMode.request() : nil
-        let raw = interactive ? TerminalMode.enterRaw(fd: 0) : nil
+        // A restricted session runs no shell and refuses a terminal: its lines run without.
+        let onTerminal = interactive && !restricted
+        let terminal = onTerminal ? TerminalMode.request() : nil
+        let raw = onTerminal ? TerminalMode.enterRaw(fd: 0) : nil
         defer { raw?.restore() }
         let watcher = interactive ? try TerminalWatcher(interrupts: interrupts!) : nil
         let stdin: StdinSource = watcher.map { .stream($0.typed) } ?? .none
@@ -210,6 +222,12 @@ final class EnterLoop: @unchecked Sendable {
             invocation = try await withReconnect {
                 try await self.session.invoke(script, stdin: stdin, terminal: terminal)
             }
+        } catch let error as TetherClientError where restricted && error.isRestrictedRefusal {
+            // A line the configuration does not allow: said, nothing ran, the prompt goes on.
+            watcher?.stop()
+            Terminal.shared.err("tether: \(error.message)\n")
+            lastStatus = 1
+            return nil
         } catch {
             watcher?.stop()
             throw error
@@ -429,5 +447,13 @@ struct LineReader {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { atEnd = true } else { buffer += chunk[0..<n] }
         }
+    }
+}
+
+extension TetherClientError {
+    /// A restricted session refused the command line (nothing ran).
+    var isRestrictedRefusal: Bool {
+        if case .remote(.permissionDenied) = kind { return true }
+        return false
     }
 }
