@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import TetherClient
 import TetherProtocol
 
@@ -29,6 +30,9 @@ public struct TetherCommand: AsyncParsableCommand {
           tether get --computer web1
           tether receive --computer web1 --name deploy
           tether remove --name deploy
+
+        PowerShell's cmdlet names and parameters work too (tether Get-PSSession
+        -ComputerName web1): tether help powershell lists them.
         """),
         version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
@@ -44,8 +48,21 @@ extension TetherCommand {
     /// does; spelled out because top-level code in main.swift resolves `main()` to the
     /// synchronous overload.)
     public static func runMain() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if PowerShellHelp.isRequest(arguments) {
+            print(PowerShellHelp.text, terminator: "")
+            return
+        }
+        let native: [String]
         do {
-            var command = try parseAsRoot()
+            native = try CmdletTranslation.translate(arguments)
+        } catch {
+            // A usage error, exiting as swift-argument-parser's own do.
+            Terminal.shared.err("tether: \(error)\n")
+            Glibc.exit(64)
+        }
+        do {
+            var command = try parseAsRoot(native)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
