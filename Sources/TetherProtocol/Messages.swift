@@ -249,6 +249,9 @@ public enum Request: Codable, Sendable, Equatable {
     case signal(Signal)
     /// Registry → runspace: change how output is buffered while nobody reads it.
     case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
+    /// On channel N: the client's window changed size; the running command's terminal
+    /// takes it (its program gets SIGWINCH). Ignored without a terminal command.
+    case resize(TerminalSize)
     /// On channel N: bind the channel to the session's jobs (Jobs.swift). No claim: any
     /// client of the user may see and manage a session's jobs.
     case jobs(instanceID: String)
@@ -285,6 +288,7 @@ extension Request {
         case .detach: "detach"
         case .invoke: "invoke"
         case .signal: "signal"
+        case .resize: "resize"
         case .configure: "configure"
         case .jobs: "jobs"
         case .jobStart: "jobStart"
@@ -325,12 +329,37 @@ public struct InvokeRequest: Codable, Sendable, Equatable {
     /// Wait for a running command to finish (up to `waitTimeout` seconds) or fail at once.
     public var wait: Bool
     public var waitTimeout: Double?
-    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil) {
+    /// Run the command on a pseudo-terminal (invoke flag 16): its stdin, stdout and stderr
+    /// are the terminal, `stdinData` frames are keystrokes, output arrives as `stdout`.
+    public var terminal: TerminalRequest?
+    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil,
+                terminal: TerminalRequest? = nil) {
         self.script = script
         self.arguments = arguments
         self.stdin = stdin
         self.wait = wait
         self.waitTimeout = waitTimeout
+        self.terminal = terminal
+    }
+}
+
+/// The client's terminal, for a command run on a pseudo-terminal: TERM and the window size.
+public struct TerminalRequest: Codable, Sendable, Equatable {
+    public var term: String
+    public var size: TerminalSize
+    public init(term: String, size: TerminalSize) {
+        self.term = term
+        self.size = size
+    }
+}
+
+/// A window size in character cells.
+public struct TerminalSize: Codable, Sendable, Equatable {
+    public var rows: UInt16
+    public var columns: UInt16
+    public init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
     }
 }
 

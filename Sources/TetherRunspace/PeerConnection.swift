@@ -194,7 +194,7 @@ final class PeerConnection {
         guard let attachment = attachments[channel] else {
             let message: String
             switch request {
-            case .detach, .invoke, .signal:
+            case .detach, .invoke, .signal, .resize:
                 message = "channel \(channel) is not attached to a session: send attach first"
             default:
                 message = "\(request.kindName) goes to the registry on channel 0, not to a session's runspace"
@@ -209,6 +209,8 @@ final class PeerConnection {
             session.invoke(invoke, from: attachment, requestID: id)
         case .signal(let signal):
             session.signal(signal, from: attachment, requestID: id)
+        case .resize(let size):
+            session.resize(size, from: attachment, requestID: id)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
                 "\(request.kindName) goes to the registry on channel 0, not to a session's runspace")))
@@ -250,7 +252,7 @@ extension Request {
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {
-        case .attach, .detach, .invoke, .signal: true
+        case .attach, .detach, .invoke, .signal, .resize: true
         default: false
         }
     }

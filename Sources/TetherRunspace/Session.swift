@@ -26,14 +26,17 @@ final class Session {
         weak var origin: Attachment?
         let startedAt = Reactor.now()
         let stdin: StdinFeeder?
+        /// The pseudo-terminal of a command run with one (stdin frames are keystrokes).
+        let terminal: CommandTerminal?
         /// What its transcript lines say about it (`Transcript yes` only).
         var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, terminal: CommandTerminal? = nil) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
+            self.terminal = terminal
         }
     }
 
