@@ -44,10 +44,14 @@ public struct Hello: Codable, Sendable, Equatable {
     /// Host → client: how this connection arrived, a `ConnectionRoute` raw value. A string,
     /// so that a route a newer host adds doesn't make the whole hello unreadable.
     public var route: String?
+    /// Subsystem → runspace: where the SSH client connected from ("ADDRESS PORT", from
+    /// sshd's SSH_CONNECTION), for transcripts. Not set on the gateway route.
+    public var clientAddress: String?
 
     public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,
                 software: String = "tether/0.1", hostname: String? = nil, user: String? = nil,
-                gateway: String? = nil, route: String? = nil) {
+                gateway: String? = nil, route: String? = nil, clientAddress: String? = nil) {
+        self.clientAddress = clientAddress
         self.role = role
         self.clientID = clientID
         self.clientHost = clientHost
@@ -245,6 +249,9 @@ public enum Request: Codable, Sendable, Equatable {
     case signal(Signal)
     /// Registry → runspace: change how output is buffered while nobody reads it.
     case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
+    /// On channel N: the client's window changed size; the running command's terminal
+    /// takes it (its program gets SIGWINCH). Ignored without a terminal command.
+    case resize(TerminalSize)
     /// On channel N: bind the channel to the session's jobs (Jobs.swift). No claim: any
     /// client of the user may see and manage a session's jobs.
     case jobs(instanceID: String)
@@ -263,6 +270,8 @@ public enum Request: Codable, Sendable, Equatable {
     /// On a jobs channel: forget the job and its output; a running one only with `force`
     /// (stopped first).
     case jobRemove(jobID: UInt64, force: Bool)
+    /// The session configurations this user may use on the host (`tether configurations`).
+    case configurations
 }
 
 extension Request {
@@ -279,6 +288,7 @@ extension Request {
         case .detach: "detach"
         case .invoke: "invoke"
         case .signal: "signal"
+        case .resize: "resize"
         case .configure: "configure"
         case .jobs: "jobs"
         case .jobStart: "jobStart"
@@ -287,6 +297,7 @@ extension Request {
         case .jobWait: "jobWait"
         case .jobStop: "jobStop"
         case .jobRemove: "jobRemove"
+        case .configurations: "configurations"
         }
     }
 }
@@ -318,12 +329,37 @@ public struct InvokeRequest: Codable, Sendable, Equatable {
     /// Wait for a running command to finish (up to `waitTimeout` seconds) or fail at once.
     public var wait: Bool
     public var waitTimeout: Double?
-    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil) {
+    /// Run the command on a pseudo-terminal (invoke flag 16): its stdin, stdout and stderr
+    /// are the terminal, `stdinData` frames are keystrokes, output arrives as `stdout`.
+    public var terminal: TerminalRequest?
+    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil,
+                terminal: TerminalRequest? = nil) {
         self.script = script
         self.arguments = arguments
         self.stdin = stdin
         self.wait = wait
         self.waitTimeout = waitTimeout
+        self.terminal = terminal
+    }
+}
+
+/// The client's terminal, for a command run on a pseudo-terminal: TERM and the window size.
+public struct TerminalRequest: Codable, Sendable, Equatable {
+    public var term: String
+    public var size: TerminalSize
+    public init(term: String, size: TerminalSize) {
+        self.term = term
+        self.size = size
+    }
+}
+
+/// A window size in character cells.
+public struct TerminalSize: Codable, Sendable, Equatable {
+    public var rows: UInt16
+    public var columns: UInt16
+    public init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
     }
 }
 
@@ -340,6 +376,21 @@ public enum Response: Codable, Sendable, Equatable {
     case job(JobInfo)
     /// The session's jobs (jobList).
     case jobList([JobInfo])
+    /// The answer to `configurations`.
+    case configurations([ConfigurationInfo])
+}
+
+/// A session configuration as a client sees it: what `tether configurations` lists.
+public struct ConfigurationInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// `shell` or `restricted`.
+    public var kind: String
+    public var description: String
+    public init(name: String, kind: String, description: String) {
+        self.name = name
+        self.kind = kind
+        self.description = description
+    }
 }
 
 public struct AttachInfo: Codable, Sendable, Equatable {

@@ -19,7 +19,9 @@ extension Registry {
             reply(remove(instanceID, force: force ?? false, for: client))
         case .ping:
             reply(.pong)
-        case .attach, .detach, .invoke, .signal, .configure:
+        case .configurations:
+            reply(.configurations(usableConfigurations()))
+        case .attach, .detach, .invoke, .signal, .configure, .resize:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
@@ -87,7 +89,9 @@ extension Registry {
         if let holder = session.info.holder, holder.clientID != client.clientID {
             return .failure(heldElsewhere(session, holder: holder, hint: "only that client can disconnect it"))
         }
-        if let idleTimeout, let problem = policy.problem(withIdleTimeout: idleTimeout) {
+        if let idleTimeout, let problem = problem(withIdleTimeout: idleTimeout,
+                                                  maximum: maximumIdleTimeout(ofConfiguration: session.info.configuration),
+                                                  configuration: session.info.configuration) {
             return .failure(ErrorBody(.badRequest, problem))
         }
         if let idleTimeout { session.info.idleTimeout = idleTimeout }

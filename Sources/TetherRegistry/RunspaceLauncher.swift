@@ -31,14 +31,12 @@ final class RunspaceLauncher {
         let arguments = [
             Spawn.currentExecutable(), "runspace",
             "--instance-id=\(session.instanceID)",
-            "--runtime-dir=\(paths.runtimeDirectory)",
-            "--state-dir=\(paths.stateDirectory)",
             "--name=\(session.name)",
             "--configuration=\(session.configuration)",
             "--output-buffering=\(session.outputBuffering.rawValue)",
             "--buffer-limit=\(session.bufferLimit)",
             "--ready-fd=\(ReadyPipe.childFD)",
-        ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? [])
+        ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? []) + paths.roleArguments
         do {
             // The registry's own image (argv[0] only names it): a rebuilt or upgraded binary
             // on disk must not give this registry runspaces of another protocol version.

@@ -48,12 +48,15 @@ enum DriverLine {
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
     /// the work directory and the paths of the runspace's ends of bash's stdin and status
     /// pipe (`/proc/PID/fd/N`, so the EXIT trap can tell its own pipes are back in place),
-    /// the prelude, then a status line so the runspace knows bash is up.
-    static func startup(workDirectory: String, driverInput: String, statusOutput: String) -> String {
+    /// the prelude, the configuration's startup script (sourced once, reading /dev/null,
+    /// without the status pipe), then a status line so the runspace knows bash is up.
+    static func startup(workDirectory: String, driverInput: String, statusOutput: String,
+                        startupScript: String? = nil) -> String {
         var line = #"\builtin shopt -s expand_aliases; "#
         line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory)
         line += " __tether_in=" + quote(driverInput) + " __tether_st=" + quote(statusOutput) + "\n"
         line += ShellPrelude.definitions + "\n"
+        if let startupScript { line += #"\builtin source "# + quote(startupScript) + " </dev/null 3>&-\n" }
         line += #"\builtin printf '%d\n' $? >&3"# + "\n"
         return line
     }
@@ -69,13 +72,27 @@ enum DriverLine {
     /// `source` with arguments sets `"$@"` itself (and puts the old ones back after);
     /// sourced without arguments, the driver file shares the shell's `"$@"`, so `set --`
     /// in it clears them. On an interrupt the ERR trap returns from the driver file too.
-    static func driverFile(scriptName: String, arguments: [String], stdinName: String?) -> String {
+    ///
+    /// With a terminal (`slave`, the pty's path, and the client's TERM): stdin, stdout and
+    /// stderr are the slave, opened by bash itself so that it becomes bash's controlling
+    /// terminal; TERM is exported (it stays the session's); SIGHUP (the terminal hanging up
+    /// after the command) and SIGQUIT (Ctrl-\ kills the program, as in a shell) get a
+    /// harmless trap in bash — a trap, not an ignore, so programs keep the default.
+    static func driverFile(scriptName: String, arguments: [String], stdinName: String?,
+                           terminal: (slave: String, term: String)? = nil) -> String {
         let directory = "\"$" + workDirectoryVariable + "\"/"
         var text = "\\" + beginFunction + "\n"
         if arguments.isEmpty { text += #"\builtin set --"# + "\n" }
+        if let terminal {
+            text += #"\builtin trap -- : HUP QUIT; \builtin export TERM="# + quote(terminal.term) + "\n"
+        }
         text += #"{ \builtin echo s >&3; \builtin source "# + directory + quote(scriptName)
         for argument in arguments { text += " " + quote(argument) }
-        text += " 3>&-; } <" + (stdinName.map { directory + quote($0) } ?? "/dev/null") + "\n"
+        if let terminal {
+            text += " 3>&-; } <>" + quote(terminal.slave) + " >&0 2>&0\n"
+        } else {
+            text += " 3>&-; } <" + (stdinName.map { directory + quote($0) } ?? "/dev/null") + "\n"
+        }
         return text
     }
 

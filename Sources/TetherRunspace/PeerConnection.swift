@@ -19,6 +19,8 @@ final class PeerConnection {
     private(set) var role = Role.awaitingHello
     /// The client behind a subsystem connection (its hello's `clientID`).
     private(set) var clientID: String?
+    /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
+    private(set) var clientAddress: String?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
     /// Channels of this connection bound to the session's jobs.
@@ -124,6 +126,7 @@ final class PeerConnection {
         } else {
             role = .subsystem
             clientID = hello.clientID
+            clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",
@@ -191,7 +194,7 @@ final class PeerConnection {
         guard let attachment = attachments[channel] else {
             let message: String
             switch request {
-            case .detach, .invoke, .signal:
+            case .detach, .invoke, .signal, .resize:
                 message = "channel \(channel) is not attached to a session: send attach first"
             default:
                 message = "\(request.kindName) goes to the registry on channel 0, not to a session's runspace"
@@ -206,6 +209,8 @@ final class PeerConnection {
             session.invoke(invoke, from: attachment, requestID: id)
         case .signal(let signal):
             session.signal(signal, from: attachment, requestID: id)
+        case .resize(let size):
+            session.resize(size, from: attachment, requestID: id)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
                 "\(request.kindName) goes to the registry on channel 0, not to a session's runspace")))
@@ -247,7 +252,7 @@ extension Request {
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {
-        case .attach, .detach, .invoke, .signal: true
+        case .attach, .detach, .invoke, .signal, .resize: true
         default: false
         }
     }

@@ -126,12 +126,23 @@ extension Session {
 
     func stdinData(_ bytes: [UInt8], from peer: PeerConnection, channel: UInt32) {
         // Stdin for a command that has ended (or never asked for it) is discarded.
-        guard peer.attachments[channel] != nil, let command = running, let feeder = command.stdin else { return }
+        guard peer.attachments[channel] != nil, let command = running else { return }
+        if let terminal = command.terminal {
+            terminal.write(bytes)  // keystrokes; a terminal never fills the way a FIFO does
+            return
+        }
+        guard let feeder = command.stdin else { return }
         feeder.write(bytes)
         if feeder.isBackedUp && command.pausedSender == nil {
             peer.connection.pauseReading()
             command.pausedSender = peer
         }
+    }
+
+    /// The client's window changed size: the running command's terminal takes it.
+    func resize(_ size: TerminalSize, from attachment: Attachment, requestID: UInt32) {
+        running?.terminal?.resize(size)
+        attachment.peer.respond(channel: attachment.channel, id: requestID, .done)
     }
 
     func stdinEOF(from peer: PeerConnection, channel: UInt32) {

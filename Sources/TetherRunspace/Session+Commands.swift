@@ -22,6 +22,9 @@ extension Session {
                 return fail(.badRequest, "argument \(index + 1) \(why)")
             }
         }
+        if let refusal = refusal(of: request, from: origin) {
+            return peer.respond(channel: channel, id: requestID, .failure(refusal))
+        }
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
@@ -88,21 +91,30 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        var terminal: CommandTerminal?
+        let transcriptLine: String?
         do {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
-            if request.stdin {
+            if let wanted = request.terminal {
+                terminal = try CommandTerminal(reactor: reactor, request: wanted)
+            }
+            transcriptLine = try prepareCommand(request, id: id, from: origin,
+                                                stdinName: request.stdin && terminal == nil ? workDirectory.stdinName(id) : nil,
+                                                terminal: terminal)
+            if request.stdin && terminal == nil {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
             }
         } catch {
             feeder?.close()
+            terminal?.close()
             origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
                 "could not prepare the command in \(workDirectory.path): \(error)")))
             startNextWaiting()
             return
         }
-        let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        terminal?.output.mayRead = { [unowned self] in self.mayReadOutput() }
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder, terminal: terminal)
+        command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -116,7 +128,7 @@ extension Session {
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
         origin.commandStarted(at: journal.lastSeq + 1)
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
-        interpreter.runPreparedCommand()
+        interpreter.runPreparedCommand(terminal: terminal?.output)
         publishStatus()
     }
 
@@ -130,11 +142,13 @@ extension Session {
 
     private func endRunningCommand(status: Int32) {
         guard let command = running else { return }
+        transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)
         command.stdin?.close()  // and removes its FIFO
+        command.terminal?.close()  // hangs the terminal up: bash has none until the next
         running = nil
         lastUsedAt = WallClock.now()
     }

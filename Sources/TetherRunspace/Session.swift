@@ -1,4 +1,5 @@
 import Glibc
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 
@@ -25,12 +26,17 @@ final class Session {
         weak var origin: Attachment?
         let startedAt = Reactor.now()
         let stdin: StdinFeeder?
+        /// The pseudo-terminal of a command run with one (stdin frames are keystrokes).
+        let terminal: CommandTerminal?
+        /// What its transcript lines say about it (`Transcript yes` only).
+        var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, terminal: CommandTerminal? = nil) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
+            self.terminal = terminal
         }
     }
 
@@ -48,9 +54,13 @@ final class Session {
     }
 
     let options: RunspaceOptions
+    /// The host admin's settings for this session (kind, Command rules, Transcript…).
+    let configuration: SessionConfiguration
+    /// `Transcript yes`: where each command is recorded.
+    let transcript: Transcript?
     let reactor: Reactor
     let workDirectory: WorkDirectory
-    var interpreter: BashInterpreter!
+    var interpreter: (any Interpreter)!
     var listener: UnixListener?
 
     var journal = Journal()
@@ -89,8 +99,12 @@ final class Session {
     /// bash died before it was ready: the host reports the error and exits.
     var onStartFailure: (String) -> Void = { _ in }
 
-    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory) {
+    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory,
+         configuration: SessionConfiguration = .builtIn) {
         self.options = options
+        self.configuration = configuration
+        transcript = configuration.transcript
+            ? Transcript(socketPath: options.paths.syslogSocket ?? Transcript.defaultSocket) : nil
         self.reactor = reactor
         self.workDirectory = workDirectory
         outputBuffering = options.outputBuffering
@@ -99,11 +113,16 @@ final class Session {
     }
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
-    func startInterpreter(executable: String) throws {
+    func startInterpreter(executable: String, startupScript: String? = nil) throws {
         jobTable.bashPath = executable
-        interpreter = try BashInterpreter(reactor: reactor, executable: executable,
-                                          arguments: ["bash", "--noprofile", "--norc"],
-                                          workDirectory: workDirectory.path)
+        wire(try BashInterpreter(reactor: reactor, executable: executable,
+                                 arguments: ["bash", "--noprofile", "--norc"],
+                                 workDirectory: workDirectory.path, startupScript: startupScript))
+    }
+
+    /// Connects the interpreter's events to the session. Call once, before the reactor runs.
+    func wire(_ interpreter: any Interpreter) {
+        self.interpreter = interpreter
         interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
         interpreter.onReady = { [unowned self] in
             self.onReady()

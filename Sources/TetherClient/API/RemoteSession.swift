@@ -34,11 +34,18 @@ public final class RemoteSession: Sendable {
     /// Runs `script` in the session's interpreter (`"$@"` are `arguments`). Returns once
     /// the command started; read `output` to its end, then `exitStatus`.
     /// `wait: false` fails at once with `.remote(.busy)` if another command runs.
+    ///
+    /// With `terminal` (e.g. `TerminalMode.request()`), the command runs on a
+    /// pseudo-terminal on the host with that TERM and size, in the session's own shell:
+    /// `stdin` carries keystrokes (typically `.fileDescriptor(0)` with the local terminal
+    /// in `TerminalMode.enterRaw()`), everything the command writes arrives as stdout, and
+    /// `resize(_:)` passes window changes on.
     public func invoke(_ script: String, arguments: [String] = [], stdin: StdinSource = .none,
-                       wait: Bool = true, waitTimeout: Double? = nil) async throws -> Invocation {
+                       wait: Bool = true, waitTimeout: Double? = nil,
+                       terminal: TerminalRequest? = nil) async throws -> Invocation {
         let channel = self.channel
         let request = InvokeRequest(script: script, arguments: arguments, stdin: !stdin.isNone,
-                                    wait: wait, waitTimeout: waitTimeout)
+                                    wait: wait, waitTimeout: waitTimeout, terminal: terminal)
         let core: CommandCore = try await loop.await { done in
             channel.value.invoke(request, stdin: stdin) { done($0.mapError { $0 }) }
         }
@@ -107,6 +114,15 @@ public final class RemoteSession: Sendable {
         let channel = self.channel
         try await loop.await { (done: @escaping (Result<Void, Error>) -> Void) in
             channel.value.interrupt { done($0.mapError { $0 }) }
+        }
+    }
+
+    /// The window size of the running command's terminal (its program gets SIGWINCH);
+    /// nothing happens if no command with a terminal runs.
+    public func resize(_ size: TerminalSize) async throws {
+        let channel = self.channel
+        try await loop.await { (done: @escaping (Result<Void, Error>) -> Void) in
+            channel.value.resize(size) { done($0.mapError { $0 }) }
         }
     }
 }

@@ -25,6 +25,7 @@ extension KeeperLink {
             let purpose: PendingRequest.Purpose
             switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
             case .attach: purpose = .attach
+            case .jobs: purpose = .attach  // binds the channel as an attach does
             case .detach: purpose = .detach
             default: purpose = .relay
             }

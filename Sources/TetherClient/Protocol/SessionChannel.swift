@@ -236,6 +236,15 @@ final class SessionChannel: ChannelEndpoint {
         host.request(.signal(.interrupt), channel: number) { completion($0.map { _ in () }) }
     }
 
+    /// Asks the runspace to resize the running command's terminal.
+    func resize(_ size: TerminalSize, _ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
+        guard case .attached = state else {
+            completion(.failure(TetherClientError(.remote(.notAttached), host: host.computerName, "not attached to the session")))
+            return
+        }
+        host.request(.resize(size), channel: number) { completion($0.map { _ in () }) }
+    }
+
     private func endRunning(_ core: CommandCore, error: TetherClientError? = nil, status: Int32? = nil) {
         guard let current = running, current.core === core else { return }
         current.pump?.stop()
