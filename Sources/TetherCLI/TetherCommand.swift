@@ -14,9 +14,12 @@ public struct TetherCommand: AsyncParsableCommand {
         and across disconnects. Output is numbered on the host, so nothing is lost when a
         connection drops: `tether receive` collects what you missed.
 
-        State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are reached with
-        ssh (libssh2; TETHER_TRANSPORT=openssh uses the ssh binary) and ~/.ssh/config or
-        $TETHER_SSH_CONFIG, ProxyJump and ProxyCommand included. A background keeper
+        State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are resolved as ssh
+        resolves them (ssh -G: ~/.ssh/config or $TETHER_SSH_CONFIG, /etc/ssh/ssh_config, Match,
+        Include) and reached with libssh2, or with the ssh binary where the config needs what
+        only ssh can do (certificates, FIDO keys…; said on stderr; --transport or
+        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v;
+        `tether new HOST -G` prints the resolved configuration. A background keeper
         process holds each host's SSH connection open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
         connects directly; `tether keeper --status` shows it).
 

@@ -45,6 +45,7 @@ struct Enter: AsyncParsableCommand {
           tether enter --name deploy
           tether enter --computer web1 --name deploy --force
           tether enter --id 3 < ./maintenance.sh
+          tether enter web1 --configuration ops      # a restricted endpoint: allowed commands only
         """))
 
     @Argument(help: ArgumentHelp(
@@ -57,11 +58,27 @@ struct Enter: AsyncParsableCommand {
     @Flag(help: "Take the session over if another client holds it (that client is told).")
     var force = false
 
+    @Option(help: ArgumentHelp(
+        "Session configuration of the temporary session (see tether configurations; default bash). In a restricted one each line is one allowed command line.",
+        valueName: "NAME"))
+    var configuration: String?
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
 
+    /// Whether the session runs a restricted configuration (asked of the host: the
+    /// session's configuration name, then that configuration's kind).
+    static func isRestricted(_ host: RemoteHost, instanceID: String) async -> Bool {
+        guard let name = try? await host.sessions(filter: SessionFilter(instanceID: instanceID)).first?.info.configuration,
+              name != "bash" else { return false }
+        return (try? await host.configurations())?.first(where: { $0.name == name })?.kind == "restricted"
+    }
+
     func validate() throws {
+        if configuration != nil && selector.hasSessionFilter {
+            throw ValidationError("--configuration chooses the configuration of the temporary session; an existing session keeps its own")
+        }
         if host == nil && !selector.hasSessionFilter {
             throw ValidationError("name a computer (tether enter web1, a temporary session) or a session (--name, --id or --instance-id)")
         }
@@ -82,7 +99,7 @@ struct Enter: AsyncParsableCommand {
             let session: RemoteSession
             if let computer = self.host, !selector.hasSessionFilter {
                 host = try await context.pool.host(computer)
-                session = try await host.createSession()
+                session = try await host.createSession(configuration: configuration)
                 temporary = true
             } else {
                 var lookup = selector
@@ -104,6 +121,7 @@ struct Enter: AsyncParsableCommand {
             }
             let loop = try EnterLoop(host: host, session: session, pool: context.pool,
                                      reconnectTimeout: reconnect.reconnectTimeout, interactive: interactive)
+            loop.restricted = await Self.isRestricted(host, instanceID: session.instanceID)
             let ending: EnterLoop.Ending
             do {
                 ending = interactive ? try await loop.runInteractive() : try await loop.runScripted()

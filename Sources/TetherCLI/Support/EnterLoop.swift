@@ -34,6 +34,10 @@ final class EnterLoop: @unchecked Sendable {
     private let interrupts: InterruptPipe?
     /// The prompt's directory, refreshed after each command.
     private var directory = "?"
+    /// The session runs a restricted configuration: no shell, so lines go as typed (one
+    /// command line each) and there is no history file, directory or completion to ask
+    /// it for — those helpers are shell scripts it would refuse.
+    var restricted = false
     private var lastStatus: Int32 = 0
 
     /// `interactive`: a prompt with libedit (stdin and stdout are terminals).
@@ -81,7 +85,8 @@ final class EnterLoop: @unchecked Sendable {
             }
             if let status = Self.leaveStatus(input, lastStatus: lastStatus) { return .left(status: status) }
             lineEditor?.addHistory(input)
-            if let ending = try await runLine(EnterScripts.command(for: input), interactive: true) { return ending }
+            let script = restricted ? input : EnterScripts.command(for: input)
+            if let ending = try await runLine(script, interactive: true) { return ending }
         }
     }
 
@@ -132,12 +137,16 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     private func loadHistory() async throws {
-        guard let editor = lineEditor else { return }
+        guard let editor = lineEditor, !restricted else { return }
         let (output, _) = try await quietly(EnterScripts.loadHistory)
         for entry in EnterScripts.historyEntries(output) { editor.addHistory(entry) }
     }
 
     private func refreshDirectory() async {
+        guard !restricted else {
+            directory = "(restricted)"
+            return
+        }
         if let (output, _) = try? await quietly(EnterScripts.whereAmI) {
             directory = EnterScripts.displayDirectory(output)
         }
@@ -146,6 +155,7 @@ final class EnterLoop: @unchecked Sendable {
     /// Completion candidates from the session (on the editor thread: blocks until the
     /// session answers; none if it is busy or unreachable).
     private func completions(line: String, word: String, wordStart: Int) -> [String] {
+        guard !restricted else { return [] }
         let kind = EnterScripts.completionKind(line: line, word: word, wordStart: wordStart)
         let asked = kind == .variable ? String(word.dropFirst()) : word
         let answer = BlockingResult<[UInt8]>()
@@ -198,6 +208,12 @@ final class EnterLoop: @unchecked Sendable {
         let invocation: Invocation
         do {
             invocation = try await withReconnect { try await self.session.invoke(script, stdin: stdin) }
+        } catch let error as TetherClientError where restricted && error.isRestrictedRefusal {
+            // A line the configuration does not allow: said, nothing ran, the prompt goes on.
+            watcher?.stop()
+            Terminal.shared.err("tether: \(error.message)\n")
+            lastStatus = 1
+            return nil
         } catch {
             watcher?.stop()
             throw error
@@ -399,5 +415,13 @@ struct LineReader {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { atEnd = true } else { buffer += chunk[0..<n] }
         }
+    }
+}
+
+extension TetherClientError {
+    /// A restricted session refused the command line (nothing ran).
+    var isRestrictedRefusal: Bool {
+        if case .remote(.permissionDenied) = kind { return true }
+        return false
     }
 }
