@@ -73,4 +73,23 @@ final class PowerShellCmdletTests: CLITestCase {
         let help = try check(["help", "powershell"])
         XCTAssertTrue(help.contains("Get-PSSession  →  tether get"), help)
     }
+
+    func testJobCmdletsActAsTheJobVerbs() throws {
+        try check(["New-PSSession", "alpha", "-Name", "work"])
+        // Invoke-Command -AsJob, then Wait-Job, Receive-Job -Keep, Get-Job -State.
+        try check(["Invoke-Command", "-Session", "work", "-AsJob", "-JobName", "first", "-ScriptBlock", "{ echo \"$1\" }",
+                   "-ArgumentList", "from job"])
+        try check(["Wait-Job", "-Session", "work", "-Name", "first", "-Timeout", "60"])
+        XCTAssertEqual(try check(["Receive-Job", "-Session", "work", "-Name", "first", "-Keep"]), "from job\n")
+        XCTAssertEqual(try check(["receive-job", "-SESSION", "work", "-name", "first"]), "from job\n", "-Keep left it unread")
+        let completed = try check(["Get-Job", "-Session", "work", "-State", "Completed", "--json"])
+        XCTAssertTrue(completed.contains("\"first\""), completed)
+        // Stop-Job a running job, then Remove-Job it.
+        try check(["Invoke-Command", "-Session", "work", "-AsJob", "-JobName", "long", "-ScriptBlock", "{ sleep 600 }"])
+        try check(["Stop-Job", "-Session", "work", "-Name", "long"])
+        let stopped = try check(["Get-Job", "-Session", "work", "-Name", "long", "--json"])
+        XCTAssertTrue(stopped.contains("\"Stopped\""), stopped)
+        try check(["Remove-Job", "-Session", "work", "-Name", "*"])
+        XCTAssertEqual(try check(["Get-Job", "-Session", "work"]).contains("first"), false)
+    }
 }
