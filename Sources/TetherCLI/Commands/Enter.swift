@@ -20,15 +20,17 @@ struct Enter: AsyncParsableCommand {
         Input bash finds unfinished (an open quote, if without fi, a trailing \\)
         continues on the next line after a "> " prompt.
 
+        Each command runs on a terminal on the host (as invoke --tty): vim, top, less,
+        python3 and password prompts work, TERM and the window size come from here, and
+        this terminal is raw while the command runs, so every key is the program's.
         Ctrl-C interrupts the running command and returns to the prompt; at the prompt it
         drops the line. exit, logout or Ctrl-D at the prompt leave; the session stays
-        (Disconnect it with tether disconnect, end it with tether remove). While a command
-        runs, what you type is its input (Ctrl-D ends it).
+        (disconnect it with tether disconnect, end it with tether remove).
 
         Escapes, typed at the start of a line, as in ssh:
-          ~.  detach: the command goes on, the session is released as by tether disconnect;
-              a later tether enter of it, from any machine, shows what the command
-              printed meanwhile and continues it live
+          ~.  detach: the command goes on, the session is released (as by
+              tether disconnect); tether enter of it later, from any machine,
+              shows what the command printed meanwhile and follows it live
           ~?  list the escapes
           ~~  type a ~
 

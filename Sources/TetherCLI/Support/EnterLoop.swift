@@ -39,6 +39,9 @@ final class EnterLoop: @unchecked Sendable {
     /// it for — those helpers are shell scripts it would refuse.
     var restricted = false
     private var lastStatus: Int32 = 0
+    /// Whether the last output shown ended its line: if not (`printf x`, a `^C` the
+    /// remote terminal echoed), the prompt starts on a new one.
+    private let outputEndsLine = SharedFlag(initially: true)
 
     /// `interactive`: a prompt with libedit (stdin and stdout are terminals).
     init(host: RemoteHost, session: RemoteSession, pool: HostPool, reconnectTimeout: Double,
@@ -202,12 +205,23 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     /// Runs `script` as a command of the session and shows its output; nil to go on.
+    /// At the prompt the command gets a terminal on the host (`invoke --tty`): the local
+    /// one is raw while it runs, so every key — Ctrl-C, Ctrl-D, arrows — is the remote
+    /// program's, except the `~.` escape, and window changes are passed on. Restored
+    /// before the prompt (or the detach message) comes back.
     private func runLine(_ script: String, interactive: Bool) async throws -> Ending? {
+        // A restricted session runs no shell and refuses a terminal: its lines run without.
+        let onTerminal = interactive && !restricted
+        let terminal = onTerminal ? TerminalMode.request() : nil
+        let raw = onTerminal ? TerminalMode.enterRaw(fd: 0) : nil
+        defer { raw?.restore() }
         let watcher = interactive ? try TerminalWatcher(interrupts: interrupts!) : nil
         let stdin: StdinSource = watcher.map { .stream($0.typed) } ?? .none
         let invocation: Invocation
         do {
-            invocation = try await withReconnect { try await self.session.invoke(script, stdin: stdin) }
+            invocation = try await withReconnect {
+                try await self.session.invoke(script, stdin: stdin, terminal: terminal)
+            }
         } catch let error as TetherClientError where restricted && error.isRestrictedRefusal {
             // A line the configuration does not allow: said, nothing ran, the prompt goes on.
             watcher?.stop()
@@ -217,6 +231,11 @@ final class EnterLoop: @unchecked Sendable {
         } catch {
             watcher?.stop()
             throw error
+        }
+        // A resize between the request and the start found no terminal to resize.
+        if let asked = terminal?.size, let now = TerminalMode.size(of: 1), now != asked {
+            let session = self.session
+            Task { try? await session.resize(now) }
         }
         let outcome = try await follow(.invocation(invocation), watcher: watcher)
         switch outcome {
@@ -253,7 +272,7 @@ final class EnterLoop: @unchecked Sendable {
                 events.continuation.yield(.finished(.failure(error)))
             }
         }
-        let interrupted = OnceFlag()
+        let interrupted = SharedFlag()
         let watching = Task { [self] in
             guard let watcher else { return }
             for await event in watcher.events {
@@ -264,6 +283,11 @@ final class EnterLoop: @unchecked Sendable {
                     Task { try? await session.interrupt() }
                 case .detach:
                     events.continuation.yield(.detach)
+                case .resize:
+                    // Only a command with a terminal has a size to change.
+                    guard case .invocation = followed, let size = TerminalMode.size(of: 1) else { continue }
+                    let session = self.session
+                    Task { try? await session.resize(size) }
                 }
             }
         }
@@ -278,7 +302,10 @@ final class EnterLoop: @unchecked Sendable {
             case .finished(let result):
                 watcher?.stop()
                 // The terminal echoed ^C where the output stopped; the prompt goes below.
-                if interrupted.isSet { Terminal.shared.out("\n") }
+                if interrupted.isSet || (interrupts != nil && !outputEndsLine.isSet) {
+                    Terminal.shared.out("\n")
+                }
+                outputEndsLine.set(true)
                 return try result.get()
             }
         }
@@ -302,8 +329,12 @@ final class EnterLoop: @unchecked Sendable {
                     // if the terminal is gone, the rest stays on the host.
                     do throws(OutputWriteError) {
                         switch chunk {
-                        case .stdout(let bytes): try Terminal.shared.write(bytes, to: 1)
-                        case .stderr(let bytes): try Terminal.shared.write(bytes, to: 2)
+                        case .stdout(let bytes):
+                            try Terminal.shared.write(bytes, to: 1)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
+                        case .stderr(let bytes):
+                            try Terminal.shared.write(bytes, to: 2)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
                         case .dropped: break
                         }
                     } catch {
@@ -363,11 +394,12 @@ final class EnterLoop: @unchecked Sendable {
     }
 }
 
-/// Set once, read from anywhere.
-final class OnceFlag: Sendable {
+/// A boolean set and read from any thread.
+final class SharedFlag: Sendable {
     private let lock = Lock()
-    nonisolated(unsafe) private var value = false  // guarded by lock
-    func set() { lock.withLock { value = true } }
+    nonisolated(unsafe) private var value: Bool  // guarded by lock
+    init(initially: Bool = false) { value = initially }
+    func set(_ newValue: Bool = true) { lock.withLock { value = newValue } }
     var isSet: Bool { lock.withLock { value } }
 }
 

@@ -43,7 +43,7 @@ final class KeeperLink {
     enum Outcome {
         case ready(notices: [String])
         case failed(KeeperFailure)
-        case fallback(String)
+        case fallback(String, keys: [String])
     }
 
     // State below is internal, not private, only for KeeperLink+Relay.swift.
@@ -85,7 +85,7 @@ final class KeeperLink {
     let log: KeeperLog
     private let persist: Double
     let connection: SSHConnection
-    private let passphrases = PassphraseWanted()
+    private let passphrases: PassphraseWanted
     private(set) var phase = Phase.connecting
     /// The host's hello payload, exactly as it came: every CLI gets it as its answer.
     private(set) var hostHelloPayload: [UInt8] = []
@@ -128,6 +128,10 @@ final class KeeperLink {
 
     init(open: KeeperOpen, reactor: Reactor, log: KeeperLog, persist: Double) {
         self.key = KeeperLinkKey(open)
+        // Passphrases go to the login only; the link keeps its open request without them.
+        self.passphrases = PassphraseWanted(given: open.passphrases ?? [:])
+        var open = open
+        open.passphrases = nil
         self.open = open
         self.reactor = reactor
         self.log = log
@@ -313,6 +317,7 @@ final class KeeperLink {
                 return
             }
             hostHelloPayload = frame.payload
+            passphrases.forget()
             phase = .ready
             readyAt = Reactor.now()
             if let handshakeTimer { reactor.cancel(handshakeTimer) }
@@ -364,15 +369,18 @@ final class KeeperLink {
     // MARK: Ending
 
     private func connectionClosed(_ error: SSHError?) {
+        passphrases.forget()
         switch phase {
         case .connecting:
             if let error {
                 if error.kind == .authenticationFailed && passphrases.wasAsked {
                     log.write("\(destination): login needs a passphrase; the CLI connects directly")
-                    finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)"), sending: nil)
+                    passphrases.forget()
+                    finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)",
+                                     keys: passphrases.keysAsked), sending: nil)
                 } else if error.kind == .hostKeyUnknown && passphrases.wasAskedAboutHostKey {
                     log.write("\(destination): unknown host key, StrictHostKeyChecking ask; the CLI connects directly")
-                    finish(.fallback("the host key is unknown and StrictHostKeyChecking ask needs a person's answer (the keeper has no terminal)"), sending: nil)
+                    finish(.fallback("the host key is unknown and StrictHostKeyChecking ask needs a person's answer (the keeper has no terminal)", keys: []), sending: nil)
                 } else {
                     fail(KeeperFailure(.connection, error.message))
                 }

@@ -31,6 +31,10 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     var handshakeTimeout: Double
     /// `-v`: the answer's notices also say what the keeper did (a new link or a warm one).
     var verbose: Bool? = nil
+    /// Passphrases the person typed at the CLI for the keys a `fallback` named, by key
+    /// path: used for this link's login only, then forgotten (never logged, never kept
+    /// with the link). Sent only over the keeper's peer-checked socket.
+    var passphrases: [String: String]? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
@@ -41,7 +45,8 @@ enum KeeperReply: Codable, Sendable, Equatable {
     case failed(KeeperFailure)
     /// The keeper can't serve this (a key needs a passphrase typed on a terminal, another
     /// version…): connect directly instead. Never used for a real connection failure.
-    case fallback(reason: String)
+    /// `keys`: identity files whose passphrase the CLI may ask for and send back.
+    case fallback(reason: String, keys: [String]? = nil)
     case status(KeeperStatus)
     case stopping
 }
