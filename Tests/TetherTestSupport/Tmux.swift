@@ -9,19 +9,32 @@ import TetherIO
 public final class TmuxPane {
     public let socket: String
     private let tmux: String
+    /// Where the command's exit status is written when it ends.
+    private let statusPath: String
 
     /// Starts `command` (argv) with `environment` added, in a `width`×`height` pane.
+    ///
+    /// remain-on-exit comes from a config file, so it holds before the command starts (set
+    /// afterwards, a command that ends at once takes the session with it). The command runs
+    /// under a `sh` that writes its exit status to a file: tmux 3.3a can mark a pane dead
+    /// (its pty closed) and never record the status (`#{pane_dead_status}` stays empty).
     public init(socket: String, command: [String], environment: [String: String] = [:],
                 width: Int = 120, height: Int = 40) throws {
         guard let tmux = Spawn.findExecutable("tmux") else { throw TestSupportError("tmux is not installed (scripts/setup)") }
         self.tmux = tmux
         self.socket = socket
+        statusPath = socket + ".status"
+        unlink(statusPath)
+        let configPath = socket + ".conf"
+        try Descriptors.writeFile(configPath, "set-option -g remain-on-exit on\n")
         let env = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        // A server with no user config, its own socket; the pane keeps its screen when the
-        // command ends. TERM inside is tmux's own (screen / tmux-256color).
-        try run(["-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "\(width)", "-y", "\(height)",
-                 "/usr/bin/env"] + env + command)
-        try run(["set-option", "-t", "main", "remain-on-exit", "on"])
+        // The trap (a handler, not "ignore", which the command would inherit) keeps the
+        // recorder alive through a Ctrl-C meant for the command.
+        let recorder = ["/bin/sh", "-c", "trap : INT QUIT; \"$@\"; echo $? > '\(statusPath)'", "sh"]
+        // A server with no user config but ours, its own socket. TERM inside is tmux's own
+        // (screen / tmux-256color).
+        try run(["-f", configPath, "new-session", "-d", "-s", "main", "-x", "\(width)", "-y", "\(height)",
+                 "/usr/bin/env"] + env + recorder + command)
     }
 
     deinit { kill() }
@@ -82,11 +95,9 @@ public final class TmuxPane {
 
     /// The command's exit status once it has exited, else nil.
     public func exitStatus() throws -> Int32? {
-        let result = try Processes.run(tmux, ["-S", socket, "display-message", "-p", "-t", "main",
-                                              "#{pane_dead} #{pane_dead_status}"], timeout: 10)
-        let fields = result.stdoutText.split(separator: " ").map { $0.trimmingWhitespace() }
-        guard fields.first == "1", fields.count == 2 else { return nil }
-        return Int32(fields[1])
+        guard let bytes = Descriptors.readFile(statusPath) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
+        return text.isEmpty ? nil : Int32(text)
     }
 
     /// Waits for the command to exit; its status.
