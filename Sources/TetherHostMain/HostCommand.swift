@@ -96,7 +96,7 @@ extension HostCommand {
             guard OutputBuffering(rawValue: outputBuffering) != nil else {
                 throw ValidationError("--output-buffering must be block or drop, not \(outputBuffering)")
             }
-            guard bufferLimit > 0 else { throw ValidationError("--buffer-limit must be positive") }
+            if let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
         }
 
         func run() throws {

@@ -133,6 +133,23 @@ public enum OutputBuffering: String, Codable, Sendable, CaseIterable {
     case drop
 }
 
+/// The bounds of a session's `bufferLimit`, checked by the client (`new`, `invoke
+/// --in-disconnected-session`) and by the host (`create`, `configure`, the runspace's own
+/// argument). Below the minimum a journal could not hold a command's start and end
+/// markers beside a line of output, and every command would stall on its own bookkeeping.
+public enum BufferLimit {
+    /// 1 KiB: a few lines of output plus the markers of a command.
+    public static let minimum = 1024
+
+    /// Nil if `bytes` is an acceptable limit, else what to tell the user.
+    public static func problem(_ bytes: Int) -> String? {
+        guard bytes >= minimum else {
+            return "buffer limit of \(bytes) bytes is below the minimum of \(minimum) bytes (1 KiB)"
+        }
+        return nil
+    }
+}
+
 /// Host-side (absolute) life state of a session. Clients derive PowerShell's relative
 /// states (Opened/Disconnected) from this plus `holder`.
 public enum HostSessionState: String, Codable, Sendable {

@@ -75,8 +75,8 @@ struct Journal {
     // MARK: Dropping
 
     /// `drop` buffering: discards the oldest stdout/stderr records until the journal fits
-    /// in `limit` bytes. Records up to `sentThrough` have been sent to some channel: a
-    /// `dropped` record already sent is never enlarged (its reader would count twice), an
+    /// in `limit` bytes. `dropped` records up to `sentThrough` have been sent to some
+    /// channel: one already sent is never enlarged (its reader would count twice), an
     /// unsent one directly before a new run is merged with it, so a session nobody reads
     /// carries one `dropped` record however much it discards.
     /// Returns the bytes and records discarded by this call.

@@ -197,9 +197,8 @@ final class PeerConnection {
             session.interruptFromRegistry()
             respond(channel: channel, id: id, .done)
         case .configure(let outputBuffering, let bufferLimit):
-            if let bufferLimit, bufferLimit <= 0 {
-                respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                    "bufferLimit must be a positive number of bytes, not \(bufferLimit)")))
+            if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) {
+                respond(channel: channel, id: id, .failure(ErrorBody(.badRequest, problem)))
                 return
             }
             session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)

@@ -73,6 +73,8 @@ extension Session {
             }
         }
         waiting.removeAll { $0.origin === attachment }
+        // Its reader gone, `drop` may discard again what nobody else reads.
+        dropUnreadOutputToFit()
         publishStatus()
         interpreter.updateReading()
     }
@@ -140,10 +142,8 @@ extension Session {
     func configure(outputBuffering newBuffering: OutputBuffering?, bufferLimit newLimit: Int?) {
         if let newBuffering { outputBuffering = newBuffering }
         if let newLimit { bufferLimit = newLimit }
-        if outputBuffering == .drop {
-            journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
-            pumpAll()
-        }
+        dropUnreadOutputToFit()
+        pumpAll()
         interpreter.updateReading()
     }
 }

@@ -57,8 +57,10 @@ final class Session {
     var life = Life.running
     var outputBuffering: OutputBuffering
     var bufferLimit: Int
-    /// The highest seq sent to any channel (a `dropped` record at or below it is never enlarged).
-    var highestSentSeq: UInt64 = 0
+    /// The newest `dropped` record sent to any channel: it, and any before it, is never
+    /// enlarged (its reader would count twice); a later, unsent one grows instead, so one
+    /// stretch nobody read gives one notice.
+    var highestSentDroppedSeq: UInt64 = 0
 
     var peers: [ObjectIdentifier: PeerConnection] = [:]
     var peerCount = 0
@@ -159,11 +161,24 @@ final class Session {
     @discardableResult
     func emit(_ kind: Record.Kind, body: [UInt8]) -> Record {
         let record = journal.append(kind, body: body)
-        if outputBuffering == .drop && (kind == .stdout || kind == .stderr) {
-            journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
-        }
+        if kind == .stdout || kind == .stderr { dropUnreadOutputToFit() }
         pumpAll()
         return record
+    }
+
+    /// `drop` buffering, while nobody reads: discards the oldest output until the journal
+    /// fits the limit. While a channel reads live output, `drop` holds bash back as `block`
+    /// does (`mayReadOutput`): what a reader is reading is never thrown away, and one
+    /// unread stretch ends up as one `dropped` record with the total.
+    func dropUnreadOutputToFit() {
+        guard outputBuffering == .drop, !hasLiveReader, journal.unackedBytes > bufferLimit else { return }
+        journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentDroppedSeq)
+    }
+
+    /// Some channel wants the output produced now: a `receive`, or the invoker of the
+    /// running command.
+    var hasLiveReader: Bool {
+        peers.values.contains { peer in peer.attachments.values.contains { $0.isLive } }
     }
 
     func pumpAll() {
@@ -179,19 +194,20 @@ final class Session {
               let record = journal.first(atOrAfter: attachment.nextSeq) {
             if attachment.wants(record) {
                 attachment.peer.send(record, channel: attachment.channel)
-                highestSentSeq = max(highestSentSeq, record.seq)
+                if record.kind == .dropped { highestSentDroppedSeq = max(highestSentDroppedSeq, record.seq) }
             }
             attachment.advance(past: record.seq)
         }
     }
 
-    /// Whether bash's output may be read now. Not while the journal is full in `block` mode
-    /// (the command then blocks in write(2) until acks make room), nor while a channel that
+    /// Whether bash's output may be read now. Not while the journal is full in `block` mode,
+    /// or in `drop` mode while someone reads (the command then blocks in write(2) until
+    /// acks make room), nor while a channel that
     /// wants live output is backed up (it catches up first; nothing piles up here).
     func mayReadOutput() -> Bool {
         // On the way out, bash's last output is read so its end can be reported.
         if shuttingDown { return true }
-        if outputBuffering == .block && journal.unackedBytes >= bufferLimit { return false }
+        if journal.unackedBytes >= bufferLimit && (outputBuffering == .block || hasLiveReader) { return false }
         for peer in peers.values where peer.connection.isBackedUp {
             if peer.attachments.values.contains(where: { $0.isLive }) { return false }
         }

@@ -81,7 +81,7 @@ struct Invoke: AsyncParsableCommand {
     var outputBuffering: OutputBuffering?
 
     @Option(name: .customLong("buffer-limit"), help: ArgumentHelp(
-        "With --in-disconnected-session: bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
+        "With --in-disconnected-session: bytes of unread output kept (default 16 MiB, at least 1024).", valueName: "BYTES"))
     var bufferLimit: Int?
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
@@ -107,7 +107,7 @@ struct Invoke: AsyncParsableCommand {
             throw ValidationError("--session-name, --idle-timeout, --output-buffering and --buffer-limit describe the session --in-disconnected-session creates; for an existing session use tether disconnect (or tether new)")
         }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
-        if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+        if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
