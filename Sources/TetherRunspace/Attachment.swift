@@ -17,6 +17,13 @@ final class Attachment {
     /// the command runs). Records in them — output, background output meanwhile — are
     /// forwarded; so are `sessionClosed`/`sessionBroken`, which concern every channel.
     private var commandRanges: [(start: UInt64, end: UInt64?)] = []
+    /// Without `receive`: output nobody acknowledged from before the command this channel
+    /// starts (what background jobs printed between commands, a disconnected command's
+    /// output): its output records are sent ahead of the command's own, so the next
+    /// reader shows them instead of acknowledging them unseen.
+    private var earlierOutput: ClosedRange<UInt64>?
+    /// The `commandEnded` of the last command this channel started (0: none yet).
+    private var lastCommandEnd: UInt64 = 0
 
     init(channel: UInt32, peer: PeerConnection, receivesEverything: Bool, nextSeq: UInt64) {
         self.channel = channel
@@ -27,8 +34,14 @@ final class Attachment {
 
     var clientID: String? { peer.clientID }
 
-    /// A command this channel started begins at `seq` (its `commandStarted`).
-    func commandStarted(at seq: UInt64) {
+    /// A command this channel started begins at `seq` (its `commandStarted`); output
+    /// after `ackedSeq` that this channel has not been sent comes first.
+    func commandStarted(at seq: UInt64, ackedSeq: UInt64) {
+        let first = max(ackedSeq, lastCommandEnd) + 1
+        if first < seq {
+            earlierOutput = first...(seq - 1)
+            nextSeq = min(nextSeq, first)
+        }
         commandRanges.append((seq, nil))
     }
 
@@ -37,17 +50,22 @@ final class Attachment {
         if let last = commandRanges.indices.last, commandRanges[last].end == nil {
             commandRanges[last].end = seq
         }
+        lastCommandEnd = seq
     }
 
     func wants(_ record: Record) -> Bool {
         if receivesEverything { return true }
         if record.kind == .sessionClosed || record.kind == .sessionBroken { return true }
+        if let earlierOutput, earlierOutput.contains(record.seq) {
+            return record.kind == .stdout || record.kind == .stderr || record.kind == .dropped
+        }
         return commandRanges.contains { record.seq >= $0.start && record.seq <= ($0.end ?? .max) }
     }
 
     /// The cursor moved past `seq`: forget ranges that are behind it.
     func advance(past seq: UInt64) {
         nextSeq = seq + 1
+        if let earlierOutput, earlierOutput.upperBound < nextSeq { self.earlierOutput = nil }
         if let first = commandRanges.first, let end = first.end, end < nextSeq {
             commandRanges.removeFirst()
         }

@@ -112,7 +112,10 @@ extension Session {
         // two. Held until the command ends, `startAnswerHold` at most.
         origin.peer.connection.holdWrites(for: Self.startAnswerHold)
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
-        origin.commandStarted(at: journal.lastSeq + 1)
+        // Output nobody acknowledged yet goes to this invoker first, unless a `receive`
+        // is attached to show it (protocol.md, "Who gets live records").
+        let receiverAttached = peers.values.contains { $0.attachments.values.contains { $0.receivesEverything } }
+        origin.commandStarted(at: journal.lastSeq + 1, ackedSeq: receiverAttached ? journal.lastSeq : journal.ackedSeq)
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
         interpreter.runPreparedCommand()
         publishStatus()

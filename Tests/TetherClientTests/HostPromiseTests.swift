@@ -57,4 +57,30 @@ final class HostPromiseTests: CLITestCase {
         // nobody reads; the last line, written apart, is a record of its own).
         XCTAssertTrue(received.stdoutText.hasSuffix("end\n"), received.stdoutText)
     }
+
+    // MARK: Item 3: background output between commands reaches a reader
+
+    func testBackgroundOutputBetweenCommandsIsShownByTheNextInvoke() throws {
+        try check(["new", "alpha", "--name", "bg"])
+        let marker = workDirectory + "/bg.done"
+        try check(["invoke", "--name", "bg", "--", "(sleep 1; echo BG; echo BGERR >&2; touch \"$1\") &", marker])
+        try eventually("the background job printed") { access(marker, F_OK) == 0 }
+        usleep(200_000)
+        // The next command's invoke shows it first, each on the stream it was written to.
+        let next = try tether(["invoke", "--name", "bg", "--", "echo mine"])
+        XCTAssertEqual(next.status, .exited(0), next.stderrText)
+        XCTAssertEqual(next.stdoutText, "BG\nmine\n")
+        XCTAssertEqual(next.stderrText, "BGERR\n")
+        // Shown once: nothing is left for a receive, nothing repeats.
+        let received = try tether(["receive", "--name", "bg"])
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(received.stdoutText, "")
+
+        // With nobody invoking, receive shows it.
+        try check(["invoke", "--name", "bg", "--", "(sleep 0.5; echo LATER) &"])
+        try eventually("receive showed the background output") {
+            (try? tether(["receive", "--name", "bg"]).stdoutText) == "LATER\n"
+        }
+        XCTAssertEqual(try check(["invoke", "--name", "bg", "--", "true"]), "")
+    }
 }
