@@ -91,6 +91,8 @@ extension HostCommand {
         var bufferLimit: Int = RunspaceOptions.defaultBufferLimit
         @Option(name: .customLong("ready-fd"), help: "Write \"ok\" or \"error: …\" to this descriptor once ready.")
         var readyFD: Int32?
+        @Option(name: .customLong("idle-timeout"), help: "The session's idle timeout in seconds (the registry applies it; kept to describe the session).")
+        var idleTimeout: Double?
 
         func validate() throws {
             guard OutputBuffering(rawValue: outputBuffering) != nil else {
@@ -104,7 +106,7 @@ extension HostCommand {
                 instanceID: instanceID, paths: directories.paths, name: name,
                 configuration: configuration,
                 outputBuffering: OutputBuffering(rawValue: outputBuffering) ?? .block,
-                bufferLimit: bufferLimit, readyFD: readyFD))
+                bufferLimit: bufferLimit, readyFD: readyFD, idleTimeout: idleTimeout))
         }
     }
 }

@@ -5,10 +5,11 @@
 /// Foundation's JSON that was a third of the runspace's CPU per command.
 ///
 ///     invoke:  0x01 | u8 flags | [u64 waitTimeout (IEEE 754 bits), if flag 4]
+///              | [u64 token, if flag 8]
 ///              | u32 n | n bytes script (UTF-8) | u32 count | count × (u32 n | n bytes)
 ///     started: 0x02 | u64 commandID
 ///
-/// flags: 1 = stdin follows, 2 = wait if busy, 4 = waitTimeout present.
+/// flags: 1 = stdin follows, 2 = wait if busy, 4 = waitTimeout present, 8 = token present.
 enum CommandCodec {
     static let invokeTag: UInt8 = 0x01
     static let startedTag: UInt8 = 0x02
@@ -22,8 +23,10 @@ enum CommandCodec {
         if invoke.stdin { flags |= 1 }
         if invoke.wait { flags |= 2 }
         if invoke.waitTimeout != nil { flags |= 4 }
+        if invoke.token != nil { flags |= 8 }
         w.write(flags)
         if let timeout = invoke.waitTimeout { w.write(timeout.bitPattern) }
+        if let token = invoke.token { w.write(token) }
         writeString(invoke.script, to: &w)
         w.write(UInt32(invoke.arguments.count))
         for argument in invoke.arguments { writeString(argument, to: &w) }
@@ -31,9 +34,11 @@ enum CommandCodec {
 
     static func readInvoke(_ r: inout ByteReader) throws(ProtocolError) -> InvokeRequest {
         let flags = try r.readU8()
-        guard flags & ~7 == 0 else { throw .badPayload("invoke: unknown flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~15 == 0 else { throw .badPayload("invoke: unknown flags 0x\(String(flags, radix: 16))") }
         var timeout: Double?
         if flags & 4 != 0 { timeout = Double(bitPattern: try r.readU64()) }
+        var token: UInt64?
+        if flags & 8 != 0 { token = try r.readU64() }
         let script = try readString(&r, what: "the script")
         let count = try r.readU32()
         // Each argument takes at least its 4-byte length: a count beyond that is a lie.
@@ -47,7 +52,7 @@ enum CommandCodec {
         }
         guard r.remaining == 0 else { throw .badPayload("invoke: \(r.remaining) bytes after the last argument") }
         return InvokeRequest(script: script, arguments: arguments, stdin: flags & 1 != 0,
-                             wait: flags & 2 != 0, waitTimeout: timeout)
+                             wait: flags & 2 != 0, waitTimeout: timeout, token: token)
     }
 
     static func writeStarted(commandID: UInt64, to w: inout ByteWriter) {

@@ -256,8 +256,12 @@ public enum Request: Codable, Sendable, Equatable {
     /// On channel N: signal the running command. (From the registry's control
     /// connection, `terminate` ends the runspace for remove and idle timeout.)
     case signal(Signal)
-    /// Registry → runspace: change how output is buffered while nobody reads it.
-    case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
+    /// Registry → runspace: change how output is buffered while nobody reads it, or the
+    /// idle timeout the runspace keeps for `describe`.
+    case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?, idleTimeout: Double? = nil)
+    /// Registry → runspace: "who are you?" — answered with `session`, the runspace's own
+    /// account of itself (how a registry whose table was lost recovers it).
+    case describe
 }
 
 extension Request {
@@ -275,6 +279,7 @@ extension Request {
         case .invoke: "invoke"
         case .signal: "signal"
         case .configure: "configure"
+        case .describe: "describe"
         }
     }
 }
@@ -303,12 +308,18 @@ public struct InvokeRequest: Codable, Sendable, Equatable {
     /// Wait for a running command to finish (up to `waitTimeout` seconds) or fail at once.
     public var wait: Bool
     public var waitTimeout: Double?
-    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil) {
+    /// Chosen by the client, the same for every attempt at one invocation: the runspace
+    /// remembers recent tokens, so a retry after a lost `started` finds the command it
+    /// already started instead of running it twice.
+    public var token: UInt64?
+    public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil,
+                token: UInt64? = nil) {
         self.script = script
         self.arguments = arguments
         self.stdin = stdin
         self.wait = wait
         self.waitTimeout = waitTimeout
+        self.token = token
     }
 }
 

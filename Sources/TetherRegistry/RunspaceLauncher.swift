@@ -37,6 +37,7 @@ final class RunspaceLauncher {
             "--configuration=\(session.configuration)",
             "--output-buffering=\(session.outputBuffering.rawValue)",
             "--buffer-limit=\(session.bufferLimit)",
+            "--idle-timeout=\(session.idleTimeout)",
             "--ready-fd=\(ReadyPipe.childFD)",
         ]
         do {

@@ -45,6 +45,14 @@ final class Attachment {
         commandRanges.append((seq, nil))
     }
 
+    /// A retried invoke rejoins a command its first attempt started: its records from
+    /// `seq` on (to `end`, if it ended) are this channel's.
+    func rejoinCommand(from seq: UInt64, endedAt end: UInt64?) {
+        commandRanges.append((seq, end))
+        nextSeq = min(nextSeq, seq)
+        if let end { lastCommandEnd = max(lastCommandEnd, end) }
+    }
+
     /// …and ends at `seq` (its `commandEnded`).
     func commandEnded(at seq: UInt64) {
         if let last = commandRanges.indices.last, commandRanges[last].end == nil {

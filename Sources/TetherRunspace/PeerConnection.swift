@@ -17,8 +17,11 @@ final class PeerConnection {
     let connection: FrameConnection
     private unowned let session: Session
     private(set) var role = Role.awaitingHello
-    /// The client behind a subsystem connection (its hello's `clientID`).
+    /// The client behind a subsystem connection (its hello's `clientID`, `clientHost`).
     private(set) var clientID: String?
+    private(set) var clientHost: String?
+    /// When that client attached its first channel here (it held the session then).
+    var attachedSince: Double?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
     /// The last status event sent (registry connections only send changes).
@@ -115,6 +118,7 @@ final class PeerConnection {
         } else {
             role = .subsystem
             clientID = hello.clientID
+            clientHost = hello.clientHost
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",
@@ -196,16 +200,19 @@ final class PeerConnection {
         case .signal(.interrupt):
             session.interruptFromRegistry()
             respond(channel: channel, id: id, .done)
-        case .configure(let outputBuffering, let bufferLimit):
+        case .describe:
+            respond(channel: channel, id: id, .session(session.info))
+        case .configure(let outputBuffering, let bufferLimit, let idleTimeout):
             if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) {
                 respond(channel: channel, id: id, .failure(ErrorBody(.badRequest, problem)))
                 return
             }
+            if let idleTimeout { session.idleTimeout = idleTimeout }
             session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)
             respond(channel: channel, id: id, .done)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.kindName) is not a request the registry's control connection carries (signal and configure are)")))
+                "\(request.kindName) is not a request the registry's control connection carries (signal, configure and describe are)")))
         }
     }
 }

@@ -44,6 +44,7 @@ extension Session {
         let attachment = Attachment(channel: channel, peer: peer, receivesEverything: receive,
                                     nextSeq: (receive ? journal.ackedSeq : journal.lastSeq) + 1)
         peer.attachments[channel] = attachment
+        if peer.attachedSince == nil { peer.attachedSince = WallClock.now() }
         peer.respond(channel: channel, id: requestID, .attached(AttachInfo(
             session: info, ackedSeq: journal.ackedSeq, lastSeq: journal.lastSeq,
             runningCommandID: running?.id, tookOver: false)))

@@ -25,6 +25,19 @@ extension Session {
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
+        if let token = request.token {
+            // A retry of an invoke whose answer was lost: the first attempt either started
+            // the command (rejoin it), still waits (this attempt takes its place), or never
+            // arrived (go on and start it). Never twice.
+            if let known = invokeTokens[token] {
+                return rejoin(known, from: origin, requestID: requestID)
+            }
+            if let entry = waiting.first(where: { $0.request.token == token }) {
+                entry.origin = origin
+                entry.requestID = requestID
+                return
+            }
+        }
         if let refusal = refusalForNewCommands() {
             return fail(refusal.code, refusal.message)
         }
@@ -83,6 +96,29 @@ extension Session {
     /// below what a person notices, above what a short command takes (`true`: ~0.2 ms).
     static let startAnswerHold = 0.002
 
+    /// A retried invoke finds the command its first attempt started: the channel is
+    /// answered `started` with that command's id and gets its records from its start (as
+    /// far as nobody acknowledged them), then live; stdin from it feeds the command.
+    private func rejoin(_ known: InvokeToken, from origin: Attachment, requestID: UInt32) {
+        let firstUnacked = journal.ackedSeq + 1
+        if let end = known.endSeq, end < firstUnacked {
+            origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.notFound,
+                "the command this invoke started (id \(known.commandID)) has ended, and another client received its output and exit status (tether receive)")))
+            return
+        }
+        origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: known.commandID))
+        origin.rejoinCommand(from: max(known.startSeq, firstUnacked), endedAt: known.endSeq)
+        if let command = running, command.id == known.commandID { command.origin = origin }
+        pump(origin)
+        publishStatus()
+        interpreter.updateReading()
+    }
+
+    private func remember(_ token: UInt64, _ record: InvokeToken) {
+        if invokeTokens.updateValue(record, forKey: token) == nil { tokenOrder.append(token) }
+        while tokenOrder.count > Self.rememberedTokens { invokeTokens[tokenOrder.removeFirst()] = nil }
+    }
+
     private func start(_ request: InvokeRequest, from origin: Attachment, requestID: UInt32) {
         let id = nextCommandID
         nextCommandID += 1
@@ -101,7 +137,10 @@ extension Session {
             startNextWaiting()
             return
         }
-        let command = RunningCommand(id: id, origin: origin, stdin: feeder)
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder, token: request.token)
+        if let token = request.token {
+            remember(token, InvokeToken(commandID: id, startSeq: journal.lastSeq + 1, endSeq: nil))
+        }
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -132,6 +171,7 @@ extension Session {
         guard let command = running else { return }
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
+        if let token = command.token { invokeTokens[token]?.endSeq = ended.seq }
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)
         command.stdin?.close()  // and removes its FIFO

@@ -25,20 +25,33 @@ final class Session {
         weak var origin: Attachment?
         let startedAt = Reactor.now()
         let stdin: StdinFeeder?
+        /// The invoke's token, if the client gave one (see `InvokeToken`).
+        let token: UInt64?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, token: UInt64?) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
+            self.token = token
         }
+    }
+
+    /// What became of an invoke that carried a token: the command it started and where
+    /// its records are, so a retry of the same invoke rejoins it instead of running it again.
+    struct InvokeToken {
+        var commandID: UInt64
+        /// Its `commandStarted` seq, and its `commandEnded` seq once it ended.
+        var startSeq: UInt64
+        var endSeq: UInt64?
     }
 
     /// An `invoke` with `wait` that waits for the running command to end.
     final class WaitingInvoke {
         let request: InvokeRequest
-        let requestID: UInt32
-        let origin: Attachment
+        /// A retry of the same invoke (same token) takes the entry over: answer it there.
+        var requestID: UInt32
+        var origin: Attachment
         var timer: TimerHandle?
         init(request: InvokeRequest, requestID: UInt32, origin: Attachment) {
             self.request = request
@@ -57,6 +70,8 @@ final class Session {
     var life = Life.running
     var outputBuffering: OutputBuffering
     var bufferLimit: Int
+    /// What the registry said the idle timeout is (for `describe`; the registry applies it).
+    var idleTimeout: Double?
     /// The newest `dropped` record sent to any channel: it, and any before it, is never
     /// enlarged (its reader would count twice); a later, unsent one grows instead, so one
     /// stretch nobody read gives one notice.
@@ -66,6 +81,12 @@ final class Session {
     var peerCount = 0
     var running: RunningCommand?
     var waiting: [WaitingInvoke] = []
+    /// Recent invoke tokens, oldest first in `tokenOrder` (at most `rememberedTokens`).
+    var invokeTokens: [UInt64: InvokeToken] = [:]
+    var tokenOrder: [UInt64] = []
+    /// Enough for every retry a client could still be making: a client retries one
+    /// invoke at a time per session, within its reconnect timeout.
+    static let rememberedTokens = 256
     var nextCommandID: UInt64 = 1
     let createdAt = WallClock.now()
     var lastUsedAt = WallClock.now()
@@ -95,6 +116,7 @@ final class Session {
         self.workDirectory = workDirectory
         outputBuffering = options.outputBuffering
         bufferLimit = options.bufferLimit
+        idleTimeout = options.idleTimeout
     }
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
@@ -238,6 +260,15 @@ final class Session {
         }
     }
 
+    /// The client with channels attached here now, if any: it holds the session (attaching
+    /// claims it). Who holds a session nobody is attached to only the registry knows.
+    var attachedHolder: Holder? {
+        peers.values
+            .filter { $0.role == .subsystem && !$0.attachments.isEmpty }
+            .compactMap { peer in peer.clientID.map { Holder(clientID: $0, clientHost: peer.clientHost ?? "unknown", since: peer.attachedSince ?? WallClock.now()) } }
+            .min { $0.since < $1.since }
+    }
+
     var attachmentCount: Int {
         peers.values.reduce(0) { $0 + $1.attachments.count }
     }
@@ -249,8 +280,8 @@ final class Session {
 
     var info: SessionInfo {
         SessionInfo(instanceID: options.instanceID, name: options.name, configuration: options.configuration,
-                    state: hostState, holder: nil, busy: running != nil, createdAt: createdAt,
-                    lastUsedAt: lastUsedAt, idleTimeout: 0, outputBuffering: outputBuffering,
+                    state: hostState, holder: attachedHolder, busy: running != nil, createdAt: createdAt,
+                    lastUsedAt: lastUsedAt, idleTimeout: idleTimeout ?? 0, outputBuffering: outputBuffering,
                     bufferLimit: bufferLimit, reason: lifeReason, exitCode: lifeExitCode,
                     runspacePID: Session.processID)
     }

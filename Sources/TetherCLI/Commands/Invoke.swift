@@ -251,17 +251,37 @@ struct InvokeJob: Sendable {
                 temporarySession = session
             }
             running.add(session)
+            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
+                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
+            // One token for every attempt at this invoke: a retry after a connection lost
+            // before `started` rejoins the command the lost request started, or starts it.
+            let token = RemoteSession.newInvokeToken()
             let invocation: Invocation
             do {
                 invocation = try await session.invoke(settings.script, arguments: settings.arguments,
-                                                      stdin: stdin, wait: settings.wait)
+                                                      stdin: stdin, wait: settings.wait, token: token)
+            } catch let error as TetherClientError where error.isConnectionLost && settings.reconnectTimeout > 0 {
+                running.remove(session)
+                let (instanceID, name) = (session.instanceID, session.name)
+                let (script, arguments, wait) = (settings.script, settings.arguments, settings.wait)
+                let (retried, newHost) = try await reconnector.reinvoke(lost: current, cause: error, instanceID: instanceID) { host in
+                    let again = host.session(instanceID: instanceID, name: name)
+                    running.add(again)
+                    do {
+                        return try await again.invoke(script, arguments: arguments, stdin: stdin, wait: wait, token: token)
+                    } catch {
+                        running.remove(again)
+                        throw error
+                    }
+                }
+                current = newHost
+                host = newHost
+                invocation = retried
             } catch {
                 running.remove(session)
                 throw error
             }
             var followed = FollowedOutput.invocation(invocation)
-            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
-                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
             while true {
                 do {
                     for try await chunk in followed.output {
