@@ -4,7 +4,17 @@ import Glibc
 /// owns them or they are open to others (tmux's rule for its socket directory).
 public enum SecureDirectory {
     /// Creates `path` (and missing parents, 0700) or checks an existing one.
-    public static func prepare(_ path: String) throws {
+    /// `remedy` is added to a refusal (what the user can do instead, e.g. a variable
+    /// that names another directory).
+    public static func prepare(_ path: String, remedy: String? = nil) throws {
+        do {
+            try prepareChecked(path)
+        } catch let error as TetherIOError where remedy != nil {
+            throw TetherIOError("\(error.description); \(remedy!)")
+        }
+    }
+
+    private static func prepareChecked(_ path: String) throws {
         var components: [String] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             components.append(String(part))
@@ -60,8 +70,10 @@ public struct HostPaths: Sendable {
 
     /// Creates and checks both directories and the sessions subdirectory.
     public func prepare() throws {
-        try SecureDirectory.prepare(runtimeDirectory)
-        try SecureDirectory.prepare(stateDirectory)
+        // Another user may have made /tmp/tether-UID first (a squatter): say how to go elsewhere.
+        try SecureDirectory.prepare(runtimeDirectory,
+            remedy: "set TETHER_RUNTIME_DIR to a directory of your own (e.g. export TETHER_RUNTIME_DIR=$XDG_RUNTIME_DIR/tether in the host's ~/.bashrc, which sshd's shell reads)")
+        try SecureDirectory.prepare(stateDirectory, remedy: "set TETHER_STATE_DIR to a directory of your own")
         try SecureDirectory.prepare(sessionsDirectory)
     }
 }

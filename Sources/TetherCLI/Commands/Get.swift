@@ -22,24 +22,37 @@ struct Get: AsyncParsableCommand {
         by another client), Closed, Broken. Availability: Available (held here, idle),
         Busy (held here and running, or held by another client — see HeldBy), None.
 
+        --name, --id and --instance-id take several values (repeated, or comma-separated
+        like PowerShell's -Name a,b) and list sessions matching any of them. A filter that
+        matches nothing lists nothing and exits 0, as Get-PSSession does; the verbs that
+        act (invoke, connect, disconnect, receive, remove) call that an error.
+
         Examples:
           tether get
           tether get --computer web1,web2
           tether get --name 'deploy*' --state disconnected
           tether get --id 2..5 --json
+          tether get --name web,db --name 'tmp*'
         """))
 
     @Option(help: ArgumentHelp("Ask these computers for all their sessions (comma-separated, repeatable).", valueName: "HOST"))
     var computer: [String] = []
 
-    @Option(help: ArgumentHelp("Only sessions whose name matches PATTERN (* and ? wildcards).", valueName: "PATTERN"))
-    var name: String?
+    @Option(help: ArgumentHelp("Only sessions whose name matches PATTERN (* and ? wildcards; repeatable and comma-separated).", valueName: "PATTERN"))
+    var name: [String] = []
 
-    @Option(help: ArgumentHelp("Only these local Ids: N, A..B or a comma list.", valueName: "ID"))
-    var id: IdSet?
+    @Option(help: ArgumentHelp("Only these local Ids: N, A..B or a comma list (repeatable).", valueName: "ID"))
+    var id: [IdSet] = []
 
-    @Option(name: .customLong("instance-id"), help: ArgumentHelp("Only the session with this instance id.", valueName: "UUID"))
-    var instanceID: String?
+    @Option(name: .customLong("instance-id"), help: ArgumentHelp("Only the sessions with these instance ids (repeatable and comma-separated).", valueName: "UUID"))
+    var instanceID: [String] = []
+
+    private var names: [String] { splitList(name) }
+    private var instanceIDs: [String] { splitList(instanceID).map { $0.lowercased() } }
+
+    private func nameMatches(_ text: String) -> Bool { names.isEmpty || names.contains { wildcardMatch($0, text) } }
+    private func instanceMatches(_ text: String) -> Bool { instanceIDs.isEmpty || instanceIDs.contains(text.lowercased()) }
+    private func idMatches(_ local: Int?) -> Bool { id.isEmpty || (local.map { n in id.contains { $0.contains(n) } } ?? false) }
 
     @Option(help: "Only sessions in this state: all, opened, disconnected, closed, broken.")
     var state: StateFilter = .all
@@ -71,9 +84,7 @@ struct Get: AsyncParsableCommand {
     }
 
     private func keep(_ row: SessionRow) -> Bool {
-        if let id, !(row.id.map(id.contains) ?? false) { return false }
-        if let name, !wildcardMatch(name, row.name) { return false }
-        if let instanceID, row.instanceID.lowercased() != instanceID.lowercased() { return false }
+        if !idMatches(row.id) || !nameMatches(row.name) || !instanceMatches(row.instanceID) { return false }
         if let configuration, row.configuration != configuration { return false }
         switch state {
         case .all: return true
@@ -86,8 +97,7 @@ struct Get: AsyncParsableCommand {
 
     /// A list entry the host's answer to this `get`'s filter would have to include.
     private func matchesFilter(_ local: LocalSession) -> Bool {
-        if let name, !wildcardMatch(name, local.name) { return false }
-        if let instanceID, local.instanceID.lowercased() != instanceID.lowercased() { return false }
+        if !nameMatches(local.name) || !instanceMatches(local.instanceID) { return false }
         if let configuration, local.configuration != configuration { return false }
         return true
     }
@@ -95,10 +105,7 @@ struct Get: AsyncParsableCommand {
     /// This client's list, refreshed from each host.
     private func localRows(_ context: CommandContext) async throws -> [SessionRow] {
         let known = try context.store.all().filter { local in
-            if let id, !id.contains(local.id) { return false }
-            if let name, !wildcardMatch(name, local.name) { return false }
-            if let instanceID, local.instanceID.lowercased() != instanceID.lowercased() { return false }
-            return true
+            idMatches(local.id) && nameMatches(local.name) && instanceMatches(local.instanceID)
         }
         let byComputer = Dictionary(grouping: known, by: \.computerName)
         let perHost: [(rows: [SessionRow], gone: [String])] = await concurrentMap(byComputer.keys.sorted()) { computer in
@@ -135,11 +142,15 @@ struct Get: AsyncParsableCommand {
 
     /// Everything on the named computers; new sessions join this client's list.
     private func remoteRows(_ context: CommandContext, _ computers: [String]) async throws -> [SessionRow] {
-        let filter = SessionFilter(name: name, instanceID: instanceID, configuration: configuration)
+        // The host filters by one pattern or instance id; several are narrowed here.
+        let filter = SessionFilter(name: names.count == 1 ? names[0] : nil,
+                                   instanceID: instanceIDs.count == 1 ? instanceIDs[0] : nil, configuration: configuration)
         let perHost: [[SessionRow]] = await concurrentMap(computers) { computer in
             do {
                 let host = try await context.pool.host(computer)
-                let summaries = try await host.sessions(filter: filter)
+                let summaries = try await host.sessions(filter: filter).filter {
+                    nameMatches($0.name) && instanceMatches($0.instanceID)
+                }
                 let locals = try context.record(summaries)
                 try context.forgetStale(on: computer, matching: matchesFilter, listed: summaries)
                 return zip(locals, summaries).map { SessionRow(local: $0, summary: $1) }

@@ -284,10 +284,14 @@ struct InvokeJob: Sendable {
             var followed = FollowedOutput.invocation(invocation)
             while true {
                 do {
-                    for try await chunk in followed.output {
-                        collected.take(chunk, json: settings.json, output: output, computerName: computerName)
+                    let sequence = followed.output
+                    for try await chunk in sequence {
+                        // Acknowledged only once written: a failed write leaves the loop
+                        // before the next chunk is asked for.
+                        try collected.take(chunk, json: settings.json, output: output, from: sequence,
+                                           computerName: computerName)
                     }
-                    output.finish()
+                    try output.finish()
                     running.remove(followed.session)
                     result.exitStatus = try await Self.exitStatus(of: followed, computerName: computerName)
                     result.exitCode = result.exitStatus ?? 0
@@ -295,7 +299,7 @@ struct InvokeJob: Sendable {
                 } catch let error as TetherClientError where error.isConnectionLost {
                     // The link went, the command didn't: reconnect and pick it up where
                     // this process stopped (every byte once), unless told not to.
-                    output.finish()
+                    try output.finish()
                     running.remove(followed.session)
                     guard settings.reconnectTimeout > 0 else {
                         throw Reconnector.notResumed(error, computerName: computerName)
@@ -307,8 +311,14 @@ struct InvokeJob: Sendable {
                     running.add(reception.session)
                 }
             }
+        } catch let error as OutputWriteError {
+            // The reader is gone (or the disk full): stop here, what was not written
+            // stays on the host. A temporary session is removed first, as ssh's remote
+            // command would end with the connection.
+            if let temporarySession, let host { try? await host.remove(instanceID: temporarySession.instanceID) }
+            Terminal.shared.leave(after: error)
         } catch {
-            output.finish()
+            output.finishOrLeave()
             result.error = Failures.message(for: error, host: computerName)
             result.exitCode = context.failures.report(error, host: computerName)
         }
@@ -348,16 +358,17 @@ final class CollectedOutput: @unchecked Sendable {
     var stderr: [UInt8] = []
     var droppedBytes: UInt64 = 0
 
-    func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, computerName: String) {
+    func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, from sequence: OutputSequence,
+              computerName: String) throws(OutputWriteError) {
         switch chunk {
         case .stdout(let bytes):
-            if json { stdout += bytes } else { output.stdout(bytes) }
+            if json { stdout += bytes } else { try output.stdout(bytes, from: sequence) }
         case .stderr(let bytes):
-            if json { stderr += bytes } else { output.stderr(bytes) }
+            if json { stderr += bytes } else { try output.stderr(bytes, from: sequence) }
         case .dropped(let bytes, let records):
             droppedBytes += bytes
             if !json {
-                output.finish()
+                try output.finish()
                 Terminal.shared.err("tether: \(computerName): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
             }
         }

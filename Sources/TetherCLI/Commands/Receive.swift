@@ -19,6 +19,13 @@ struct Receive: AsyncParsableCommand {
         printed twice. If the deadline passes it exits 255; a later receive collects the
         rest. Ctrl-C stops waiting (exit 130); unprinted output stays on the host.
 
+        Output is acknowledged only once written (write(2) returned for it). If the reader
+        goes away (`| head`), receive stops quietly with the status of SIGPIPE (141 in a
+        shell); if stdout cannot be written (a full disk, an I/O error) it says so and
+        exits 1. Either way what was not written stays on the host for the next receive.
+        With several sessions, lines are prefixed with [computer] and come out whole; a
+        line is acknowledged once written, so a killed receive loses no partial line.
+
         Examples:
           tether receive --name deploy
           tether receive --computer web1 --name deploy
@@ -54,30 +61,35 @@ struct Receive: AsyncParsableCommand {
                                                   reconnecting: reconnecting)
                     while true {
                         do {
-                            for try await chunk in reception.output {
+                            let sequence = reception.output
+                            for try await chunk in sequence {
+                                // A record is acknowledged only once written: a write that
+                                // fails leaves the loop before the next one is asked for.
                                 switch chunk {
-                                case .stdout(let bytes): output.stdout(bytes)
-                                case .stderr(let bytes): output.stderr(bytes)
+                                case .stdout(let bytes): try output.stdout(bytes, from: sequence)
+                                case .stderr(let bytes): try output.stderr(bytes, from: sequence)
                                 case .dropped(let bytes, let records):
-                                    output.finish()
+                                    try output.finish()
                                     Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
                                 }
                             }
                             break
                         } catch let error as TetherClientError where error.isConnectionLost {
                             // Resume where this process stopped: every record once, in order.
-                            output.finish()
+                            try output.finish()
                             guard timeout > 0 else { throw Reconnector.notResumed(error, computerName: computer) }
                             (reception, host) = try await reconnector.resume(reception.resumePoint, lost: host, cause: error)
                         }
                     }
-                    output.finish()
+                    try output.finish()
                     if let ended = try await reception.sessionEnded {
                         Terminal.shared.err("tether: \(computer): \(ended)\n")
                     }
                     return try await reception.exitStatus ?? 0
+                } catch let error as OutputWriteError {
+                    Terminal.shared.leave(after: error)
                 } catch {
-                    output.finish()
+                    output.finishOrLeave()
                     return context.failures.report(error, host: computer)
                 }
             }

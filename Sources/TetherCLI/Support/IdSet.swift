@@ -4,8 +4,11 @@ import TetherIO
 /// Local session Ids as typed: `3`, `2..5`, `1,4,7..9`.
 struct IdSet: ExpressibleByArgument, Sendable {
     var ranges: [ClosedRange<Int>]
+    /// As typed (for messages).
+    var text: String
 
     init?(argument: String) {
+        text = argument
         var ranges: [ClosedRange<Int>] = []
         for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
             let text = part.trimmingWhitespace()

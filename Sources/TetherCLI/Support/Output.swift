@@ -1,15 +1,34 @@
 import Glibc
+import TetherClient
 import TetherIO
 
+/// Remote output that could not be written to this process's stdout or stderr: the
+/// reader went away (EPIPE: `| head`) or the destination failed (ENOSPC, EIO…). What
+/// was not written is not acknowledged, so it stays on the host for the next `receive`.
+struct OutputWriteError: Error, Sendable {
+    let fd: Int32
+    let code: Int32
+
+    var readerClosed: Bool { code == EPIPE }
+
+    var message: String {
+        "cannot write to standard \(fd == 2 ? "error" : "output"): \(String(cString: strerror(code)))"
+    }
+}
+
 /// Whole writes to stdout/stderr from many concurrent tasks, one lock, no interleaving
-/// inside a write. A closed stdout (`| head`) stops output, not the command.
+/// inside a write. A write that fails fails for good on that descriptor (every later
+/// write throws the same error without trying): the process is on its way out.
 final class Terminal: Sendable {
     static let shared = Terminal()
     private let lock = Lock()
+    nonisolated(unsafe) private var failures: [Int32: Int32] = [:]  // fd → errno, guarded by lock
 
-    func write(_ bytes: [UInt8], to fd: Int32) {
+    /// Writes all of `bytes` (write(2) returned for every byte), or throws.
+    func write(_ bytes: [UInt8], to fd: Int32) throws(OutputWriteError) {
         guard !bytes.isEmpty else { return }
-        lock.withLock {
+        let failure: Int32? = lock.withLock {
+            if let earlier = failures[fd] { return earlier }
             var offset = 0
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
@@ -20,74 +39,171 @@ final class Terminal: Sendable {
                         _ = poll(&pfd, 1, -1)
                         continue
                     }
-                    return  // EPIPE and friends: the reader is gone.
+                    failures[fd] = errno
+                    return errno
                 }
                 offset += n
             }
+            return nil
         }
+        if let failure { throw OutputWriteError(fd: fd, code: failure) }
     }
 
-    func out(_ text: String) { write(Array(text.utf8), to: 1) }
-    func err(_ text: String) { write(Array(text.utf8), to: 2) }
+    /// Tether's own messages: best effort (nothing to tell if stderr itself is gone).
+    func out(_ text: String) { try? write(Array(text.utf8), to: 1) }
+    func err(_ text: String) { try? write(Array(text.utf8), to: 2) }
+
+    /// Ends the process after remote output could not be written: like any tool whose
+    /// reader went away, quietly by SIGPIPE (status 141 in a shell); otherwise saying
+    /// why, with status 1. What was not written was not acknowledged.
+    func leave(after error: OutputWriteError) -> Never {
+        TetherClient.shutdownEventLoop()
+        if error.readerClosed {
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+        }
+        err("tether: \(error.message); output not written stays on the host (tether receive collects it)\n")
+        exit(1)
+    }
 }
 
-/// Prefixes every line of one target's stream with `[computer] ` (fan-out output), holding
-/// back a partial line until its newline arrives or the stream ends.
-final class LinePrefixer {
+/// One descriptor shared by several targets' `[computer] `-prefixed output. Lines come
+/// out whole: a partial line is held back (and its record unacknowledged) until its
+/// newline arrives. A line that outgrows `holdLimit` is written as it comes, and while
+/// it lasts its target owns the descriptor: the others keep their lines until it ends,
+/// so no prefix or newline is ever inserted inside a line.
+final class PrefixedStream: Sendable {
+    static let stdout = PrefixedStream(fd: 1)
+    static let stderr = PrefixedStream(fd: 2)
+    static let holdLimit = 64 * 1024
+
+    let fd: Int32
+    let lock = Lock()
+    nonisolated(unsafe) var owner: LinePrefixer?          // guarded by lock
+    nonisolated(unsafe) var waiting: [LinePrefixer] = []  // guarded by lock
+
+    init(fd: Int32) { self.fd = fd }
+}
+
+/// One target's lines on a `PrefixedStream`. All state is guarded by the stream's lock.
+final class LinePrefixer: @unchecked Sendable {
     private let prefix: [UInt8]
-    private let fd: Int32
-    private var partial: [UInt8] = []
+    private let stream: PrefixedStream
+    /// Bytes not written yet; they start a line unless `midLine`.
+    private var pending: [UInt8] = []
+    /// Inside a long line this target already began writing (it owns the stream).
+    private var midLine = false
+    /// Holds on records whose bytes are still in `pending`: released once the byte
+    /// count written passes their end.
+    private var holds: [(end: Int, hold: OutputHold)] = []
+    private var received = 0
+    private var written = 0
 
-    init(prefix: String, fd: Int32) {
+    init(prefix: String, stream: PrefixedStream) {
         self.prefix = Array(prefix.utf8)
-        self.fd = fd
+        self.stream = stream
     }
 
-    func write(_ bytes: [UInt8]) {
+    /// Writes the complete lines it can; `hold` is asked for only if some of `bytes`
+    /// stays behind (their record must not be acknowledged yet).
+    func write(_ bytes: [UInt8], hold: () -> OutputHold) throws(OutputWriteError) {
+        guard !bytes.isEmpty else { return }
+        let failure: OutputWriteError? = stream.lock.withLock {
+            pending += bytes
+            received += bytes.count
+            do throws(OutputWriteError) { try flushLocked() } catch { return error }
+            if written < received { holds.append((received, hold())) }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// The stream ends (or pauses: a drop notice, a lost connection): a partial line is
+    /// closed with a newline. If another target owns the stream, it is written as soon
+    /// as that one's line ends.
+    func finish() throws(OutputWriteError) {
+        let failure: OutputWriteError? = stream.lock.withLock {
+            if (midLine && pending.isEmpty) || (!pending.isEmpty && pending.last != 0x0A) {
+                pending.append(0x0A)
+                received += 1
+            }
+            do throws(OutputWriteError) { try flushLocked() } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes what may be written now. Under the stream's lock.
+    private func flushLocked() throws(OutputWriteError) {
+        if let owner = stream.owner, owner !== self {
+            if !pending.isEmpty && !stream.waiting.contains(where: { $0 === self }) { stream.waiting.append(self) }
+            return
+        }
         var out: [UInt8] = []
-        var start = bytes.startIndex
-        while let newline = bytes[start...].firstIndex(of: 0x0A) {
-            out += prefix
-            out += partial
-            partial.removeAll()
-            out += bytes[start...newline]
-            start = newline + 1
+        var taken = 0
+        while let newline = pending[taken...].firstIndex(of: 0x0A) {
+            if !midLine { out += prefix }
+            out += pending[taken...newline]
+            taken = newline + 1
+            midLine = false
         }
-        partial += bytes[start...]
-        if partial.count > 64 * 1024 {  // a huge line without newline: flush it as is
-            out += prefix + partial + [0x0A]
-            partial.removeAll()
+        let rest = pending.count - taken
+        if rest > 0 && (midLine || rest > PrefixedStream.holdLimit) {
+            if !midLine { out += prefix }
+            out += pending[taken...]
+            taken = pending.count
+            midLine = true
         }
-        Terminal.shared.write(out, to: fd)
-    }
-
-    func finish() {
-        guard !partial.isEmpty else { return }
-        Terminal.shared.write(prefix + partial + [0x0A], to: fd)
-        partial.removeAll()
+        let wasOwner = stream.owner === self
+        stream.owner = midLine ? self : nil
+        try Terminal.shared.write(out, to: stream.fd)
+        pending.removeFirst(taken)
+        written += taken
+        while let first = holds.first, first.end <= written {
+            holds.removeFirst()
+            first.hold.release()
+        }
+        if wasOwner && !midLine {
+            // The long line ended: the others' lines may go out now.
+            let others = stream.waiting
+            stream.waiting.removeAll()
+            for other in others where stream.owner == nil {
+                try other.flushLocked()
+            }
+            for other in others where stream.owner != nil && other !== stream.owner && !other.pending.isEmpty {
+                if !stream.waiting.contains(where: { $0 === other }) { stream.waiting.append(other) }
+            }
+        }
     }
 }
 
 /// Where one target's stdout and stderr go: straight through, or line-prefixed.
-final class TargetOutput {
+final class TargetOutput: Sendable {
     private let stdout: LinePrefixer?
     private let stderr: LinePrefixer?
 
     init(prefix: String?) {
-        stdout = prefix.map { LinePrefixer(prefix: $0, fd: 1) }
-        stderr = prefix.map { LinePrefixer(prefix: $0, fd: 2) }
+        stdout = prefix.map { LinePrefixer(prefix: $0, stream: .stdout) }
+        stderr = prefix.map { LinePrefixer(prefix: $0, stream: .stderr) }
     }
 
-    func stdout(_ bytes: [UInt8]) {
-        if let stdout { stdout.write(bytes) } else { Terminal.shared.write(bytes, to: 1) }
+    /// Writes a chunk taken from `sequence`; if part of it must wait (a partial line),
+    /// its record is held unacknowledged until that part is written.
+    func stdout(_ bytes: [UInt8], from sequence: OutputSequence) throws(OutputWriteError) {
+        if let stdout { try stdout.write(bytes) { sequence.holdLatest() } } else { try Terminal.shared.write(bytes, to: 1) }
     }
 
-    func stderr(_ bytes: [UInt8]) {
-        if let stderr { stderr.write(bytes) } else { Terminal.shared.write(bytes, to: 2) }
+    func stderr(_ bytes: [UInt8], from sequence: OutputSequence) throws(OutputWriteError) {
+        if let stderr { try stderr.write(bytes) { sequence.holdLatest() } } else { try Terminal.shared.write(bytes, to: 2) }
     }
 
-    func finish() {
-        stdout?.finish()
-        stderr?.finish()
+    func finish() throws(OutputWriteError) {
+        try stdout?.finish()
+        try stderr?.finish()
+    }
+
+    /// `finish` on a path that ends with an error anyway: a failed write ends the process.
+    func finishOrLeave() {
+        do throws(OutputWriteError) { try finish() } catch { Terminal.shared.leave(after: error) }
     }
 }

@@ -38,6 +38,7 @@ enum KeeperLauncher {
             throw TetherIOError("the tether keeper failed to start moments ago")
         }
         unlink(paths.socket)
+        sweepStaleKeepers(in: paths.directory)
         do {
             try spawnKeeper(paths: paths, executable: executable)
         } catch {
@@ -89,6 +90,40 @@ enum KeeperLauncher {
         let text = String(decoding: answer.prefix { $0 != 0x0a }, as: UTF8.self)
         guard text == "ok" else {
             throw TetherIOError("the tether keeper did not start: \(text.isEmpty ? "it exited" : text) (see \(paths.log))")
+        }
+    }
+
+    /// Removes what crashed keepers left in the directory (socket, lock, log: a clean
+    /// exit removes its own). Only what is provably dead: nobody holds the lock (no CLI
+    /// is starting that keeper) and nothing listens on the socket. Runs when a keeper is
+    /// started, so it costs nothing on the usual path.
+    static func sweepStaleKeepers(in directory: String) {
+        guard let dir = opendir(directory) else { return }
+        var names = Set<String>()
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard file.hasPrefix("keeper-") else { continue }
+            for suffix in [".sock", ".lock", ".log"] where file.hasSuffix(suffix) {
+                names.insert(String(file.dropLast(suffix.count)))
+            }
+        }
+        closedir(dir)
+        for name in names.sorted() {
+            let stale = KeeperPaths(directory: directory, name: name)
+            let lockFD = open(stale.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard lockFD >= 0 else { continue }
+            defer { close(lockFD) }
+            // Held: a CLI is starting this keeper right now (ours among them).
+            guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else { continue }
+            let live: Int32?
+            do { live = try connectIfServing(stale) } catch { continue }  // not provably dead
+            if let live {  // a keeper answers there
+                close(live)
+                continue
+            }
+            unlink(stale.socket)
+            unlink(stale.log)
+            unlink(stale.lock)
         }
     }
 

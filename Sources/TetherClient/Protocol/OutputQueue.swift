@@ -12,7 +12,9 @@ import TetherIO
 ///   ≥ 1 MiB, at each command end, and whenever the consumer has caught up), so output
 ///   still queued here, or taken but not yet printed (a stuck stdout), when the process
 ///   died is replayed to the next `receive`, not lost — and little that was already
-///   printed is replayed twice.
+///   printed is replayed twice. A consumer that keeps a chunk without writing it out yet
+///   (a line waiting for its newline) holds it (`holdLatest`): nothing from that record
+///   on is acknowledged until the hold is released.
 final class OutputQueue: @unchecked Sendable {
     struct Entry {
         var seq: UInt64
@@ -42,6 +44,12 @@ final class OutputQueue: @unchecked Sendable {
     /// The seq of the last entry handed to the consumer (output or marker): where a
     /// resume on a new connection must pick up, acknowledged or not.
     private var deliveredSeq: UInt64 = 0
+    /// Seqs of chunks the consumer took but has not written out yet, ascending: no ack
+    /// may reach the first of them.
+    private var held: [UInt64] = []
+    /// The consumer reached the end while something was held: the end is reported when
+    /// the last hold is released (a `receive` channel detaches only after the final ack).
+    private var endWaitsForHolds = false
     // Backpressure (decided on the loop, under lock).
     private var readingPaused = false
     private var resumeScheduled = false
@@ -176,10 +184,36 @@ final class OutputQueue: @unchecked Sendable {
 
     private func reportEnd() {
         let report: Bool = lock.withLock {
+            if !held.isEmpty { endWaitsForHolds = true; return false }
             defer { endReported = true }
             return !endReported
         }
         if report { consumerReachedEnd?() }
+    }
+
+    /// The chunk the consumer took last is not written out yet: it and every later
+    /// record stay unacknowledged until the returned hold's `release()`. Consumer side,
+    /// before it asks for the next chunk.
+    func holdLatest() -> UInt64? {
+        lock.withLock {
+            guard let chunk = handedOut else { return nil }
+            if held.last != chunk.seq { held.append(chunk.seq) }
+            return chunk.seq
+        }
+    }
+
+    /// The held chunk `seq` has been written out. Any thread.
+    func release(_ seq: UInt64) {
+        let endNow: Bool = lock.withLock {
+            if let index = held.firstIndex(of: seq) { held.remove(at: index) }
+            guard held.isEmpty, endWaitsForHolds else { return false }
+            endWaitsForHolds = false
+            return true
+        }
+        // Caught up with a written line: acknowledge it now rather than with the next
+        // record (there may be none).
+        flushAckIfDue(caughtUp: true)
+        if endNow { reportEnd() }
     }
 
     /// The last chunk handed out has been dealt with by the consumer. Under lock.
@@ -228,16 +262,18 @@ final class OutputQueue: @unchecked Sendable {
         if schedule { requestResume(self) }
     }
 
-    private func flushAckIfDue() {
+    private func flushAckIfDue(caughtUp: Bool = false) {
         let seq: UInt64? = lock.withLock {
             // Ack every 1 MiB under load, and whenever the consumer has caught up: then
             // a client that dies right after printing has little to be replayed twice.
             let drained = head >= entries.count
-            let due = bytesSinceAck >= Self.ackInterval || drained
-            guard due, consumedSeq > ackedSeq else { return nil }
-            ackedSeq = consumedSeq
+            let due = bytesSinceAck >= Self.ackInterval || drained || caughtUp
+            // Never past a chunk the consumer holds unwritten.
+            let ackable = held.first.map { min(consumedSeq, $0 - 1) } ?? consumedSeq
+            guard due, ackable > ackedSeq else { return nil }
+            ackedSeq = ackable
             bytesSinceAck = 0
-            return consumedSeq
+            return ackable
         }
         if let seq { sendAck(seq) }
     }
@@ -258,5 +294,24 @@ public struct OutputSequence: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(queue: queue)
+    }
+
+    /// For a consumer that keeps the chunk it took last without writing it out yet (a
+    /// line held back until its newline): that record and every later one stay
+    /// unacknowledged — so the next `receive` gets them again if this process dies —
+    /// until `release()` on the returned hold. Call it before asking for the next chunk.
+    public func holdLatest() -> OutputHold {
+        OutputHold(queue: queue, seq: queue.holdLatest())
+    }
+}
+
+/// A chunk of output taken but not yet written out (`OutputSequence.holdLatest()`).
+public struct OutputHold: Sendable {
+    let queue: OutputQueue
+    let seq: UInt64?
+
+    /// The held chunk has been written: acknowledgement may pass it.
+    public func release() {
+        if let seq { queue.release(seq) }
     }
 }

@@ -1,0 +1,113 @@
+import XCTest
+import Foundation
+import Glibc
+import TetherIO
+import TetherTestSupport
+
+/// "A client never acknowledges what it could not deliver": output is acknowledged only
+/// once written to the CLI's stdout/stderr — a reader that went away (`| head`), a full
+/// device (`/dev/full`) or a killed CLI holding a partial line leaves the rest on the
+/// host for the next `receive`.
+final class OutputDeliveryTests: CLITestCase {
+    /// Runs a bash script with `$T` = the tether binary and this test's client home.
+    func shell(_ script: String, timeout: Double = 60) throws -> CommandResult {
+        var environment = Spawn.currentEnvironment().filter {
+            !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
+        }
+        environment += ["TETHER_HOME=\(tetherHome)", "TETHER_SSH_CONFIG=\(sshConfigPath)", "T=\(tetherPath)"]
+        if let transport = Environment.get("TETHER_TEST_TRANSPORT") { environment.append("TETHER_TRANSPORT=\(transport)") }
+        return try Processes.run("/bin/bash", ["-c", script], environment: environment, timeout: timeout)
+    }
+
+    /// Lines of `text` as integers; fails unless they count up by one and end at `last`.
+    func assertContiguousRun(_ text: String, endingAt last: Int, file: StaticString = #filePath, line: UInt = #line) -> Int? {
+        let numbers = text.split(separator: "\n").compactMap { Int($0) }
+        guard let first = numbers.first else {
+            XCTFail("no lines at all (everything was lost)", file: file, line: line)
+            return nil
+        }
+        XCTAssertEqual(numbers, Array(first...last), "not one run \(first)…\(last)", file: file, line: line)
+        return first
+    }
+
+    /// More lines of `seq` than a 64 KiB pipe holds (what `head` may leave unread).
+    static let pipeful = 20_000
+
+    /// Journaled, unread output: `seq 1 100000` in a released session named `name`.
+    func sessionWithUnreadLines(_ name: String) throws {
+        try check(["invoke", "--computer", "alpha", "--in-disconnected-session", "--session-name", name,
+                   "--", "seq 1 100000"])
+    }
+
+    func testReceiveIntoHeadStopsQuietlyAndLeavesTheRestForTheNextReceive() throws {
+        try sessionWithUnreadLines("unread")
+        let piped = try shell("\"$T\" receive --computer alpha --name unread | head -3; echo \"status=${PIPESTATUS[0]}\" >&2")
+        XCTAssertEqual(piped.stdoutText, "1\n2\n3\n")
+        // Stopped by SIGPIPE like any tool whose reader left, and without a word.
+        XCTAssertEqual(piped.stderrText, "status=141\n")
+        // What was not written stays: the next receive gets every line after what went
+        // into the pipe (written, so acknowledged: at most the pipe's 64 KiB, ~12,000
+        // lines, that head never read).
+        let rest = try check(["receive", "--computer", "alpha", "--name", "unread"])
+        XCTAssertLessThanOrEqual(assertContiguousRun(rest, endingAt: 100_000) ?? .max, Self.pipeful)
+    }
+
+    func testReceiveToAFullDeviceSaysSoAndAcknowledgesNothing() throws {
+        try sessionWithUnreadLines("full")
+        let full = try shell("\"$T\" receive --computer alpha --name full > /dev/full")
+        XCTAssertEqual(full.status, .exited(1), full.stderrText)
+        XCTAssertTrue(full.stderrText.contains("cannot write to standard output: No space left on device"), full.stderrText)
+        XCTAssertEqual(assertContiguousRun(try check(["receive", "--name", "full"]), endingAt: 100_000), 1)
+    }
+
+    func testInvokeIntoHeadOrAFullDeviceKeepsTheUnwrittenOutput() throws {
+        try check(["new", "alpha", "--name", "cmd"])
+        let piped = try shell("\"$T\" invoke --name cmd -- 'seq 1 100000' | head -3; echo \"status=${PIPESTATUS[0]}\" >&2")
+        XCTAssertEqual(piped.stdoutText, "1\n2\n3\n")
+        XCTAssertEqual(piped.stderrText, "status=141\n")
+        XCTAssertLessThanOrEqual(assertContiguousRun(try check(["receive", "--name", "cmd"]), endingAt: 100_000) ?? .max,
+                                 Self.pipeful)
+
+        let full = try shell("\"$T\" invoke --name cmd -- 'seq 1 100000' > /dev/full")
+        XCTAssertEqual(full.status, .exited(1), full.stderrText)
+        XCTAssertTrue(full.stderrText.contains("No space left on device"), full.stderrText)
+        XCTAssertEqual(assertContiguousRun(try check(["receive", "--name", "cmd"]), endingAt: 100_000), 1)
+    }
+
+    /// Several sessions: every line gets `[computer] `, and a line longer than the 64 KiB
+    /// a prefixer holds back still comes out whole, never cut by a newline or another
+    /// session's line.
+    func testPrefixedLinesLongerThan64KiBComeOutWhole() throws {
+        try check(["new", "alpha", "--name", "long1"])
+        try check(["new", "alpha", "--name", "long2"])
+        let out = try check(["invoke", "--name", "long*", "--",
+                             "for i in 1 2 3; do echo short$i; head -c 300000 /dev/zero | tr '\\0' x; echo; done"])
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        XCTAssertEqual(lines.count, 12, "lines: \(lines.map { $0.prefix(20) })")
+        for line in lines {
+            XCTAssertTrue(line.hasPrefix("[alpha] "), String(line.prefix(40)))
+            let body = line.dropFirst("[alpha] ".count)
+            XCTAssertTrue(body.hasPrefix("short") && body.count == 6 || body == Substring(String(repeating: "x", count: 300_000)),
+                          "a line cut or mixed: \(body.prefix(20))… (\(body.count) bytes)")
+        }
+    }
+
+    /// A partial line waits for its newline before it is written with its prefix; until
+    /// then it is not acknowledged, so a CLI killed meanwhile loses nothing.
+    func testAHeldPartialLineIsNotAcknowledgedBeforeItIsWritten() throws {
+        try check(["new", "alpha", "--name", "part1"])
+        try check(["new", "alpha", "--name", "part2"])
+        // The stderr line comes after the partial stdout line: once it is printed, the
+        // partial line has reached the CLI too (one session's records arrive in order).
+        let cli = try startTether(["invoke", "--name", "part*", "--",
+                                   "printf 'partial-'; sleep 0.5; echo marker >&2; sleep 3; echo rest"], label: "held")
+        try eventually("both markers printed") { cli.stderrText.components(separatedBy: "marker").count == 3 }
+        XCTAssertEqual(cli.stdoutText, "", "the partial line is held back until its newline")
+        try Processes.kill9(cli.pid)
+        _ = try cli.wait()
+        // The partial line was never written, so it was never acknowledged.
+        let received = try check(["receive", "--name", "part1"])
+        XCTAssertTrue(received.hasPrefix("partial-"), received)
+        XCTAssertTrue(received.hasSuffix("rest\n"), received)
+    }
+}
