@@ -22,6 +22,8 @@ final class Attachment {
     /// output): its output records are sent ahead of the command's own, so the next
     /// reader shows them instead of acknowledging them unseen.
     private var earlierOutput: ClosedRange<UInt64>?
+    /// Inside `earlierOutput`: commands whose invokers, still attached, receive them.
+    private var earlierExceptions: [ClosedRange<UInt64>] = []
     /// The `commandEnded` of the last command this channel started (0: none yet).
     private var lastCommandEnd: UInt64 = 0
 
@@ -34,12 +36,16 @@ final class Attachment {
 
     var clientID: String? { peer.clientID }
 
+    /// Still bound: not detached, its connection not closed.
+    var isAttached: Bool { peer.attachments[channel] === self }
+
     /// A command this channel started begins at `seq` (its `commandStarted`); output
     /// after `ackedSeq` that this channel has not been sent comes first.
-    func commandStarted(at seq: UInt64, ackedSeq: UInt64) {
+    func commandStarted(at seq: UInt64, ackedSeq: UInt64, except exceptions: [ClosedRange<UInt64>] = []) {
         let first = max(ackedSeq, lastCommandEnd) + 1
         if first < seq {
             earlierOutput = first...(seq - 1)
+            earlierExceptions = exceptions
             nextSeq = min(nextSeq, first)
         }
         commandRanges.append((seq, nil))
@@ -65,6 +71,7 @@ final class Attachment {
         if receivesEverything { return true }
         if record.kind == .sessionClosed || record.kind == .sessionBroken { return true }
         if let earlierOutput, earlierOutput.contains(record.seq) {
+            guard !earlierExceptions.contains(where: { $0.contains(record.seq) }) else { return false }
             return record.kind == .stdout || record.kind == .stderr || record.kind == .dropped
         }
         return commandRanges.contains { record.seq >= $0.start && record.seq <= ($0.end ?? .max) }

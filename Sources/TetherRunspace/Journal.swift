@@ -20,6 +20,14 @@ struct Journal {
     /// Body bytes of the journaled records: what `bufferLimit` bounds.
     private(set) var unackedBytes = 0
 
+    /// What one record costs besides its body: its entry here and its array's header and
+    /// malloc overhead. Counted against the buffer limit (`heldBytes`), so a journal of
+    /// a million two-byte records is bounded like one of a few big ones.
+    static let recordCost = 64
+
+    /// Body bytes plus `recordCost` per record: what the buffer limit bounds.
+    var heldBytes: Int { unackedBytes + count * Journal.recordCost }
+
     var count: Int { entries.count - head }
     var isEmpty: Bool { count == 0 }
 

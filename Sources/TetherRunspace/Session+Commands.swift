@@ -154,7 +154,10 @@ extension Session {
         // Output nobody acknowledged yet goes to this invoker first, unless a `receive`
         // is attached to show it (protocol.md, "Who gets live records").
         let receiverAttached = peers.values.contains { $0.attachments.values.contains { $0.receivesEverything } }
-        origin.commandStarted(at: journal.lastSeq + 1, ackedSeq: receiverAttached ? journal.lastSeq : journal.ackedSeq)
+        endedCommands.removeAll { $0.records.upperBound <= journal.ackedSeq || !($0.origin?.isAttached ?? false) }
+        origin.commandStarted(at: journal.lastSeq + 1, ackedSeq: receiverAttached ? journal.lastSeq : journal.ackedSeq,
+                              except: endedCommands.map(\.records))
+        command.startSeq = journal.lastSeq + 1
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
         interpreter.runPreparedCommand()
         publishStatus()
@@ -171,6 +174,9 @@ extension Session {
         guard let command = running else { return }
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
+        if let origin = command.origin, command.startSeq > 0 {
+            endedCommands.append(EndedCommand(records: command.startSeq...ended.seq, origin: origin))
+        }
         if let token = command.token { invokeTokens[token]?.endSeq = ended.seq }
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)

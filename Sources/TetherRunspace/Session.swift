@@ -24,6 +24,8 @@ final class Session {
         /// The channel that invoked it, while attached.
         weak var origin: Attachment?
         let startedAt = Reactor.now()
+        /// The seq of its `commandStarted`.
+        var startSeq: UInt64 = 0
         let stdin: StdinFeeder?
         /// The invoke's token, if the client gave one (see `InvokeToken`).
         let token: UInt64?
@@ -35,6 +37,12 @@ final class Session {
             self.stdin = stdin
             self.token = token
         }
+    }
+
+    /// A command that ended, while its output may still be on its way to its invoker.
+    struct EndedCommand {
+        let records: ClosedRange<UInt64>
+        weak var origin: Attachment?
     }
 
     /// What became of an invoke that carried a token: the command it started and where
@@ -81,6 +89,9 @@ final class Session {
     var peerCount = 0
     var running: RunningCommand?
     var waiting: [WaitingInvoke] = []
+    /// Ended commands whose records nobody acknowledged yet: while the invoker is still
+    /// attached they are its, on their way, not output for the next invoker to show.
+    var endedCommands: [EndedCommand] = []
     /// Recent invoke tokens, oldest first in `tokenOrder` (at most `rememberedTokens`).
     var invokeTokens: [UInt64: InvokeToken] = [:]
     var tokenOrder: [UInt64] = []
@@ -193,8 +204,11 @@ final class Session {
     /// does (`mayReadOutput`): what a reader is reading is never thrown away, and one
     /// unread stretch ends up as one `dropped` record with the total.
     func dropUnreadOutputToFit() {
-        guard outputBuffering == .drop, !hasLiveReader, journal.unackedBytes > bufferLimit else { return }
-        journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentDroppedSeq)
+        guard outputBuffering == .drop, !hasLiveReader, journal.heldBytes > bufferLimit else { return }
+        // Body bytes to fit, leaving room for the records' own cost (an estimate that errs
+        // on keeping less: dropping also removes records).
+        let bodyRoom = max(0, bufferLimit - journal.count * Journal.recordCost)
+        journal.dropOldestOutput(toFit: bodyRoom, sentThrough: highestSentDroppedSeq)
     }
 
     /// Some channel wants the output produced now: a `receive`, or the invoker of the
@@ -229,7 +243,7 @@ final class Session {
     func mayReadOutput() -> Bool {
         // On the way out, bash's last output is read so its end can be reported.
         if shuttingDown { return true }
-        if journal.unackedBytes >= bufferLimit && (outputBuffering == .block || hasLiveReader) { return false }
+        if journal.heldBytes >= bufferLimit && (outputBuffering == .block || hasLiveReader) { return false }
         for peer in peers.values where peer.connection.isBackedUp {
             if peer.attachments.values.contains(where: { $0.isLive }) { return false }
         }
