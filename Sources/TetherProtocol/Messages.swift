@@ -242,7 +242,9 @@ public enum Request: Codable, Sendable, Equatable {
     case claim(instanceID: String, force: Bool)
     /// Let go of the session (`tether disconnect`); optionally change its settings.
     case release(instanceID: String, idleTimeout: Double?, outputBuffering: OutputBuffering?)
-    case remove(instanceID: String)
+    /// End the session. One held by another client needs `force` (as `claim` does); nil
+    /// (a request without the key) is false.
+    case remove(instanceID: String, force: Bool?)
     case ping
     /// On channel N: bind the channel to the session (claims it; `force` takes it from
     /// another client). With `receive`, the runspace replays every record after its
@@ -344,12 +346,19 @@ public struct AttachInfo: Codable, Sendable, Equatable {
     public var runningCommandID: UInt64?
     /// True if this attach took the session from another client.
     public var tookOver: Bool
-    public init(session: SessionInfo, ackedSeq: UInt64, lastSeq: UInt64, runningCommandID: UInt64?, tookOver: Bool) {
+    /// The running command reads forwarded stdin and its end (`stdinEOF`) has arrived, so
+    /// every byte sent before it did too; false: its stdin is still open; nil: it reads
+    /// no forwarded stdin (or no command runs). A resume uses it to tell a complete input
+    /// from one it has to cut.
+    public var stdinEnded: Bool?
+    public init(session: SessionInfo, ackedSeq: UInt64, lastSeq: UInt64, runningCommandID: UInt64?, tookOver: Bool,
+                stdinEnded: Bool? = nil) {
         self.session = session
         self.ackedSeq = ackedSeq
         self.lastSeq = lastSeq
         self.runningCommandID = runningCommandID
         self.tookOver = tookOver
+        self.stdinEnded = stdinEnded
     }
 }
 
@@ -358,6 +367,9 @@ public enum Event: Codable, Sendable, Equatable {
     case status(RunspaceStatus)
     /// A channel's session was taken by another client (`connect --force` elsewhere).
     case takenOver(by: Holder)
+    /// Registry → runspace → every attached channel: the session is being removed, by
+    /// this client (`tether remove`); the runspace ends next.
+    case removed(by: Holder)
 }
 
 public struct RunspaceStatus: Codable, Sendable, Equatable {

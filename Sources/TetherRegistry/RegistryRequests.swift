@@ -15,8 +15,8 @@ extension Registry {
             reply(claim(instanceID, force: force, for: client))
         case .release(let instanceID, let idleTimeout, let outputBuffering):
             reply(release(instanceID, idleTimeout: idleTimeout, outputBuffering: outputBuffering, for: client))
-        case .remove(let instanceID):
-            reply(remove(instanceID, for: client))
+        case .remove(let instanceID, let force):
+            reply(remove(instanceID, force: force ?? false, for: client))
         case .ping:
             reply(.pong)
         case .attach, .detach, .invoke, .signal, .configure, .describe:
@@ -110,11 +110,18 @@ extension Registry {
 
     // MARK: remove
 
-    func remove(_ instanceID: String, for client: ClientIdentity) -> Response {
+    /// The same rule as `claim`: a session another client holds is ended only with
+    /// `force`. Attached channels are told who removed it before the runspace ends.
+    func remove(_ instanceID: String, force: Bool, for client: ClientIdentity) -> Response {
         switch lookup(instanceID) {
         case .failure(let error):
             return .failure(error)
         case .success(let session):
+            if let holder = session.info.holder, holder.clientID != client.clientID, !force {
+                return .failure(heldElsewhere(session, holder: holder, hint: "use --force to remove it anyway"))
+            }
+            session.control?.notifyRemoved(by: Holder(clientID: client.clientID, clientHost: client.clientHost,
+                                                      since: WallClock.now()))
             terminateAndForget(session, why: "removed by client \(client.clientHost) (\(client.shortID))")
             return .done
         }

@@ -67,6 +67,11 @@ final class RunspaceControl {
         connection.send(ControlCodec.eventFrame(channel: 0, .takenOver(by: holder)))
     }
 
+    /// Tells the runspace (and through it every attached channel) who removes it.
+    func notifyRemoved(by remover: Holder) {
+        connection.send(ControlCodec.eventFrame(channel: 0, .removed(by: remover)))
+    }
+
     private func send(_ request: Request) {
         let id = nextRequestID
         nextRequestID &+= 1

@@ -137,7 +137,9 @@ final class BashInterpreter {
             self?.readStatus()
         }
         updateReading()
-        driver.write(Array(DriverLine.startup(workDirectory: workDirectory).utf8))
+        let ours = "/proc/\(getpid())/fd/"
+        driver.write(Array(DriverLine.startup(workDirectory: workDirectory, driverInput: ours + String(input.write),
+                                              statusOutput: ours + String(statusFD)).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).
@@ -187,6 +189,8 @@ final class BashInterpreter {
     /// SIGTERM to the group (SIGCONT so stopped members see it), SIGKILL after a grace.
     func terminate() {
         terminationRequested = true
+        // End of file on its stdin tells bash's EXIT trap this end is wanted (no re-exec).
+        driver.close()
         kill(-processGroup, SIGTERM)
         kill(-processGroup, SIGCONT)
         guard killTimer == nil else { return }

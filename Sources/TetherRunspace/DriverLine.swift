@@ -4,7 +4,8 @@
 /// functions, aliases, cwd and exports outlive it. Bash's stdin (a pipe, which bash reads
 /// one byte per read(2)) carries the same short line for every command (`command`): source
 /// the *driver file* (`driverFile`, rewritten per command beside the script) and report
-/// its status. The driver file, around the script:
+/// its status (`__tether_end`: the status `exit` recorded, else `$?`). The driver file,
+/// around the script:
 ///
 /// - The INT trap is re-installed before every command (`\__tether_begin`). Bash 5 loses
 ///   its trap handler when a trap's `return` unwinds out of waiting for a foreground
@@ -29,13 +30,6 @@
 /// - Everything is `\builtin` (or a `readonly -f` function called as `\name`) so a
 ///   command's aliases or functions can't hijack the driver.
 enum DriverLine {
-    /// Marks the running command as interrupted, then unwinds it. `return` is only legal
-    /// inside a function or a sourced file — exactly when BASH_SOURCE is set (FUNCNAME is
-    /// not, at a sourced file's top level) — so a SIGINT that lands outside does nothing
-    /// but mark (in POSIX mode a failed `return` would even end bash).
-    static let interruptTrap = #"__tether_interrupted=1; [[ -n ${BASH_SOURCE-} ]] && \builtin return 130"#
-    /// Keeps unwinding callers after an interrupt.
-    static let errTrap = #"[[ -n ${__tether_interrupted-} && -n ${BASH_SOURCE-} ]] && \builtin return 130"#
     /// Put in front of every script, on its first line (so line numbers in bash's messages
     /// stay the user's): an interrupt that arrived before the script began ends it at once.
     static let scriptPrefix = #"[[ -z ${__tether_interrupted-} ]] || \builtin return 130; "#
@@ -43,24 +37,23 @@ enum DriverLine {
     /// The status-pipe line bash writes when the command is about to start.
     static let startedMarker = "s"
 
-    /// The prelude every command runs: the traps, the interrupt mark, `set -E`. A function
-    /// defined once at startup, so each driver file stays a few lines. Traps and `set -E`
-    /// set inside a function are global. It is `readonly -f` (a command
-    /// can't redefine or unset it) and called as `\__tether_begin` (no alias can stand in).
+    /// The prelude every command runs (`\__tether_begin`: traps, marks, per-command
+    /// options) and the functions that keep bash alive (`ShellPrelude`), all `readonly -f`
+    /// where a command must not redefine them and called as `\name` (no alias can stand in).
     static let beginFunction = "__tether_begin"
     /// The session's work directory (holding the script files and stdin FIFOs), a readonly
     /// variable so each command line names its files briefly.
     static let workDirectoryVariable = "__tether_w"
 
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
-    /// the prelude function and the work directory, then a status line so the runspace
-    /// knows bash is up.
-    static func startup(workDirectory: String) -> String {
+    /// the work directory and the paths of the runspace's ends of bash's stdin and status
+    /// pipe (`/proc/PID/fd/N`, so the EXIT trap can tell its own pipes are back in place),
+    /// the prelude, then a status line so the runspace knows bash is up.
+    static func startup(workDirectory: String, driverInput: String, statusOutput: String) -> String {
         var line = #"\builtin shopt -s expand_aliases; "#
-        line += beginFunction + #"() { \builtin trap -- "# + quote(interruptTrap) + #" INT; \builtin trap -- "#
-        line += quote(errTrap) + #" ERR; __tether_interrupted=; \builtin set -E; }; "#
-        line += #"\builtin readonly -f "# + beginFunction + "; "
-        line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory) + "; "
+        line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory)
+        line += " __tether_in=" + quote(driverInput) + " __tether_st=" + quote(statusOutput) + "\n"
+        line += ShellPrelude.definitions + "\n"
         line += #"\builtin printf '%d\n' $? >&3"# + "\n"
         return line
     }
@@ -90,7 +83,7 @@ enum DriverLine {
     /// its status. The same few bytes each time — bash reads a pipe one byte per read(2),
     /// so everything that varies goes in the files.
     static func command(driverName: String) -> String {
-        #"\builtin source "$"# + workDirectoryVariable + #""/"# + quote(driverName) + #";\builtin echo $? >&3"# + "\n"
+        #"\builtin source "$"# + workDirectoryVariable + #""/"# + quote(driverName) + #";\__tether_end"# + "\n"
     }
 
     /// Single-quotes `text` for bash: exactly these bytes, no expansion. A `'` becomes

@@ -129,8 +129,10 @@ final class PeerConnection {
     private func handleEvent(_ frame: Frame) {
         guard role == .registry else { return }  // subsystems have nothing to tell us
         do {
-            if case .takenOver(let holder) = try WireJSON.decode(Event.self, from: frame.payload) {
-                session.takenOver(by: holder)
+            switch try WireJSON.decode(Event.self, from: frame.payload) {
+            case .takenOver(let holder): session.takenOver(by: holder)
+            case .removed(let remover): session.removed(by: remover)
+            case .status: break
             }
         } catch {
             fail(error.code, "unreadable event from the registry: \(error)")

@@ -47,7 +47,7 @@ extension Session {
         if peer.attachedSince == nil { peer.attachedSince = WallClock.now() }
         peer.respond(channel: channel, id: requestID, .attached(AttachInfo(
             session: info, ackedSeq: journal.ackedSeq, lastSeq: journal.lastSeq,
-            runningCommandID: running?.id, tookOver: false)))
+            runningCommandID: running?.id, tookOver: false, stdinEnded: running?.stdin.map(\.inputEnded))))
         pump(attachment)
         publishStatus()
         interpreter.updateReading()
@@ -87,6 +87,17 @@ extension Session {
             for attachment in Array(peer.attachments.values) {
                 peer.send(.takenOver(by: holder), channel: attachment.channel)
                 drop(attachment)
+            }
+        }
+    }
+
+    /// The registry is removing the session (terminate follows): every attached channel
+    /// learns who did it, so a client following a command can say so instead of just
+    /// seeing the command die.
+    func removed(by remover: Holder) {
+        for peer in peers.values where peer.role == .subsystem {
+            for attachment in peer.attachments.values {
+                peer.send(.removed(by: remover), channel: attachment.channel)
             }
         }
     }

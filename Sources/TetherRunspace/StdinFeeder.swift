@@ -35,6 +35,9 @@ final class StdinFeeder {
         writer.write(bytes)
     }
 
+    /// The client's `stdinEOF` has arrived (all its stdin before it did too).
+    var inputEnded: Bool { endRequested }
+
     func endOfInput() {
         endRequested = true
         if bashOpenedIt { writer.finish() }

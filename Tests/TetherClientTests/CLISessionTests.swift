@@ -15,6 +15,26 @@ final class CLISessionTests: CLITestCase {
         XCTAssertEqual(alpha.runspacePIDs().count, 1)
     }
 
+    /// The three ways a new user ended a session: each ends only its command.
+    func testExitErrexitAndScriptsEndOnlyTheCommand() throws {
+        try check(["new", "alpha", "--name", "habits"])
+        try check(["invoke", "--name", "habits", "--", "kept=yes; cd /tmp; sleep 60 & echo started"])
+        let strict = try tether(["invoke", "--name", "habits", "--", "set -euo pipefail; false; echo no"])
+        XCTAssertEqual(strict.status, .exited(1), strict.stderrText)
+        XCTAssertEqual(strict.stdoutText, "")
+        let exit = try tether(["invoke", "--name", "habits", "--", "exit 3"])
+        XCTAssertEqual(exit.status, .exited(3), exit.stderrText)
+        let script = workDirectory + "/deploy.sh"
+        try writeFile(script, "#!/bin/bash\nset -euo pipefail\necho \"deploying $1\"\n[ \"$1\" = bad ] && false\nexit 0\n")
+        let good = try tether(["invoke", "--name", "habits", "--file", script, "--", "v1"])
+        XCTAssertEqual(good.status, .exited(0), good.stderrText)
+        XCTAssertEqual(good.stdoutText, "deploying v1\n")
+        let bad = try tether(["invoke", "--name", "habits", "--file", script, "--", "bad"])
+        XCTAssertEqual(bad.status, .exited(1), bad.stderrText)
+        let after = try check(["invoke", "--name", "habits", "--", "echo $kept $PWD; jobs | wc -l"])
+        XCTAssertEqual(after, "yes /tmp\n1\n")
+    }
+
     func testStreamsArgumentsExitStatusAndStdin() throws {
         try check(["new", "alpha", "--name", "io"])
         let result = try tether(["invoke", "--name", "io", "--", "echo out; echo err >&2; echo \"$1|$2\"; sh -c 'exit 7'", "a b", "c"])

@@ -90,7 +90,7 @@ final class OtherUserTests: HostTestCase {
         try other.makeOwnDirectory(theirState)
 
         let theirs = try ProtocolTestClient(fixture: host, clientID: UUID().uuidString.lowercased(),
-                                            command: other.command([host.subsystemPath, "--runtime-dir", host.runtimeDirectory,
+                                            command: other.command([try other.reachable(host.subsystemPath), "--runtime-dir", host.runtimeDirectory,
                                                                     "--state-dir", theirState]))
         defer { theirs.kill() }
         XCTAssertThrowsError(try theirs.listSessions()) { error in
@@ -223,6 +223,30 @@ final class OtherUser: @unchecked Sendable {
         guard let current else { return }
         self.current = nil
         _ = try? Processes.run("userdel", [current.name])
+        if let binaries = current.binaries { _ = try? Processes.run("/bin/rm", ["-rf", binaries]) }
+    }
+
+    /// A fresh 0755 directory holding what this user runs of ours (see `reachable`).
+    private var binaries: String?
+
+    /// `path` where this user can execute it. The build may sit where other users can't
+    /// traverse (a clone under /root, in a `mktemp -d` folder): the file is linked — or
+    /// copied, across file systems — into a 0755 directory of its own under /tmp.
+    func reachable(_ path: String) throws -> String {
+        if binaries == nil {
+            var template = Array("/tmp/tether-other-bin-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw SystemError.last("mkdtemp") }
+            let directory = String(cString: made)
+            guard chmod(directory, 0o755) == 0 else { throw SystemError.last("chmod \(directory)") }
+            binaries = directory
+        }
+        let target = binaries! + "/" + (path.split(separator: "/").last.map(String.init) ?? "binary")
+        if access(target, X_OK) == 0 { return target }
+        if link(path, target) != 0 {
+            try Processes.check("/bin/cp", [path, target])
+        }
+        guard chmod(target, 0o755) == 0 else { throw SystemError.last("chmod \(target)") }
+        return target
     }
 
     /// Removes `tether-other-*` users whose creating test process is gone.

@@ -64,7 +64,7 @@ final class CreateValidationTests: XCTestCase {
     func testUnknownInstanceIDs() throws {
         let client = try host.subsystem()
         let id = "00000000-0000-0000-0000-000000000000"
-        for request in [Request.claim(instanceID: id, force: false), .remove(instanceID: id),
+        for request in [Request.claim(instanceID: id, force: false), .remove(instanceID: id, force: nil),
                         .release(instanceID: id, idleTimeout: nil, outputBuffering: nil)] {
             let error = try XCTUnwrap(try client.request(request).failure)
             XCTAssertEqual(error.code, .notFound)

@@ -198,7 +198,7 @@ final class StdioSubsystem {
     }
 
     func remove(_ instanceID: String) throws {
-        let response = try request(.remove(instanceID: instanceID))
+        let response = try request(.remove(instanceID: instanceID, force: nil))
         guard case .done = response else { throw unexpected(response, "remove") }
     }
 

@@ -43,7 +43,7 @@ final class StreamingTests: XCTestCase {
         let client = try host.subsystem()
         let session = try client.create(CreateRequest(name: "quitter"))
         _ = try client.attach(channel: 1, session.instanceID)
-        _ = try? client.invoke(channel: 1, "echo bye; exit 3")
+        _ = try? client.invoke(channel: 1, "echo bye; trap - EXIT; builtin exit 3")
         var closed: SessionInfo?
         waitUntil(timeout: 10, "the session to show as closed") {
             closed = try? client.session(session.instanceID)

@@ -11,7 +11,7 @@ final class DriverLineTests: XCTestCase {
 
     func testCommandLineShape() {
         let line = DriverLine.command(driverName: "run.sh")
-        XCTAssertEqual(line, #"\builtin source "$__tether_w"/'run.sh';\builtin echo $? >&3"# + "\n")
+        XCTAssertEqual(line, #"\builtin source "$__tether_w"/'run.sh';\__tether_end"# + "\n")
         // bash reads its stdin pipe a byte per read(2): the line must stay short.
         XCTAssertLessThan(line.utf8.count, 64, line)
     }

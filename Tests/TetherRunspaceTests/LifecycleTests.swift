@@ -22,11 +22,13 @@ final class LifecycleTests: RunspaceTestCase {
         }
     }
 
-    func testExitClosesTheSessionWithItsCode() throws {
+    /// `exit` ends only the command (CommandEndTests); bash itself ends when a command
+    /// removes the EXIT trap that would bring it back and calls the builtin.
+    func testBashExitingClosesTheSessionWithItsCode() throws {
         let registry = try runspace.connect(role: .registry)
         XCTAssertEqual(try nextStatus(registry).state, .running)
         let client = try runspace.attachedClient()
-        guard case .success(let id) = try client.start("echo bye; exit 7") else { return XCTFail() }
+        guard case .success(let id) = try client.start("echo bye; trap - EXIT; builtin exit 7") else { return XCTFail() }
         let result = try client.collect(commandID: id)
         XCTAssertEqual(result.stdoutText, "bye\n")
         XCTAssertEqual(result.exitStatus, 7)

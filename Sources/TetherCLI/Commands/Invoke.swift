@@ -20,6 +20,19 @@ struct Invoke: AsyncParsableCommand {
         run concurrently (up to --throttle-limit) and every line is prefixed with
         [computer].
 
+        No command ends the session by accident: `exit N`, a failure under `set -e`
+        (`set -euo pipefail` included), an unset variable under `set -u` and `exec
+        PROGRAM` end that command with the status `ssh host cmd` would report, in
+        --file scripts and nested functions too; variables, functions, aliases, the
+        working directory and background jobs stay. errexit, nounset, xtrace and verbose
+        are reset at the start of each command; every other option (pipefail, noglob,
+        noclobber, every shopt) persists. `exec` with redirections only (`exec >log
+        2>&1`, `exec 4<file`) changes the session as in a shell; fds 0 and 3 are each
+        command's own. After an unset-variable error or `builtin exit`, bash restarts in
+        place with its state, and `jobs`/`wait` forget earlier jobs (they run on). Only
+        killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
+        to end it.
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
@@ -37,7 +50,10 @@ struct Invoke: AsyncParsableCommand {
         the first non-zero status in session order. 255 if a host could not be reached
         (or its tether subsystem failed), 1 for other errors (busy, not found…).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
-        while reconnecting, the first one stops waiting.
+        while reconnecting, the first one stops waiting. If a session has not started the
+        command after 3 seconds (another command runs, or its runspace does not answer:
+        stopped, overloaded), invoke says so on stderr and goes on waiting; Ctrl-C twice
+        leaves it (the command starts when the session can, its output kept for receive).
 
         Examples:
           tether invoke --name deploy -- 'cd /srv/app && git pull'
@@ -258,8 +274,11 @@ struct InvokeJob: Sendable {
             let token = RemoteSession.newInvokeToken()
             let invocation: Invocation
             do {
-                invocation = try await session.invoke(settings.script, arguments: settings.arguments,
-                                                      stdin: stdin, wait: settings.wait, token: token)
+                invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
+                                                          waitingFor: "to start the command") {
+                    try await session.invoke(settings.script, arguments: settings.arguments,
+                                             stdin: stdin, wait: settings.wait, token: token)
+                }
             } catch let error as TetherClientError where error.isConnectionLost && settings.reconnectTimeout > 0 {
                 running.remove(session)
                 let (instanceID, name) = (session.instanceID, session.name)
@@ -268,7 +287,10 @@ struct InvokeJob: Sendable {
                     let again = host.session(instanceID: instanceID, name: name)
                     running.add(again)
                     do {
-                        return try await again.invoke(script, arguments: arguments, stdin: stdin, wait: wait, token: token)
+                        return try await StallNotice.around(host, instanceID: instanceID, name: name,
+                                                            waitingFor: "to start the command") {
+                            try await again.invoke(script, arguments: arguments, stdin: stdin, wait: wait, token: token)
+                        }
                     } catch {
                         running.remove(again)
                         throw error
@@ -282,6 +304,7 @@ struct InvokeJob: Sendable {
                 throw error
             }
             var followed = FollowedOutput.invocation(invocation)
+            var stdinCut = false
             while true {
                 do {
                     let sequence = followed.output
@@ -305,11 +328,17 @@ struct InvokeJob: Sendable {
                         throw Reconnector.notResumed(error, computerName: computerName)
                     }
                     let (reception, newHost) = try await reconnector.resume(followed.resumePoint, lost: current, cause: error)
+                    stdinCut = stdinCut || reception.stdinCut
                     current = newHost
                     host = newHost
                     followed = .reception(reception)
                     running.add(reception.session)
                 }
+            }
+            if stdinCut {
+                // Its status says nothing about whether it had its whole input.
+                throw TetherClientError(.connectionLost, host: computerName,
+                    "the command exited with \(result.exitCode), but its stdin was cut by the lost connection: it may have read an incomplete input")
             }
         } catch let error as OutputWriteError {
             // The reader is gone (or the disk full): stop here, what was not written

@@ -56,7 +56,11 @@ struct Receive: AsyncParsableCommand {
                 let output = TargetOutput(prefix: prefix ? "[\(computer)] " : nil)
                 do {
                     var host = try await context.pool.host(computer)
-                    var reception = try await host.session(instanceID: target.instanceID, name: target.name).receive()
+                    let attaching = host
+                    var reception = try await StallNotice.around(attaching, instanceID: target.instanceID, name: target.name,
+                                                                 waitingFor: "to answer") {
+                        try await attaching.session(instanceID: target.instanceID, name: target.name).receive()
+                    }
                     let reconnector = Reconnector(computerName: computer, pool: context.pool, timeout: timeout,
                                                   reconnecting: reconnecting)
                     while true {

@@ -53,12 +53,13 @@ struct Reconnector {
     /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
     func resume(_ point: ResumePoint, lost: RemoteHost, cause: TetherClientError) async throws -> (Reception, RemoteHost) {
         Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
-        if point.stdinInterrupted {
-            Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input is closed (it may not have received all of it)\n")
-        }
-        return try await retry(lost: lost, cause: cause, instanceID: point.instanceID) { host in
+        let (reception, host) = try await retry(lost: lost, cause: cause, instanceID: point.instanceID) { host in
             try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
         }
+        if reception.stdinCut {
+            Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input was closed before all of it arrived (tether exits 255 when the command ends)\n")
+        }
+        return (reception, host)
     }
 
     /// After a connection lost before the host confirmed the command's start: invokes

@@ -86,9 +86,10 @@ public final class RemoteHost: Sendable {
                                                      outputBuffering: outputBuffering)), to: "release")
     }
 
-    /// Ends a session's runspace and forgets it on the host.
-    public func remove(instanceID: String) async throws {
-        _ = try await request(.remove(instanceID: instanceID))
+    /// Ends a session's runspace and forgets it on the host. A session another client
+    /// holds needs `force` (`held_elsewhere` otherwise), as `claim` does.
+    public func remove(instanceID: String, force: Bool = false) async throws {
+        _ = try await request(.remove(instanceID: instanceID, force: force))
     }
 
     public func ping() async throws {

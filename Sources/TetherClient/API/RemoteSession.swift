@@ -211,6 +211,12 @@ public final class Reception: Sendable {
         get async throws { try await core.outcome.value.exitStatus }
     }
 
+    /// A resumed invocation whose forwarded stdin had not fully arrived when the old
+    /// connection was lost: the resume closed it, so the command saw end of file early
+    /// and may have worked on an incomplete input. (False if the host had the input's
+    /// end already, or the command ended by itself meanwhile.)
+    public var stdinCut: Bool { core.progress.stdinCut }
+
     /// Set if the session ended (interpreter exited, or broke) during the reception.
     public var sessionEnded: String? {
         get async throws { try await core.outcome.value.sessionEnded }

@@ -93,10 +93,13 @@ final class ReceiveChannel: ChannelEndpoint {
                 core.progress = .init(followedCommand: self.followedCommand, endSeq: self.stopAtSeq,
                                       exitStatusSoFar: self.lastExit, awaitingStart: self.awaitingStart)
                 core.output.assumeDelivered(through: start)
-                if plan.endStdin, let resumed = plan.resumedCommand, info.runningCommandID == resumed {
+                if plan.endStdin, let resumed = plan.resumedCommand, info.runningCommandID == resumed,
+                   info.stdinEnded != true {
                     // Stdin can't be resumed (bytes in flight may or may not have arrived):
-                    // the command gets end of file rather than waiting forever.
+                    // the command gets end of file rather than waiting forever — and
+                    // may have read an incomplete input, which the caller must hear.
                     self.host.send(Frame(type: .stdinEOF, channel: self.number))
+                    core.progress.stdinCut = true
                 }
                 completion(.success((info, core)))
                 // Nothing to replay and nothing to follow: the reception is empty.
@@ -221,9 +224,15 @@ final class ReceiveChannel: ChannelEndpoint {
     }
 
     func deliver(_ event: Event) {
-        guard case .takenOver(let holder) = event else { return }
-        fail(TetherClientError(.remote(.heldElsewhere), host: host.computerName,
-            "the session was taken over by \(holder.clientHost) (tether connect --force)"))
+        switch event {
+        case .takenOver(let holder):
+            fail(TetherClientError(.remote(.heldElsewhere), host: host.computerName,
+                "the session was taken over by \(holder.clientHost) (tether connect --force)"))
+        case .removed(let remover):
+            fail(TetherClientError(.remote(.sessionClosed), host: host.computerName, SessionChannel.removedMessage(remover)))
+        case .status:
+            break
+        }
     }
 
     func channelFailed(_ error: TetherClientError) {
@@ -239,6 +248,8 @@ final class ReceptionCore: Sendable {
         var endSeq: UInt64 = 0
         var exitStatusSoFar: Int32?
         var awaitingStart = false
+        /// This resume closed the command's stdin before its end had arrived.
+        var stdinCut = false
     }
 
     let output: OutputQueue

@@ -289,12 +289,24 @@ final class SessionChannel: ChannelEndpoint {
     }
 
     func deliver(_ event: Event) {
-        guard case .takenOver(let holder) = event else { return }
-        let error = TetherClientError(.remote(.heldElsewhere), host: host.computerName,
-            "the session was taken over by \(holder.clientHost) (tether connect --force); the command goes on there")
+        let error: TetherClientError
+        switch event {
+        case .takenOver(let holder):
+            error = TetherClientError(.remote(.heldElsewhere), host: host.computerName,
+                "the session was taken over by \(holder.clientHost) (tether connect --force); the command goes on there")
+        case .removed(let remover):
+            error = TetherClientError(.remote(.sessionClosed), host: host.computerName, Self.removedMessage(remover))
+        case .status:
+            return
+        }
         host.closeChannel(number)
         state = .gone(error)
         if let core = running?.core { endRunning(core, error: error) }
+    }
+
+    /// What a client following a command is told when another `tether remove` ends it.
+    static func removedMessage(_ remover: Holder) -> String {
+        "the session was removed by client \(remover.clientHost) (\(remover.clientID.prefix(8))) with tether remove; its command was killed"
     }
 
     func channelFailed(_ error: TetherClientError) {
