@@ -13,6 +13,7 @@ import PackageDescription
 //   TetherSSH        client: libssh2 transport, ~/.ssh/config, known_hosts.
 //   TetherClient     client: the async library API (sessions, invoke, receive) and the keeper.
 //   TetherCLI        client: the `tether` verbs, one file each.
+//   CLibEdit         system libedit (readline API): line editing for `tether enter`.
 /// The Swift runtime linked into the two executables. FoundationEssentials' static
 /// archive needs its own dependencies named (the dynamic library records them itself).
 let staticSwiftRuntime: [LinkerSetting] = [
@@ -37,6 +38,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
                        providers: [.apt(["libssh2-1-dev"])]),
+        // Line editing, history and completion display for `tether enter` (BSD editline).
+        .systemLibrary(name: "CLibEdit", pkgConfig: "libedit",
+                       providers: [.apt(["libedit-dev"])]),
         .target(name: "CTetherPosix"),
         .target(name: "TetherProtocol"),
         .target(name: "TetherIO", dependencies: ["TetherProtocol", "CTetherPosix"]),
@@ -52,7 +56,7 @@ let package = Package(
         .target(name: "TetherSSH", dependencies: ["CLibSSH2", "CTetherSSHCipher", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .target(name: "TetherClient", dependencies: ["TetherProtocol", "TetherIO", "TetherSSH", "CTetherPosix"]),
         .target(name: "TetherCLI", dependencies: [
-            "TetherClient", "TetherProtocol", "TetherIO",
+            "TetherClient", "TetherProtocol", "TetherIO", "CLibEdit", "CTetherPosix",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The Swift runtime linked in: a `tether` command and every host process start in
@@ -68,6 +72,6 @@ let package = Package(
         .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport", "CLibSSH2", "TetherIO"]),
-        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO"]),
+        .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO", "TetherCLI"]),
     ]
 )

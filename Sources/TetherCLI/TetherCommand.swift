@@ -1,5 +1,6 @@
 import ArgumentParser
 import TetherClient
+import TetherProtocol
 
 /// `tether`: PowerShell-style persistent remote sessions over SSH.
 public struct TetherCommand: AsyncParsableCommand {
@@ -19,7 +20,9 @@ public struct TetherCommand: AsyncParsableCommand {
         connects directly; `tether keeper --status` shows it).
 
         Examples:
+          tether enter web1
           tether new web1 --name deploy
+          tether enter --name deploy
           tether invoke --name deploy -- 'cd /srv/app && git pull'
           tether invoke --computer web1,web2 -- uptime
           tether disconnect --name deploy
@@ -27,7 +30,9 @@ public struct TetherCommand: AsyncParsableCommand {
           tether receive --computer web1 --name deploy
           tether remove --name deploy
         """),
-        subcommands: [New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
+        version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
+        subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
+                      JobCommand.self,
                       KeeperCommand.self]
     )
 

@@ -23,6 +23,7 @@ public struct HostCommand: ParsableCommand {
           ssh -s host tether                     # the same, through OpenSSH
           tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
         """,
+        version: tetherVersionLine("tether-subsystem"),
         subcommands: [Serve.self, Registry.self, Runspace.self],
         defaultSubcommand: Serve.self
     )
@@ -89,6 +90,8 @@ extension HostCommand {
         var outputBuffering: String = "block"
         @Option(name: .customLong("buffer-limit"), help: "Bytes of unacknowledged output to keep.")
         var bufferLimit: Int = RunspaceOptions.defaultBufferLimit
+        @Option(name: .customLong("job-limit"), help: "Jobs that may run at once.")
+        var jobLimit: Int = JobLimits.defaultConcurrent
         @Option(name: .customLong("ready-fd"), help: "Write \"ok\" or \"error: …\" to this descriptor once ready.")
         var readyFD: Int32?
         @Option(name: .customLong("idle-timeout"), help: "The session's idle timeout in seconds (the registry applies it; kept to describe the session).")
@@ -99,14 +102,17 @@ extension HostCommand {
                 throw ValidationError("--output-buffering must be block or drop, not \(outputBuffering)")
             }
             if let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
+            guard jobLimit > 0 else { throw ValidationError("--job-limit must be positive") }
         }
 
         func run() throws {
-            RunspaceHost.run(RunspaceOptions(
+            var options = RunspaceOptions(
                 instanceID: instanceID, paths: directories.paths, name: name,
                 configuration: configuration,
                 outputBuffering: OutputBuffering(rawValue: outputBuffering) ?? .block,
-                bufferLimit: bufferLimit, readyFD: readyFD, idleTimeout: idleTimeout))
+                bufferLimit: bufferLimit, readyFD: readyFD, idleTimeout: idleTimeout)
+            options.jobLimit = jobLimit
+            RunspaceHost.run(options)
         }
     }
 }

@@ -190,6 +190,8 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     public var reason: String?
     public var exitCode: Int32?
     public var runspacePID: Int32?
+    /// Jobs that may run at once, if `create` set it (else `JobLimits.defaultConcurrent`).
+    public var jobLimit: Int?
 
     public init(instanceID: String, name: String, configuration: String, state: HostSessionState,
                 holder: Holder?, busy: Bool, createdAt: Double, lastUsedAt: Double,
@@ -264,6 +266,24 @@ public enum Request: Codable, Sendable, Equatable {
     /// Registry → runspace: "who are you?" — answered with `session`, the runspace's own
     /// account of itself (how a registry whose table was lost recovers it).
     case describe
+    /// On channel N: bind the channel to the session's jobs (Jobs.swift). No claim: any
+    /// client of the user may see and manage a session's jobs.
+    case jobs(instanceID: String)
+    /// On a jobs channel: start a job (a copy of the session's shell running `script`).
+    case jobStart(JobStartRequest)
+    /// On a jobs channel: every job of the session.
+    case jobList
+    /// On a jobs channel: send the job's unacknowledged output; with `follow`, live until
+    /// it ends (`jobEnded` record), else up to what it had (`jobCaughtUp` record).
+    case jobReceive(jobID: UInt64, follow: Bool)
+    /// On a jobs channel: answered with `job` once the job has ended.
+    case jobWait(jobID: UInt64)
+    /// On a jobs channel: SIGINT, SIGTERM, SIGKILL to the job's process group; answered
+    /// with `job` once it has ended.
+    case jobStop(jobID: UInt64)
+    /// On a jobs channel: forget the job and its output; a running one only with `force`
+    /// (stopped first).
+    case jobRemove(jobID: UInt64, force: Bool)
 }
 
 extension Request {
@@ -282,6 +302,13 @@ extension Request {
         case .signal: "signal"
         case .configure: "configure"
         case .describe: "describe"
+        case .jobs: "jobs"
+        case .jobStart: "jobStart"
+        case .jobList: "jobList"
+        case .jobReceive: "jobReceive"
+        case .jobWait: "jobWait"
+        case .jobStop: "jobStop"
+        case .jobRemove: "jobRemove"
         }
     }
 }
@@ -292,8 +319,11 @@ public struct CreateRequest: Codable, Sendable, Equatable {
     public var idleTimeout: Double?
     public var outputBuffering: OutputBuffering?
     public var bufferLimit: Int?
+    /// Jobs that may run at once in the session (default `JobLimits.defaultConcurrent`).
+    public var jobLimit: Int?
     public init(name: String? = nil, configuration: String? = nil, idleTimeout: Double? = nil,
-                outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil) {
+                outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil, jobLimit: Int? = nil) {
+        self.jobLimit = jobLimit
         self.name = name
         self.configuration = configuration
         self.idleTimeout = idleTimeout
@@ -334,6 +364,10 @@ public enum Response: Codable, Sendable, Equatable {
     case pong
     case done
     case failure(ErrorBody)
+    /// One job (jobStart, jobWait, jobStop, jobReceive).
+    case job(JobInfo)
+    /// The session's jobs (jobList).
+    case jobList([JobInfo])
 }
 
 public struct AttachInfo: Codable, Sendable, Equatable {

@@ -18,6 +18,12 @@ public struct Record: Sendable, Equatable {
         case sessionClosed = 6
         /// body: UTF-8 reason. The interpreter died abnormally; the session is Broken.
         case sessionBroken = 7
+        /// Jobs (seq: the job's last seq, not a new one): body u8 `JobState` code, i32 exit
+        /// status. The followed job ended and everything it wrote has been sent before.
+        case jobEnded = 12
+        /// Jobs (seq as `jobEnded`): empty body. A non-following `jobReceive` has sent
+        /// everything its job had recorded when it was asked.
+        case jobCaughtUp = 13
     }
 
     public var seq: UInt64
@@ -125,6 +131,19 @@ public struct Record: Sendable, Equatable {
 
     public static func sessionBroken(seq: UInt64, reason: String) -> Record {
         Record(seq: seq, kind: .sessionBroken, body: Array(reason.utf8))
+    }
+
+    public static func jobEnded(seq: UInt64, state: JobState, exitStatus: Int32) -> Record {
+        var w = ByteWriter(); w.write(state.code); w.write(exitStatus)
+        return Record(seq: seq, kind: .jobEnded, body: w.bytes)
+    }
+
+    /// (state, exit status) of a `jobEnded` record.
+    public func jobEndInfo() throws(ProtocolError) -> (state: JobState, exitStatus: Int32) {
+        var r = ByteReader(body)
+        let code = try r.readU8()
+        guard let state = JobState(code: code) else { throw .badPayload("unknown job state code \(code)") }
+        return (state, try r.readI32())
     }
 
     /// The command id of a `commandStarted` or `commandEnded` record.

@@ -22,6 +22,9 @@ extension Registry {
         case .attach, .detach, .invoke, .signal, .configure, .describe:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
+        case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
+            reply(.failure(ErrorBody(.badRequest,
+                "the registry does not serve '\(request.kindName)' requests: they go on a channel bound to a session's jobs")))
         }
     }
 

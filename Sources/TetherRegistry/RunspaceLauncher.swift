@@ -39,7 +39,7 @@ final class RunspaceLauncher {
             "--buffer-limit=\(session.bufferLimit)",
             "--idle-timeout=\(session.idleTimeout)",
             "--ready-fd=\(ReadyPipe.childFD)",
-        ]
+        ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? [])
         do {
             // The registry's own image (argv[0] only names it): a rebuilt or upgraded binary
             // on disk must not give this registry runspaces of another protocol version.

@@ -19,6 +19,8 @@ extension Registry {
             policy.problem(withIdleTimeout: idleTimeout),
             policy.problem(withBufferLimit: bufferLimit),
             request.name.flatMap { policy.problem(withName: $0) },
+            request.jobLimit.flatMap { (1...JobLimits.maxConcurrent).contains($0) ? nil
+                : "jobLimit must be between 1 and \(JobLimits.maxConcurrent), not \($0)" },
         ].compactMap { $0 }
         if let problem = problems.first {
             reply(.failure(ErrorBody(.badRequest, problem)))
@@ -39,6 +41,7 @@ extension Registry {
             busy: false, createdAt: now, lastUsedAt: now, idleTimeout: idleTimeout,
             outputBuffering: request.outputBuffering ?? HostPolicy.defaultOutputBuffering,
             bufferLimit: bufferLimit)
+        info.jobLimit = request.jobLimit
 
         let launcher: RunspaceLauncher
         do {

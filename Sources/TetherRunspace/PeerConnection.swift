@@ -24,6 +24,8 @@ final class PeerConnection {
     var attachedSince: Double?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
+    /// Channels of this connection bound to the session's jobs.
+    var jobChannels: [UInt32: JobChannel] = [:]
     /// The last status event sent (registry connections only send changes).
     var lastStatus: RunspaceStatus?
 
@@ -80,7 +82,12 @@ final class PeerConnection {
             session.stdinEOF(from: self, channel: frame.channel)
         case .ack:
             do {
-                session.acknowledge(try ControlCodec.decodeAck(frame.payload))
+                let seq = try ControlCodec.decodeAck(frame.payload)
+                if let jobChannel = jobChannels[frame.channel] {
+                    session.acknowledgeJob(seq, on: jobChannel)
+                    return
+                }
+                session.acknowledge(seq)
             } catch {
                 fail(error.code, "bad ack on channel \(frame.channel): \(error)")
             }
@@ -92,6 +99,8 @@ final class PeerConnection {
                 connection.close()
             } else if let attachment = attachments[frame.channel] {
                 session.drop(attachment)
+            } else if let jobChannel = jobChannels[frame.channel] {
+                session.dropJobChannel(jobChannel)
             }
         case .response, .record:
             refuse(frame)
@@ -170,6 +179,19 @@ final class PeerConnection {
             session.attach(from: self, channel: channel, requestID: id, instanceID: instanceID, receive: receive)
             return
         }
+        if case .jobs(let instanceID) = request {
+            session.bindJobs(from: self, channel: channel, requestID: id, instanceID: instanceID)
+            return
+        }
+        if let jobChannel = jobChannels[channel] {
+            session.jobRequest(request, on: jobChannel, requestID: id)
+            return
+        }
+        if request.isJobRequest {
+            respond(channel: channel, id: id, .failure(ErrorBody(.notAttached,
+                "channel \(channel) is not bound to the session's jobs: send jobs first")))
+            return
+        }
         guard let attachment = attachments[channel] else {
             let message: String
             switch request {
@@ -220,6 +242,14 @@ final class PeerConnection {
 }
 
 extension Request {
+    /// Requests a session's runspace serves on a channel bound by `jobs`.
+    var isJobRequest: Bool {
+        switch self {
+        case .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove: true
+        default: false
+        }
+    }
+
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {

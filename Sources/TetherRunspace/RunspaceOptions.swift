@@ -14,6 +14,8 @@ public struct RunspaceOptions: Sendable {
     /// The idle timeout the registry applies (seconds), kept to tell a registry that lost
     /// its table (`describe`); nil if not given.
     public var idleTimeout: Double?
+    /// Jobs that may run at once (protocol.md, "Jobs").
+    public var jobLimit: Int = JobLimits.defaultConcurrent
     /// The registry waits for "ok\n" or "error: …\n" on this descriptor.
     public var readyFD: Int32?
 

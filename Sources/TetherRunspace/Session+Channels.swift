@@ -14,6 +14,7 @@ extension Session {
     /// A connection closed (either side): its channels are detached, nothing else changes.
     func peerClosed(_ peer: PeerConnection) {
         for attachment in Array(peer.attachments.values) { drop(attachment) }
+        for jobChannel in Array(peer.jobChannels.values) { dropJobChannel(jobChannel) }
         peers[ObjectIdentifier(peer)] = nil
         if running?.pausedSender === peer { running?.pausedSender = nil }
         publishStatus()
@@ -25,6 +26,7 @@ extension Session {
     func peerDrained(_ peer: PeerConnection) {
         for attachment in peer.attachments.values { pump(attachment) }
         interpreter.updateReading()
+        jobPeerDrained(peer)
     }
 
     // MARK: Attach and detach
@@ -157,5 +159,6 @@ extension Session {
         dropUnreadOutputToFit()
         pumpAll()
         interpreter.updateReading()
+        jobsConfigured()
     }
 }

@@ -41,11 +41,12 @@ extension Session {
         if let refusal = refusalForNewCommands() {
             return fail(refusal.code, refusal.message)
         }
-        if running == nil && waiting.isEmpty && interpreter.isIdle {
+        if running == nil && waiting.isEmpty && interpreter.isIdle && !jobTable.isShellBusy {
             start(request, from: origin, requestID: requestID)
             return
         }
-        guard request.wait else {
+        // bash forking a job is busy for a moment only: the command waits for it.
+        guard request.wait || (running == nil && jobTable.isShellBusy) else {
             return fail(.busy, busyMessage(waited: nil))
         }
         let entry = WaitingInvoke(request: request, requestID: requestID, origin: origin)
@@ -82,7 +83,7 @@ extension Session {
 
     /// Starts the oldest waiting invoke, if bash is free.
     func startNextWaiting() {
-        guard running == nil, interpreter.isIdle, !waiting.isEmpty else { return }
+        guard running == nil, !jobTable.isShellBusy, interpreter.isIdle, !waiting.isEmpty else { return }
         let next = waiting.removeFirst()
         if let timer = next.timer { reactor.cancel(timer) }
         if let refusal = refusalForNewCommands() {
@@ -145,6 +146,7 @@ extension Session {
             if let command { self.resumeStdinSender(of: command) }
         }
         running = command
+        jobTable.commandStarting()
         lastUsedAt = WallClock.now()
         // The answer, the start record and — for a short command — its output and its end
         // leave in one write: one wake-up per hop and one SSH packet where there were
@@ -165,8 +167,9 @@ extension Session {
 
     /// bash reported the running command's status and its output has been read.
     func commandFinished(status: Int32) {
+        if shellOperationFinished(status: status) { return }
         endRunningCommand(status: status)
-        startNextWaiting()
+        if !startPendingJobs() && !snapshotAfterCommand() { startNextWaiting() }
         publishStatus()
     }
 

@@ -15,6 +15,7 @@ extension Session {
         listener?.close()  // refuse new connections; removes the socket file
         listener = nil
         interpreter.updateReading()  // nothing holds output back any more
+        terminateJobs()
         if life == .running {
             terminateSession()
         } else if !interpreter.groupIsEmpty {
@@ -35,6 +36,7 @@ extension Session {
 
     func exitProcess() -> Never {
         interpreter.killGroup()
+        killJobGroups()
         listener?.close()
         unlink(options.paths.runspaceSocket(options.instanceID))
         workDirectory.removeAll()

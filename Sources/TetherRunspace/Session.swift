@@ -75,6 +75,8 @@ final class Session {
     var listener: UnixListener?
 
     var journal = Journal()
+    /// Jobs (`Jobs/`): copies of the shell running beside the foreground commands.
+    let jobTable: JobTable
     var life = Life.running
     var outputBuffering: OutputBuffering
     var bufferLimit: Int
@@ -128,17 +130,19 @@ final class Session {
         outputBuffering = options.outputBuffering
         bufferLimit = options.bufferLimit
         idleTimeout = options.idleTimeout
+        jobTable = JobTable(limit: options.jobLimit)
     }
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
     func startInterpreter(executable: String) throws {
+        jobTable.bashPath = executable
         interpreter = try BashInterpreter(reactor: reactor, executable: executable,
                                           arguments: ["bash", "--noprofile", "--norc"],
                                           workDirectory: workDirectory.path)
         interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
         interpreter.onReady = { [unowned self] in
             self.onReady()
-            self.startNextWaiting()
+            if !self.startPendingJobs() { self.startNextWaiting() }
         }
         interpreter.onOutput = { [unowned self] kind, bytes in self.emit(kind, body: bytes) }
         interpreter.onCommandStarted = { [unowned self] in self.running?.stdin?.bashOpened() }
@@ -182,6 +186,8 @@ final class Session {
             reapedAny = true
             if pid == interpreter.pid {
                 interpreter.reaped(ExitStatus(waitStatus: status))
+            } else {
+                childReaped(pid: pid, status: ExitStatus(waitStatus: status))
             }
         }
         // The last of bash's group may just have gone: a shutdown can go on.
@@ -288,7 +294,8 @@ final class Session {
     }
 
     var status: RunspaceStatus {
-        RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil,
+        // Running jobs keep the session busy too: it is not idle (no idle timeout) while they run.
+        RunspaceStatus(instanceID: options.instanceID, state: hostState, busy: running != nil || jobTable.activeCount > 0,
                        attachments: attachmentCount, pid: Session.processID, reason: lifeReason, exitCode: lifeExitCode)
     }
 

@@ -29,18 +29,27 @@ enum AddressResolver {
         case temporary(String)
     }
 
-    static func numeric(_ host: String, port: Int) -> [SocketAddress]? {
-        try? lookup(host, port: port, flags: AI_NUMERICHOST | AI_NUMERICSERV).get()
+    /// ssh's AddressFamily: any, inet (IPv4 only) or inet6 (IPv6 only).
+    static func family(_ addressFamily: String) -> Int32 {
+        switch addressFamily.lowercased() {
+        case "inet": AF_INET
+        case "inet6": AF_INET6
+        default: AF_UNSPEC
+        }
     }
 
-    static func resolve(_ host: String, port: Int, on queue: DispatchQueue = .global(),
+    static func numeric(_ host: String, port: Int, family: Int32 = AF_UNSPEC) -> [SocketAddress]? {
+        try? lookup(host, port: port, flags: AI_NUMERICHOST | AI_NUMERICSERV, family: family).get()
+    }
+
+    static func resolve(_ host: String, port: Int, family: Int32 = AF_UNSPEC, on queue: DispatchQueue = .global(),
                         completion: @escaping @Sendable (Result<[SocketAddress], Failure>) -> Void) {
-        queue.async { completion(lookup(host, port: port, flags: AI_NUMERICSERV | AI_ADDRCONFIG)) }
+        queue.async { completion(lookup(host, port: port, flags: AI_NUMERICSERV | AI_ADDRCONFIG, family: family)) }
     }
 
-    static func lookup(_ host: String, port: Int, flags: Int32) -> Result<[SocketAddress], Failure> {
+    static func lookup(_ host: String, port: Int, flags: Int32, family: Int32 = AF_UNSPEC) -> Result<[SocketAddress], Failure> {
         var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
+        hints.ai_family = family
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = flags
         var list: UnsafeMutablePointer<addrinfo>?

@@ -145,7 +145,9 @@ final class Authenticator {
     /// Connects to $SSH_AUTH_SOCK unless IdentitiesOnly rules it out. The agent protocol is
     /// a local Unix socket that libssh2 talks to synchronously; it answers in microseconds.
     private func connectAgent() -> Phase? {
-        guard let socketPath = Environment.get("SSH_AUTH_SOCK") else { return nil }
+        // IdentityAgent: none = no agent; a path = that agent; unset = $SSH_AUTH_SOCK.
+        let configured = target.preferences.identityAgent
+        guard configured != "none", let socketPath = configured ?? Environment.get("SSH_AUTH_SOCK") else { return nil }
         if target.identitiesOnly && fileBlobs.isEmpty { return nil }
         guard let agent = libssh2_agent_init(session) else { return nil }
         self.agent = agent
@@ -183,6 +185,17 @@ final class Authenticator {
             return nil
         case .success(let loaded):
             key = loaded
+        }
+        if key.format == .publicOnly {
+            // It named an agent key (IdentitiesOnly matching); there is nothing to read.
+            if let blob = key.publicKeyBlob, !triedBlobs.contains(blob) {
+                skipped.append("\(path) (only a public key, and the agent did not offer it)")
+            }
+            return nil
+        }
+        if key.isSecurityKey {
+            skipped.append("\(path) (a FIDO/security key: libssh2 cannot use it; Tether uses OpenSSH's ssh for such hosts unless TETHER_TRANSPORT=libssh2)")
+            return nil
         }
         let label = "\(path) (\(LibSSH2.displayKeyType(key.keyType)))"
         if key.isRSA && !LibSSH2.canSignRSASHA2 {

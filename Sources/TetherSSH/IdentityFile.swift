@@ -9,6 +9,9 @@ struct IdentityFile {
         case openSSH
         /// "-----BEGIN RSA/EC/DSA PRIVATE KEY-----" or PKCS#8.
         case pem
+        /// Only a public key ("TYPE BASE64 comment", or PATH.pub with no PATH): as in ssh,
+        /// it selects that key in the agent and is never read as a private key.
+        case publicOnly
     }
 
     let path: String
@@ -20,6 +23,8 @@ struct IdentityFile {
     let publicKeyBlob: [UInt8]?
 
     var isRSA: Bool { keyType == "ssh-rsa" }
+    /// FIDO/U2F keys: their signatures need the security key, which libssh2 can't drive.
+    var isSecurityKey: Bool { keyType?.hasPrefix("sk-") ?? false }
 
     enum LoadError: Error, Equatable {
         case missing
@@ -30,7 +35,14 @@ struct IdentityFile {
     static func load(_ path: String) -> Result<IdentityFile, LoadError> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return .failure(.missing) }
+            if errno == ENOENT || errno == ENOTDIR {
+                // ssh: a key in the agent can be named by its .pub alone.
+                if let blob = readPublicKeyFile(path + ".pub") {
+                    return .success(IdentityFile(path: path, format: .publicOnly, keyType: keyTypeName(ofBlob: blob),
+                                                 isEncrypted: false, publicKeyBlob: blob))
+                }
+                return .failure(.missing)
+            }
             return .failure(.unreadable(String(cString: strerror(errno))))
         }
         defer { close(fd) }
@@ -63,6 +75,10 @@ struct IdentityFile {
                                          keyType: blob.flatMap(keyTypeName(ofBlob:)) ?? type,
                                          isEncrypted: encrypted, publicKeyBlob: blob))
         }
+        if let blob = publicKey(inText: text) {
+            return .success(IdentityFile(path: path, format: .publicOnly, keyType: keyTypeName(ofBlob: blob),
+                                         isEncrypted: false, publicKeyBlob: blob))
+        }
         return .failure(.notAKey("it is not a private key file (no '-----BEGIN … PRIVATE KEY-----' line)"))
     }
 
@@ -91,8 +107,14 @@ struct IdentityFile {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         guard let bytes = try? ConfigFileReader.readAll(fd, path: path) else { return nil }
-        let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
-        guard fields.count >= 2 else { return nil }
-        return Base64.decode(fields[1])
+        return publicKey(inText: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The blob of "TYPE BASE64 [comment]" when TYPE matches the blob's own type.
+    static func publicKey(inText text: String) -> [UInt8]? {
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" })
+        guard fields.count >= 2, let blob = Base64.decode(fields[1]),
+              keyTypeName(ofBlob: blob) == String(fields[0]) else { return nil }
+        return blob
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 
 /// One usable line of a known_hosts file.
 struct KnownHostEntry {
-    enum Marker { case plain, revoked }
+    enum Marker { case plain, revoked, certAuthority }
     enum Hosts {
         /// Comma-separated patterns: names, `[host]:port`, `*`/`?` wildcards, `!` negation.
         case patterns([String])
@@ -71,7 +71,9 @@ struct KnownHosts {
         if firstField.hasPrefix("@") {
             switch firstField {
             case "@revoked": marker = .revoked
-            case "@cert-authority": return nil  // certificates are not supported: ignore.
+            // Kept so the transport choice can see it; libssh2 can't check host certificates,
+            // so such hosts go through OpenSSH (LibSSH2Limits).
+            case "@cert-authority": marker = .certAuthority
             default:
                 problems.append("\(file):\(line): unknown marker \(firstField)")
                 return nil
@@ -102,6 +104,11 @@ struct KnownHosts {
         return matched.sorted().map { entries[$0] }
     }
 
+    /// `@cert-authority` lines for this host: its key is vouched for by a CA.
+    func certificateAuthorities(for name: String, session: OpaquePointer) -> [KnownHostEntry] {
+        entries(for: name, session: session).filter { $0.marker == .certAuthority }
+    }
+
     /// Key types this host is known by, first-listed first: the order to ask the server for.
     func keyTypes(for name: String, session: OpaquePointer) -> [String] {
         var seen = Set<String>()
@@ -124,7 +131,7 @@ struct KnownHosts {
     }
 
     /// Appends "name type base64" to `file` (created 0600, its directory 0700 if missing).
-    static func append(name: String, keyBlob: [UInt8], to file: String) throws {
+    static func append(name: String, keyBlob: [UInt8], to file: String, hashed: Bool = false) throws {
         let type = keyTypeName(ofBlob: keyBlob) ?? "unknown"
         if let slash = file.lastIndex(of: "/"), slash != file.startIndex {
             try createDirectories(String(file[..<slash]))
@@ -141,10 +148,11 @@ struct KnownHosts {
             var last: UInt8 = 0
             if pread(fd, &last, 1, info.st_size - 1) == 1 && last != UInt8(ascii: "\n") { prefix = "\n" }
         }
-        let line = Array("\(prefix)\(name) \(type) \(Base64.encode(keyBlob))\n".utf8)
+        let written = hashed ? HashedHostName.make(name) : name
+        let line = Array("\(prefix)\(written) \(type) \(Base64.encode(keyBlob))\n".utf8)
         // One write with O_APPEND: concurrent connections never interleave within a line.
-        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count else {
+        let count = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard count == line.count else {
             throw KnownHostsWriteError("cannot write to \(file): \(String(cString: strerror(errno)))")
         }
     }

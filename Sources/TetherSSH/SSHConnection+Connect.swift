@@ -10,13 +10,18 @@ extension SSHConnection {
             startProxy(proxy)
             return
         }
-        if let numeric = AddressResolver.numeric(target.hostName, port: target.port) {
+        let family = AddressResolver.family(target.preferences.addressFamily)
+        if let numeric = AddressResolver.numeric(target.hostName, port: target.port, family: family) {
             connect(to: numeric)
+            return
+        }
+        if AddressResolver.numeric(target.hostName, port: target.port) != nil {
+            fail(.dnsFailure, "'\(target.hostName)' is not an address of AddressFamily \(target.preferences.addressFamily)")
             return
         }
         let token = WeakConnection(self)
         let reactor = self.reactor
-        AddressResolver.resolve(target.hostName, port: target.port) { result in
+        AddressResolver.resolve(target.hostName, port: target.port, family: family) { result in
             reactor.execute { token.connection?.resolved(result) }
         }
     }
@@ -57,6 +62,12 @@ extension SSHConnection {
         _ = tether_tcp_nodelay(fd)
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+        if let local = target.preferences.bindAddress, !bind(fd, to: local, family: address.family) {
+            let why = String(cString: strerror(errno))
+            Glibc.close(fd)
+            fail(.unreachable, "cannot bind to BindAddress \(local): \(why)")
+            return
+        }
         var storage = address.storage
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
@@ -72,6 +83,19 @@ extension SSHConnection {
             dropSocket()
             tryNextAddress()
         }
+    }
+
+    /// ssh's BindAddress: the local end of the TCP connection, bound before connecting.
+    /// False (errno set) if it can't be: ssh refuses to connect then too.
+    private func bind(_ fd: Int32, to local: String, family: Int32) -> Bool {
+        guard let address = AddressResolver.numeric(local, port: 0, family: family)?.first else {
+            errno = EADDRNOTAVAIL
+            return false
+        }
+        var storage = address.storage
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, address.length) }
+        } == 0
     }
 
     func connectCompleted() {

@@ -14,24 +14,47 @@ extension SSHConnection {
         self.session = session
         libssh2_session_set_blocking(session, 0)
         knownHosts = KnownHosts(files: target.knownHostsFiles + target.globalKnownHostsFiles)
+        guard applyAlgorithmPreferences(session) else { return }
         preferKnownHostKeyTypes(session)
         handshake()
     }
 
+    /// Ciphers, MACs and KexAlgorithms as ssh resolved them, in ssh's order, limited to
+    /// what libssh2 implements. None left: fail naming both lists (the transport choice
+    /// normally sends such a host to OpenSSH before we get here).
+    private func applyAlgorithmPreferences(_ session: OpaquePointer) -> Bool {
+        let lists: [(String, [String], [Int32])] = [
+            ("Ciphers", target.preferences.ciphers, [LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC]),
+            ("MACs", target.preferences.macs, [LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC]),
+            ("KexAlgorithms", target.preferences.kexAlgorithms, [LIBSSH2_METHOD_KEX]),
+        ]
+        for (keyword, wanted, methods) in lists where !wanted.isEmpty {
+            let supported = LibSSH2.supportedAlgorithms(session, methods[0])
+            let usable = wanted.filter(supported.contains)
+            guard !usable.isEmpty else {
+                fail(.libssh2, "none of \(keyword) \(wanted.joined(separator: ",")) is implemented by libssh2 \(LibSSH2.version) (it has \(supported.joined(separator: ","))); use the OpenSSH transport (TETHER_TRANSPORT=openssh)")
+                return false
+            }
+            for method in methods {
+                _ = libssh2_session_method_pref(session, method, usable.joined(separator: ","))
+            }
+        }
+        return true
+    }
+
     /// libssh2 1.10 prefers ECDSA host keys; a host known only by its ed25519 key would then
-    /// look unknown. Ask for the key types known_hosts has for this host first.
+    /// look unknown. Ask for the key types known_hosts has for this host first (as ssh
+    /// does), then HostKeyAlgorithms in ssh's order (libssh2's own when unset).
     private func preferKnownHostKeyTypes(_ session: OpaquePointer) {
-        var list: UnsafeMutablePointer<UnsafePointer<CChar>?>?
-        let count = libssh2_session_supported_algs(session, LIBSSH2_METHOD_HOSTKEY, &list)
-        guard count > 0, let list else { return }
-        let supported = (0..<Int(count)).compactMap { list[$0].map { String(cString: $0) } }
-        libssh2_free(session, list)
         // Certificates can't be checked against known_hosts lines: leave them out.
-        let usable = supported.filter { !$0.contains("-cert-") }
+        let usable = LibSSH2.supportedAlgorithms(session, LIBSSH2_METHOD_HOSTKEY).filter { !$0.contains("-cert-") }
+        guard !usable.isEmpty else { return }
         let known = knownHosts?.keyTypes(for: target.knownHostsName, session: session) ?? []
+        let configured = target.preferences.hostKeyAlgorithms
         let modern = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"]
+        let allowed = configured.isEmpty ? modern + usable : configured
         var order: [String] = []
-        for name in known + modern + usable where usable.contains(name) && !order.contains(name) {
+        for name in known + allowed where usable.contains(name) && allowed.contains(name) && !order.contains(name) {
             order.append(name)
         }
         guard !order.isEmpty else { return }
@@ -107,21 +130,38 @@ extension SSHConnection {
                 let problems = known.problems.isEmpty ? "" : " (could not read: \(known.problems.prefix(3).joined(separator: "; ")))"
                 fail(.hostKeyUnknown, "host key is not known (\(keyType) \(fingerprint)) and StrictHostKeyChecking is yes\(problems); check the fingerprint, then add it with: ssh-keyscan -p \(target.port) \(target.hostName) >> \(file) — or connect once with StrictHostKeyChecking accept-new")
                 return false
+            case .ask:
+                let question = "The authenticity of host '\(target.displayName)' can't be established.\n\(keyType) key fingerprint is \(fingerprint).\nThis key is not known by any other names.\nAre you sure you want to continue connecting (yes/no/[fingerprint])? "
+                let answer = target.preferences.batchMode ? nil : hostKeyQuestion.confirm(question, fingerprint: fingerprint)
+                guard let answer else {
+                    fail(.hostKeyUnknown, "host key is not known (\(keyType) \(fingerprint)), StrictHostKeyChecking is ask (ssh's default) and there is no terminal to ask on\(target.preferences.batchMode ? " (BatchMode)" : ""); check the fingerprint, then run tether once on a terminal, or add it with: ssh-keyscan -p \(target.port) \(target.hostName) >> \(writable ?? "~/.ssh/known_hosts") — or set StrictHostKeyChecking accept-new")
+                    return false
+                }
+                guard answer else {
+                    fail(.hostKeyUnknown, "host key verification failed: you declined \(keyType) \(fingerprint)")
+                    return false
+                }
+                return record(name: name, blob: blob, keyType: keyType, fingerprint: fingerprint, in: writable)
             case .acceptNew:
-                guard let writable else {
-                    fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and there is no UserKnownHostsFile to add it to")
-                    return false
-                }
-                do {
-                    try KnownHosts.append(name: name, keyBlob: blob, to: writable)
-                } catch {
-                    fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and could not be recorded: \(error)")
-                    return false
-                }
-                onNotice("permanently added '\(name)' (\(keyType) \(fingerprint)) to the list of known hosts (\(writable))")
-                return true
+                return record(name: name, blob: blob, keyType: keyType, fingerprint: fingerprint, in: writable)
             }
         }
+    }
+
+    /// Adds an accepted key to the first UserKnownHostsFile (hashed under HashKnownHosts).
+    private func record(name: String, blob: [UInt8], keyType: String, fingerprint: String, in writable: String?) -> Bool {
+        guard let writable else {
+            fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and there is no UserKnownHostsFile to add it to")
+            return false
+        }
+        do {
+            try KnownHosts.append(name: name, keyBlob: blob, to: writable, hashed: target.preferences.hashKnownHosts)
+        } catch {
+            fail(.hostKeyUnverifiable, "host key is not known (\(keyType) \(fingerprint)) and could not be recorded: \(error)")
+            return false
+        }
+        onNotice("permanently added '\(name)' (\(keyType) \(fingerprint)) to the list of known hosts (\(writable))")
+        return true
     }
 
     func authenticate() {

@@ -22,6 +22,8 @@ public final class SSHConnection {
 
     /// Asked for the passphrase of an encrypted identity file; /dev/tty by default.
     public var passphraseProvider: PassphraseProvider = TTYPassphraseProvider()
+    /// Asked about an unknown host key under StrictHostKeyChecking ask (ssh's default).
+    public var hostKeyQuestion: HostKeyQuestion = TTYHostKeyQuestion()
     /// One-line notes for the user that are not errors (a skipped RSA key, a host key added
     /// to known_hosts). Defaults to standard error with a "tether: " prefix.
     public var onNotice: (String) -> Void = { SSHNotice.printToStandardError($0) }

@@ -1,7 +1,10 @@
 /// How strictly a host's key is checked against known_hosts (OpenSSH's StrictHostKeyChecking).
-public enum HostKeyPolicy: String, Sendable {
+public enum HostKeyPolicy: String, Sendable, Codable {
     /// Unknown hosts are refused; the user adds them deliberately.
     case yes
+    /// ssh's default: an unknown key is shown and the person at the terminal decides; with
+    /// no terminal to ask on it is refused. Changed keys are refused.
+    case ask
     /// Unknown hosts are added to the first known_hosts file; changed keys are refused.
     case acceptNew = "accept-new"
     /// Anything is accepted (tests, throwaway hosts). Changed keys are accepted too.
@@ -37,6 +40,8 @@ public struct SSHTarget: Sendable, Equatable {
     /// ProxyCommand or ProxyJump, resolved to an argv: the connection runs over this
     /// program's stdin and stdout instead of a TCP socket.
     public var proxyCommand: [String]?
+    /// The rest of what OpenSSH resolved that the libssh2 transport honours.
+    public var preferences = SSHPreferences()
 
     public init(alias: String, hostName: String, port: Int = 22, user: String,
                 identityFiles: [String], identitiesOnly: Bool = false,
@@ -56,9 +61,11 @@ public struct SSHTarget: Sendable, Equatable {
         self.subsystem = subsystem
     }
 
-    /// The name known_hosts uses for this host: `host`, or `[host]:port` off port 22.
+    /// The name known_hosts uses for this host: `host`, or `[host]:port` off port 22;
+    /// `HostKeyAlias` replaces both, as is (ssh adds no port to an alias).
     public var knownHostsName: String {
-        port == 22 ? hostName : "[\(hostName)]:\(port)"
+        if let alias = preferences.hostKeyAlias { return alias }
+        return port == 22 ? hostName : "[\(hostName)]:\(port)"
     }
 
     /// "host:port", or "[v6]:port".
@@ -72,6 +79,37 @@ public struct SSHTarget: Sendable, Equatable {
     }
 }
 
+/// What OpenSSH resolved beyond where to connect, as the libssh2 transport uses it. The
+/// defaults are ssh's own (and what the built-in parser gives).
+public struct SSHPreferences: Sendable, Equatable, Hashable, Codable {
+    /// `HostKeyAlias`: the name looked up in (and written to) known_hosts.
+    public var hostKeyAlias: String?
+    /// `BindAddress`: the local address the TCP socket is bound to.
+    public var bindAddress: String?
+    /// `AddressFamily`: any, inet or inet6.
+    public var addressFamily = "any"
+    /// Algorithm lists as ssh resolved them (`+`/`-`/`^` applied); empty = libssh2's own.
+    public var ciphers: [String] = []
+    public var macs: [String] = []
+    public var kexAlgorithms: [String] = []
+    public var hostKeyAlgorithms: [String] = []
+    /// `IdentityAgent`: nil for $SSH_AUTH_SOCK, "none" for no agent, else the socket path.
+    public var identityAgent: String?
+    /// `HashKnownHosts`: names added to known_hosts are hashed.
+    public var hashKnownHosts = false
+    /// `PubkeyAuthentication`.
+    public var publicKeyAuthentication = true
+    /// `PasswordAuthentication` / `KbdInteractiveAuthentication`, on a terminal only.
+    public var passwordAuthentication = true
+    public var keyboardInteractiveAuthentication = true
+    /// `BatchMode`: never ask a person anything.
+    public var batchMode = false
+    /// `NumberOfPasswordPrompts`.
+    public var passwordPrompts = 3
+
+    public init() {}
+}
+
 /// Command-line or API values that win over the ssh config file.
 public struct SSHOverrides: Sendable {
     public var port: Int?
@@ -83,6 +121,12 @@ public struct SSHOverrides: Sendable {
     public var subsystem: String?
     public var connectTimeout: Double?
     public var strictHostKeyChecking: HostKeyPolicy?
+    /// `ssh -o KEY=VALUE`, in order (the first value of a keyword wins, as in ssh).
+    public var options: [String] = []
+    /// `ssh -J`: jump hosts, comma-separated.
+    public var jumpHosts: String?
+    /// Where `ssh -G` answers may be cached (a 0700 directory of the user's); nil: no cache.
+    public var cacheDirectory: String?
 
     public init(port: Int? = nil, user: String? = nil, identityFiles: [String] = [],
                 configFile: String? = nil, subsystem: String? = nil,

@@ -129,6 +129,9 @@ final class Multiplexer {
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'configure' is for the registry's use only")))
         case .describe:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'describe' is for the registry's use only")))
+        case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest,
+                "'\(request.kindName)' goes on a channel N > 0 bound with jobs, not on channel 0")))
         }
     }
 
@@ -145,6 +148,19 @@ final class Multiplexer {
                 (_, request) = try ControlCodec.decodeRequest(frame.payload)
             } catch {
                 answer(id, channel: number, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
+                return
+            }
+            if case .jobs(let instanceID) = request {
+                if let existing = channels[number] {
+                    answer(id, channel: number, .failure(ErrorBody(.badRequest,
+                        "channel \(number) is already bound to session \(existing.instanceID); detach it first or use another channel")))
+                    return
+                }
+                if let problem = problem(withClientRequestID: id) {
+                    answer(id, channel: number, .failure(problem))
+                    return
+                }
+                bindJobs(frame, number: number, requestID: id, instanceID: instanceID, hello: hello)
                 return
             }
             if case .attach(let instanceID, let force, _) = request {
@@ -192,21 +208,7 @@ final class Multiplexer {
     /// Claims the session at the registry, then binds channel N to its runspace.
     private func attach(_ frame: Frame, number: UInt32, requestID: UInt32, instanceID: String,
                         force: Bool, hello: ClientHello) {
-        let channel = RunspaceChannel(number: number, instanceID: instanceID.lowercased(),
-                                      attachRequestID: requestID, attachFrame: frame)
-        channel.toClient = { [weak self] frame in self?.toClient(frame) }
-        channel.toClientWire = { [weak self] wire in self?.toClient(wire) }
-        channel.forwardingScope = { [weak self] body in
-            if let client = self?.client { client.batchingWrites(body) } else { body() }
-        }
-        channel.onFinished = { [weak self, weak channel] in
-            guard let self, let channel, self.channels[number] === channel else { return }
-            self.channels[number] = nil
-            self.channelDrained(number)
-        }
-        channel.onBackedUp = { [weak self] in self?.channelBackedUp(number) }
-        channel.onDrained = { [weak self] in self?.channelDrained(number) }
-        channels[number] = channel
+        let channel = makeChannel(number: number, requestID: requestID, instanceID: instanceID, frame: frame)
 
         let claim = { [weak self] (previousHolder: Holder?) in
             self?.registry?.request(.claim(instanceID: instanceID, force: force)) { [weak self] response in
@@ -240,6 +242,52 @@ final class Multiplexer {
                 claim(sessions.first?.holder)
             } else {
                 claim(nil)
+            }
+        }
+    }
+
+    /// A channel N to a session's runspace, relaying both ways, registered under N.
+    private func makeChannel(number: UInt32, requestID: UInt32, instanceID: String, frame: Frame) -> RunspaceChannel {
+        let channel = RunspaceChannel(number: number, instanceID: instanceID.lowercased(),
+                                      attachRequestID: requestID, attachFrame: frame)
+        channel.toClient = { [weak self] frame in self?.toClient(frame) }
+        channel.toClientWire = { [weak self] wire in self?.toClient(wire) }
+        channel.forwardingScope = { [weak self] body in
+            if let client = self?.client { client.batchingWrites(body) } else { body() }
+        }
+        channel.onFinished = { [weak self, weak channel] in
+            guard let self, let channel, self.channels[number] === channel else { return }
+            self.channels[number] = nil
+            self.channelDrained(number)
+        }
+        channel.onBackedUp = { [weak self] in self?.channelBackedUp(number) }
+        channel.onDrained = { [weak self] in self?.channelDrained(number) }
+        channels[number] = channel
+        return channel
+    }
+
+    /// Binds channel N to a session's jobs: no claim (any client of the user manages
+    /// them), but the registry is asked first, so an unknown, closed or broken session
+    /// gets its own clear answer.
+    private func bindJobs(_ frame: Frame, number: UInt32, requestID: UInt32, instanceID: String, hello: ClientHello) {
+        let channel = makeChannel(number: number, requestID: requestID, instanceID: instanceID, frame: frame)
+        registry?.request(.list(SessionFilter(instanceID: instanceID))) { [weak self] response in
+            guard let self, self.channels[number] === channel else { return }
+            guard case .sessions(let sessions) = response, let session = sessions.first else {
+                if case .failure(let error) = response { return channel.fail(error) }
+                return channel.fail(ErrorBody(.notFound, "no session with instance id \(instanceID) on this host"))
+            }
+            switch session.state {
+            case .running:
+                channel.session = session
+                channel.open(reactor: self.reactor, paths: self.paths,
+                             hello: Hello(role: .subsystem, clientID: hello.clientID, clientHost: hello.clientHost,
+                                          hostname: Environment.hostName(), user: Environment.userName()),
+                             readingPaused: self.clientBackedUp)
+            case .broken:
+                channel.fail(ErrorBody(.sessionBroken, "session '\(session.name)' is broken (\(session.reason ?? "no reason given")); its jobs are gone with it"))
+            case .closed:
+                channel.fail(ErrorBody(.sessionClosed, "session '\(session.name)' is closed (\(session.reason ?? "its shell exited")); it runs no jobs"))
             }
         }
     }

@@ -120,8 +120,11 @@ final class EchoTransportTests: SSHFixtureTestCase {
         let harness = try ConnectionHarness()
         let probe = harness.add(target(), onReady: { [fixture] c, _ in
             guard let fixture else { return }
-            // The per-connection sshd processes are sshd's children: kill them all.
-            let sessions = ProcessTable.children(of: fixture.sshdPID)
+            // The per-connection sshd processes are sshd's children: kill them all, and
+            // what they started. (An sshd not run as root has no privilege-separated
+            // child: the session's program is the one left holding the connection's
+            // socket, so killing the children alone would leave it open.)
+            let sessions = ProcessTable.descendants(of: [fixture.sshdPID])
             XCTAssertFalse(sessions.isEmpty)
             sessions.forEach { kill($0.pid, SIGKILL) }
             c.write(Array("still there?".utf8))

@@ -30,4 +30,6 @@ int tether_memfd_cloexec(const char *name);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+#include "CTetherPromptInterrupt.h"
+
 #endif

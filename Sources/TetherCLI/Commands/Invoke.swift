@@ -38,6 +38,11 @@ struct Invoke: AsyncParsableCommand {
         each computer, the command is started and the session released at once; collect
         the output later with `tether receive`.
 
+        With --as-job, SCRIPT starts as a job in each session (with --computer alone, in a
+        new session per computer named asjob-…, kept until tether job remove removes its
+        job — its idle timeout is 30 days) and invoke returns at once, printing the jobs;
+        the session stays free for other commands. A job reads /dev/null. See tether job.
+
         If the connection is lost while the command runs, invoke says so on stderr, keeps
         reconnecting (at once, then every 50 ms, after 10 s every 200 ms, for --reconnect-timeout
         seconds, default 300) and picks the output up exactly where it stopped: no line
@@ -48,7 +53,12 @@ struct Invoke: AsyncParsableCommand {
 
         Exit status: the remote command's; with several sessions 0 if all succeeded, else
         the first non-zero status in session order. 255 if a host could not be reached
-        (or its tether subsystem failed), 1 for other errors (busy, not found…).
+        (or its tether subsystem failed), or if a lost connection cut the command's stdin;
+        1 for other errors (busy, not found, a selector matching nothing, stdout not
+        writable: a full disk…); 141 (SIGPIPE) if stdout's reader went away (| head).
+        Output is acknowledged only once written, so what was not written stays on the
+        host: the command goes on and `tether receive` collects the rest (a temporary
+        session is removed, as ssh's remote command would end).
         Ctrl-C interrupts the remote commands; a second Ctrl-C stops waiting (exit 130);
         while reconnecting, the first one stops waiting. If a session has not started the
         command after 3 seconds (another command runs, or its runspace does not answer:
@@ -63,6 +73,8 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
           tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
+          tether invoke --name deploy --as-job --job-name build -- 'make -j4 all'
+          tether invoke --computer web1,web2 --as-job -- './reindex.sh'
         """))
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
@@ -100,6 +112,8 @@ struct Invoke: AsyncParsableCommand {
         "With --in-disconnected-session: bytes of unread output kept (default 16 MiB, at least 1024).", valueName: "BYTES"))
     var bufferLimit: Int?
 
+    @OptionGroup(title: "Jobs") var asJob: AsJobArguments
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
@@ -122,6 +136,7 @@ struct Invoke: AsyncParsableCommand {
         } else if sessionName != nil || idleTimeout != nil || outputBuffering != nil || bufferLimit != nil {
             throw ValidationError("--session-name, --idle-timeout, --output-buffering and --buffer-limit describe the session --in-disconnected-session creates; for an existing session use tether disconnect (or tether new)")
         }
+        try asJob.validate(inDisconnectedSession: inDisconnectedSession, noWait: noWait)
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
@@ -146,6 +161,10 @@ struct Invoke: AsyncParsableCommand {
             let (script, arguments) = try scriptAndArguments()
             if inDisconnectedSession {
                 try await startDisconnected(context: context, script: script, arguments: arguments)
+                return
+            }
+            if asJob.asJob {
+                try await startJobs(context: context, script: script, arguments: arguments)
                 return
             }
             let temporary = !selector.hasSessionFilter

@@ -13,6 +13,8 @@ struct New: AsyncParsableCommand {
           tether new web1
           tether new web1,web2 --name deploy
           tether new db1 --name backup --idle-timeout 86400 --output-buffering drop
+          tether new web1 -p 2222 -l deploy -i ~/.ssh/deploy_ed25519   # remembered by the session
+          tether new web1 -G          # what ssh -G says, and the transport tether would use
         """))
 
     @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
@@ -34,8 +36,15 @@ struct New: AsyncParsableCommand {
     @Option(name: .customLong("buffer-limit"), help: ArgumentHelp("Bytes of unread output kept (default 16 MiB, at least 1024).", valueName: "BYTES"))
     var bufferLimit: Int?
 
+    @Option(name: .customLong("job-limit"), help: ArgumentHelp(
+        "Jobs that may run at once in the session (default \(JobLimits.defaultConcurrent); see tether job).", valueName: "N"))
+    var jobLimit: Int?
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
+
+    @Flag(name: .customShort("G"), help: "Print the configuration each computer resolves to (ssh -G's output, then the transport tether would use and why) and exit without connecting.")
+    var printConfiguration = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
@@ -44,9 +53,16 @@ struct New: AsyncParsableCommand {
         // The floor is the host's to set (an admin may lower it); the host names it when refusing.
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
+        if let jobLimit, !(1...JobLimits.maxConcurrent).contains(jobLimit) {
+            throw ValidationError("--job-limit must be between 1 and \(JobLimits.maxConcurrent)")
+        }
     }
 
     func run() async throws {
+        if printConfiguration {
+            try printConfigurations()
+            return
+        }
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
@@ -54,7 +70,7 @@ struct New: AsyncParsableCommand {
                     let host = try await context.pool.host(computer)
                     let session = try await host.createSession(
                         name: name, configuration: configuration, idleTimeout: idleTimeout,
-                        outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+                        outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
                     guard let summary = session.summary else {
                         throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
                     }
@@ -69,5 +85,18 @@ struct New: AsyncParsableCommand {
             SessionTable.print(rows.compactMap { $0 }, json: json)
             try context.failures.exitIfFailed()
         }
+    }
+
+    /// `-G`: nothing is connected; a computer whose config is bad is reported (exit 255).
+    private func printConfigurations() throws {
+        let failures = Failures()
+        for computer in splitList(computers) {
+            do {
+                Terminal.shared.out(try TetherClient.resolvedConfiguration(computer, options: connection.options))
+            } catch {
+                failures.report(error, host: computer)
+            }
+        }
+        try failures.exitIfFailed()
     }
 }

@@ -17,9 +17,10 @@ struct CommandContext: Sendable {
 
     /// Records sessions in the local list (so they get an Id) and returns the entries.
     func record(_ summaries: [SessionSummary]) throws -> [LocalSession] {
+        // How they were reached, so later verbs connect the same way.
         try store.record(summaries.map {
             (instanceID: $0.instanceID, name: $0.name, computerName: $0.computerName,
              configuration: $0.info.configuration)
-        })
+        }, connection: LocalSession.rememberedConnection(pool.options))
     }
 }

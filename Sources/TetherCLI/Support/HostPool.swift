@@ -12,16 +12,32 @@ actor HostPool {
     let client: TetherClient
     let options: ConnectionOptions
     private var hosts: [String: Task<RemoteHost, Error>] = [:]
+    /// How sessions in the local list were reached, by computer (the newest session's).
+    private var remembered: [String: ConnectionOptions]?
 
     init(client: TetherClient, options: ConnectionOptions) {
         self.client = client
         self.options = options
     }
 
+    /// The options for a computer: what its sessions remember (`new -p 2222 …`), with this
+    /// command line's options winning.
+    func options(for computerName: String) -> ConnectionOptions {
+        if remembered == nil {
+            var found: [String: ConnectionOptions] = [:]
+            for session in (try? client.home.sessions.all()) ?? [] {
+                if let options = session.connectionOptions { found[session.computerName] = options }
+            }
+            remembered = found
+        }
+        guard let stored = remembered?[computerName] else { return options }
+        return stored.overridden(by: options)
+    }
+
     func host(_ computerName: String) async throws -> RemoteHost {
         if let task = hosts[computerName] { return try await task.value }
         let client = self.client
-        let options = self.options
+        let options = options(for: computerName)
         let task = Task { try await client.connect(computerName, options: options) }
         hosts[computerName] = task
         return try await task.value
@@ -37,7 +53,7 @@ actor HostPool {
         }
         let remaining = max(1, deadline.timeIntervalSinceNow)
         // A connect into a dead network must not eat the whole deadline: try again instead.
-        let timeout = min(options.connectTimeout ?? 10, remaining)
+        let timeout = min(options(for: computerName).connectTimeout ?? 10, remaining)
         // Through `lost`: it knows the host's gateway, so no login shell runs for this.
         let task = Task { try await lost.reconnect(connectTimeout: timeout) }
         hosts[computerName] = task

@@ -56,10 +56,11 @@ public final class RemoteHost: Sendable {
 
     /// Starts a new session (a runspace with a persistent interpreter); this client holds it.
     public func createSession(name: String? = nil, configuration: String? = nil, idleTimeout: Double? = nil,
-                              outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil) async throws -> RemoteSession {
+                              outputBuffering: OutputBuffering? = nil, bufferLimit: Int? = nil,
+                              jobLimit: Int? = nil) async throws -> RemoteSession {
         let response = try await request(.create(CreateRequest(
             name: name, configuration: configuration, idleTimeout: idleTimeout,
-            outputBuffering: outputBuffering, bufferLimit: bufferLimit)))
+            outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)))
         let summary = try sessionAnswer(response, to: "create")
         return RemoteSession(host: self, instanceID: summary.instanceID, name: summary.name, summary: summary)
     }

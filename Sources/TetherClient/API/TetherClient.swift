@@ -1,5 +1,6 @@
 import TetherIO
 import TetherProtocol
+import TetherSSH
 
 /// The entry point: this machine's client identity and the connections it opens.
 ///
@@ -45,6 +46,37 @@ public final class TetherClient: Sendable {
         ClientLoop.shared.shutdown()
     }
 
+    /// The linked libssh2's version ("1.10.0"), and the headers' when they differ.
+    public static var libssh2Version: String {
+        let linked = SSHLibrary.version
+        let built = SSHLibrary.headerVersion
+        return linked == built ? linked : "\(linked), built with \(built)"
+    }
+
+    /// What `destination` resolves to, as `ssh -G` prints it, followed by comment lines
+    /// saying which transport Tether would use and why (`tether new HOST -G`). Connects
+    /// to nothing.
+    public static func resolvedConfiguration(_ destination: String, options: ConnectionOptions = ConnectionOptions()) throws -> String {
+        var quiet = options
+        quiet.verbosity = 0
+        let resolution = try ConnectionPlan.resolve(destination, options: quiet)
+        var text = resolution.config?.text ?? "# resolved by Tether's own parser (no ssh in PATH): \(resolution.target)\n"
+        switch options.effectiveTransport {
+        case .openssh:
+            text += "# tether transport: openssh (forced)\n"
+        case .libssh2:
+            text += "# tether transport: libssh2 (forced)\n"
+        case .auto:
+            let reasons = LibSSH2Limits.reasons(target: resolution.target, config: resolution.config)
+            if reasons.isEmpty {
+                text += "# tether transport: libssh2\n"
+            } else {
+                text += "# tether transport: openssh, because:\n" + reasons.map { "#   \($0)\n" }.joined()
+            }
+        }
+        return text
+    }
+
     /// Opens a connection to `destination` (an ssh config alias or `[user@]host`) and
     /// completes the Tether handshake. Each call opens a new connection.
     public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {
@@ -53,18 +85,14 @@ public final class TetherClient: Sendable {
         let reactor = loop.reactor
         let keeper = self.keeper
         let home = self.home
+        let plan: ConnectionPlan
+        do {
+            plan = try ConnectionPlan.make(destination: destination, options: options)
+        } catch let error as TetherClientError {
+            throw error.on(host: destination)
+        }
         let (connection, hostHello) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
-            let transport: ByteTransport
-            do {
-                transport = try TransportFactory.make(reactor: reactor, destination: destination, options: options,
-                                                      keeper: keeper, hello: hello, home: home)
-            } catch let error as TetherClientError {
-                done(.failure(error.on(host: destination)))
-                return
-            } catch {
-                done(.failure(TetherClientError(.connection, host: destination, "\(error)")))
-                return
-            }
+            let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
             let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
                                             clientHello: hello, handshakeTimeout: options.handshakeTimeout)
             connection.start { result in

@@ -30,6 +30,7 @@ extension LocalSessionStore.File {
 extension LocalSession {
     static func read(from reader: inout JSONReader) throws(ProtocolError) -> LocalSession {
         var id: Int?, instanceID: String?, name: String?, computerName: String?, configuration: String?
+        var connection: String?
         try reader.beginObject()
         while let key = try reader.nextKey() {
             switch key {
@@ -38,6 +39,7 @@ extension LocalSession {
             case "name": name = try reader.readString()
             case "computerName": computerName = try reader.readString()
             case "configuration": configuration = try reader.readString()
+            case "connection": connection = try reader.readString()
             default: try reader.skipValue()
             }
         }
@@ -45,6 +47,6 @@ extension LocalSession {
             throw reader.failure("a session without id, instanceID, name, computerName or configuration")
         }
         return LocalSession(id: id, instanceID: instanceID, name: name, computerName: computerName,
-                            configuration: configuration)
+                            configuration: configuration, connection: connection)
     }
 }

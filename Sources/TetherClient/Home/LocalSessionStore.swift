@@ -14,13 +14,35 @@ public struct LocalSession: Codable, Sendable, Equatable {
     /// The computer as the user typed it (an ssh config alias, a host name…).
     public var computerName: String
     public var configuration: String
+    /// How the session was reached (`-F -p -l -i -o -J …` given at `new`/`connect`), as
+    /// JSON: later verbs connect the same way unless their command line says otherwise.
+    /// Nil when it was reached with the plain ssh config.
+    public var connection: String?
 
-    public init(id: Int, instanceID: String, name: String, computerName: String, configuration: String) {
+    public init(id: Int, instanceID: String, name: String, computerName: String, configuration: String,
+                connection: String? = nil) {
         self.id = id
         self.instanceID = instanceID
         self.name = name
         self.computerName = computerName
         self.configuration = configuration
+        self.connection = connection
+    }
+
+    /// The remembered connection options, decoded.
+    public var connectionOptions: ConnectionOptions? {
+        guard let connection else { return nil }
+        return try? JSONDecoder().decode(ConnectionOptions.self, from: Data(connection.utf8))
+    }
+
+    /// The JSON `connection` holds for `options` (nil when there is nothing to remember).
+    public static func rememberedConnection(_ options: ConnectionOptions) -> String? {
+        let remembered = options.remembered
+        guard !remembered.isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(remembered) else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
@@ -44,7 +66,8 @@ public struct LocalSessionStore: Sendable {
     /// The file is rewritten only if something changed: `tether get --computer` on a host
     /// whose sessions this client already lists writes nothing.
     @discardableResult
-    public func record(_ sessions: [(instanceID: String, name: String, computerName: String, configuration: String)]) throws -> [LocalSession] {
+    public func record(_ sessions: [(instanceID: String, name: String, computerName: String, configuration: String)],
+                       connection: String? = nil) throws -> [LocalSession] {
         try modify { file, changed in
             var indexByInstanceID = [String: Int](minimumCapacity: file.sessions.count)
             for (index, session) in file.sessions.enumerated() where indexByInstanceID[session.instanceID] == nil {
@@ -56,10 +79,15 @@ public struct LocalSessionStore: Sendable {
                         file.sessions[index].name = new.name
                         changed = true
                     }
+                    if let connection, file.sessions[index].connection != connection {
+                        file.sessions[index].connection = connection
+                        changed = true
+                    }
                     return file.sessions[index]
                 }
                 let entry = LocalSession(id: file.nextID, instanceID: new.instanceID, name: new.name,
-                                         computerName: new.computerName, configuration: new.configuration)
+                                         computerName: new.computerName, configuration: new.configuration,
+                                         connection: connection)
                 file.nextID += 1
                 indexByInstanceID[new.instanceID] = file.sessions.count
                 file.sessions.append(entry)

@@ -163,11 +163,16 @@ public final class Keeper {
         }
         let existing = links[key].flatMap { $0.phase == .closed ? nil : $0 }
         let link = existing ?? makeLink(open)
+        // -v: say what the keeper did, so nobody needs its log.
+        let said = open.verbose == true
+            ? [existing == nil ? "keeper: dialled a new link to \(open.target.alias) (pid \(getpid()))"
+                : "keeper: reused its link to \(open.target.alias) (\(link.phase == .ready ? "warm" : "still connecting"), pid \(getpid()))"]
+            : []
         if link.isReady && link.quietSeconds > settings.quietCheckAfter {
             link.checkAlive(timeout: settings.keepaliveTimeout) { [weak self, weak client] alive in
                 guard let self, let client else { return }
                 if alive {
-                    client.opened(link, notices: [])
+                    client.opened(link, notices: said + (open.verbose == true ? ["keeper: the link was quiet, a ping said it is alive"] : []))
                 } else if retryStale {
                     self.open(open, for: client, retryStale: false)
                 } else {
@@ -181,7 +186,7 @@ public final class Keeper {
             switch outcome {
             case .ready(let notices):
                 if let gateway = link.hostGateway { self.gateways[key] = gateway }
-                client.opened(link, notices: notices)
+                client.opened(link, notices: said + notices)
             case .failed(let failure):
                 client.finish(with: .failed(failure))
             case .fallback(let reason):

@@ -161,6 +161,7 @@ final class KeeperLink {
 
     func start() {
         connection.passphraseProvider = passphrases
+        connection.hostKeyQuestion = passphrases
         connection.onNotice = { [weak self] message in
             guard let self else { return }
             if self.phase == .connecting { self.notices.append(message) }
@@ -339,6 +340,9 @@ final class KeeperLink {
                 if error.kind == .authenticationFailed && passphrases.wasAsked {
                     log.write("\(destination): login needs a passphrase; the CLI connects directly")
                     finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)"), sending: nil)
+                } else if error.kind == .hostKeyUnknown && passphrases.wasAskedAboutHostKey {
+                    log.write("\(destination): unknown host key, StrictHostKeyChecking ask; the CLI connects directly")
+                    finish(.fallback("the host key is unknown and StrictHostKeyChecking ask needs a person's answer (the keeper has no terminal)"), sending: nil)
                 } else {
                     fail(KeeperFailure(.connection, error.message))
                 }

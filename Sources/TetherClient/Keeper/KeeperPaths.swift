@@ -24,17 +24,18 @@ struct KeeperPaths: Sendable, Equatable {
 
     /// The keeper for `home`, run by `executable`, in this process's environment.
     init(home: ClientHome, executable: String) {
-        let directory: String
-        if let runtime = Environment.get("XDG_RUNTIME_DIR") {
-            directory = runtime + "/tether"
-        } else {
-            directory = "/tmp/tether-client-\(geteuid())"
-        }
+        let directory = Self.runtimeDirectory
         var hash = FNV1a()
         hash.add(Self.absolute(home.directory))
         hash.add(Environment.get("SSH_AUTH_SOCK") ?? "")
         hash.add(Self.fingerprint(of: executable))
         self.init(directory: directory, name: "keeper-" + hash.hex)
+    }
+
+    /// The client's per-user runtime directory (keeper sockets, the `ssh -G` cache).
+    static var runtimeDirectory: String {
+        if let runtime = Environment.get("XDG_RUNTIME_DIR") { return runtime + "/tether" }
+        return "/tmp/tether-client-\(geteuid())"
     }
 
     /// The socket path with the directory derived from the socket (the keeper's own view).

@@ -22,6 +22,7 @@ final class KeeperTransport: ByteTransport {
     private let reactor: Reactor
     private let destination: String
     private let options: ConnectionOptions
+    private let target: SSHTarget
     private let request: KeeperOpen
     private let paths: KeeperPaths
     private let executable: String
@@ -54,26 +55,28 @@ final class KeeperTransport: ByteTransport {
         return queue.pendingBytes
     }
 
-    private init(reactor: Reactor, destination: String, options: ConnectionOptions, request: KeeperOpen,
-                 paths: KeeperPaths, executable: String) {
+    private init(reactor: Reactor, destination: String, target: SSHTarget, options: ConnectionOptions,
+                 request: KeeperOpen, paths: KeeperPaths, executable: String) {
         self.reactor = reactor
         self.destination = destination
+        self.target = target
         self.options = options
         self.request = request
         self.paths = paths
         self.executable = executable
     }
 
-    /// Resolves the ssh config here, in the CLI's environment and working directory (a bad
-    /// config is the same error as without a keeper), for the keeper to connect to.
-    static func make(reactor: Reactor, destination: String, options: ConnectionOptions, hello: Hello,
-                     home: ClientHome, executable: String) throws -> ByteTransport {
-        let target = try SSHTransport.resolveTarget(destination, options: options)
+    /// `target` was resolved here (`ConnectionPlan`), in the CLI's environment and working
+    /// directory (a bad config is the same error as without a keeper), for the keeper to
+    /// connect to.
+    static func make(reactor: Reactor, destination: String, target: SSHTarget, options: ConnectionOptions,
+                     hello: Hello, home: ClientHome, executable: String) -> ByteTransport {
         let request = KeeperOpen(version: keeperWireVersion, destination: destination,
                                  target: KeeperTarget(target), hello: hello,
-                                 handshakeTimeout: options.handshakeTimeout)
-        return KeeperTransport(reactor: reactor, destination: destination, options: options, request: request,
-                               paths: KeeperPaths(home: home, executable: executable), executable: executable)
+                                 handshakeTimeout: options.handshakeTimeout, verbose: options.verbosity > 0)
+        return KeeperTransport(reactor: reactor, destination: destination, target: target, options: options,
+                               request: request, paths: KeeperPaths(home: home, executable: executable),
+                               executable: executable)
     }
 
     // MARK: Opening
@@ -126,29 +129,28 @@ final class KeeperTransport: ByteTransport {
         case .opened(let notices):
             phase = .relaying
             notices.forEach { SSHNotice.printToStandardError($0) }
+            if options.verbosity > 0 {
+                SSHNotice.printToStandardError("\(destination): keeper: stream opened (keeper socket \(paths.socket), log \(paths.log))")
+            }
             onReady()
             if !rest.isEmpty { rest.withUnsafeBytes { relay($0) } }
         case .failed(let failure):
             finish(failure.error(host: destination))
-        case .fallback, .status, .stopping:
+        case .fallback(let reason):
+            fallBack(reason)
+        case .status, .stopping:
             fallBack()
         }
     }
 
     /// No keeper to be had, or it can't serve this: a direct connection, silently, with
     /// the caller's callbacks (nothing has been said to them yet).
-    private func fallBack() {
+    private func fallBack(_ reason: String? = nil) {
         releaseSocket()
-        let direct: ByteTransport
-        do {
-            direct = try SSHTransport.make(reactor: reactor, destination: destination, options: options)
-        } catch let error as TetherClientError {
-            finish(error)
-            return
-        } catch {
-            finish(TetherClientError(.connection, host: destination, "\(error)"))
-            return
+        if options.verbosity > 0 {
+            SSHNotice.printToStandardError("\(destination): keeper: connecting directly\(reason.map { " (\($0))" } ?? " (no keeper could be reached)")")
         }
+        let direct = SSHTransport.make(reactor: reactor, destination: destination, target: target)
         phase = .direct(direct)
         direct.onDrained = { [weak self] in self?.onDrained?() }
         if readingPaused { direct.pauseReading() }

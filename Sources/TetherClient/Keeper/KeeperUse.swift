@@ -21,14 +21,14 @@ public enum KeeperUse: Sendable, Equatable {
     /// The absolute path of this process's executable.
     public static var currentExecutablePath: String { Spawn.currentExecutable() }
 
-    /// The keeper executable to use now, after `TETHER_KEEPER` and `TETHER_TRANSPORT`.
+    /// The keeper executable to use now, after `TETHER_KEEPER` (`ConnectionPlan` has
+    /// already chosen libssh2: the keeper holds libssh2 links only).
     var effectiveExecutable: String? {
         guard case .automatic(let executable) = self else { return nil }
         switch Environment.get("TETHER_KEEPER")?.lowercased() {
         case "0", "off", "no", "false": return nil
         default: break
         }
-        guard TransportKind.fromEnvironment == .libssh2 else { return nil }
         return executable
     }
 }

@@ -29,6 +29,8 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     var hello: Hello
     /// Seconds from starting the SSH connection to the host's hello.
     var handshakeTimeout: Double
+    /// `-v`: the answer's notices also say what the keeper did (a new link or a warm one).
+    var verbose: Bool? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
@@ -153,10 +155,11 @@ struct KeeperTarget: Codable, Sendable, Hashable {
     var subsystem: String
     var gatewaySocket: String?
     var proxyCommand: [String]?
+    var preferences: SSHPreferences
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 14
+    static let mirroredFieldCount = 15
 
     init(_ target: SSHTarget) {
         alias = target.alias
@@ -173,6 +176,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         subsystem = target.subsystem
         gatewaySocket = target.gatewaySocket
         proxyCommand = target.proxyCommand
+        preferences = target.preferences
     }
 
     var sshTarget: SSHTarget {
@@ -185,6 +189,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         target.globalKnownHostsFiles = globalKnownHostsFiles
         target.gatewaySocket = gatewaySocket
         target.proxyCommand = proxyCommand
+        target.preferences = preferences
         return target
     }
 }

@@ -188,6 +188,8 @@ final class ReceiveChannel: ChannelEndpoint {
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
             end(sessionEnded: "the session broke: \(String(decoding: record.body, as: UTF8.self))")
             return
+        case .jobEnded, .jobCaughtUp:
+            return  // only on channels bound to jobs
         }
         if followedCommand == nil && record.seq >= stopAtSeq { end() }
         if let giveUp = giveUpAtSeq, record.seq >= giveUp { end() }

@@ -285,6 +285,8 @@ final class SessionChannel: ChannelEndpoint {
             let reason = String(decoding: record.body, as: UTF8.self)
             endRunning(core, error: TetherClientError(.remote(.sessionBroken), host: host.computerName,
                                                       "the session broke: \(reason)"))
+        case .jobEnded, .jobCaughtUp:
+            break  // only on channels bound to jobs
         }
     }
 

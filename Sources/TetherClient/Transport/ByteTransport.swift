@@ -26,16 +26,3 @@ protocol ByteTransport: AnyObject {
     /// Tears down now; queued bytes are dropped. `onClose` is not called after this.
     func close()
 }
-
-/// Which transport to use: `TETHER_TRANSPORT=openssh` selects the system ssh.
-enum TransportKind: String {
-    case libssh2
-    case openssh
-
-    static var fromEnvironment: TransportKind {
-        switch Environment.get("TETHER_TRANSPORT")?.lowercased() {
-        case "openssh", "ssh": .openssh
-        default: .libssh2
-        }
-    }
-}

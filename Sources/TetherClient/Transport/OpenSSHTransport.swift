@@ -1,5 +1,6 @@
 import Glibc
 import TetherIO
+import TetherSSH
 
 /// The system `ssh` binary as transport: `ssh [-F cfg] [-p] [-l] [-i]… -s HOST tether`,
 /// spoken to over three pipes. Selected with `TETHER_TRANSPORT=openssh`; it honours
@@ -12,6 +13,8 @@ final class OpenSSHTransport: ByteTransport {
     private let reactor: Reactor
     private let destination: String
     private let options: ConnectionOptions
+    /// Run ssh as a ControlMaster of our own (see `arguments`).
+    private let shareConnection: Bool
 
     private var pid: pid_t = 0
     private var stdinFD: Int32 = -1
@@ -36,15 +39,27 @@ final class OpenSSHTransport: ByteTransport {
     static let highWatermark = 4 << 20
     static let lowWatermark = 1 << 20
 
-    init(reactor: Reactor, destination: String, options: ConnectionOptions) {
+    init(reactor: Reactor, destination: String, options: ConnectionOptions, shareConnection: Bool = false) {
         self.reactor = reactor
         self.destination = destination
         self.options = options
+        self.shareConnection = shareConnection
     }
 
-    /// The ssh command line (argv[0] included).
-    static func arguments(destination: String, options: ConnectionOptions) -> [String] {
-        var args = ["ssh", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+    /// The ssh command line (argv[0] included). `-o` options come first: ssh takes the
+    /// first value of a keyword, and the user's own `-o` must win over ours.
+    static func arguments(destination: String, options: ConnectionOptions, shareConnection: Bool = false) -> [String] {
+        var args = ["ssh"]
+        for option in options.sshOptions { args += ["-o", option] }
+        args += ["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+        if shareConnection {
+            // What the keeper does for libssh2: one warm connection per destination that
+            // later commands share, its socket in the client's 0700 runtime directory.
+            let persist = Environment.get("TETHER_KEEPER_PERSIST").flatMap(Int.init) ?? 600
+            args += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(KeeperPaths.runtimeDirectory)/ssh-%C",
+                     "-o", "ControlPersist=\(persist)"]
+        }
+        if let jump = options.jumpHosts { args += ["-J", jump] }
         if let file = options.effectiveConfigFile { args += ["-F", file] }
         if let port = options.port { args += ["-p", String(port)] }
         if let user = options.user { args += ["-l", user] }
@@ -90,8 +105,12 @@ final class OpenSSHTransport: ByteTransport {
         spawnOptions.fileActions = [0: input.read, 1: output.write, 2: errors.write]
         spawnOptions.newProcessGroup = true
         do {
-            pid = try Spawn.spawn(path: path, arguments: Self.arguments(destination: destination, options: options),
-                                  options: spawnOptions)
+            if shareConnection { try? SecureDirectory.prepare(KeeperPaths.runtimeDirectory) }
+            let arguments = Self.arguments(destination: destination, options: options, shareConnection: shareConnection)
+            if options.verbosity > 0 {
+                SSHNotice.printToStandardError("\(destination): running \(arguments.joined(separator: " "))")
+            }
+            pid = try Spawn.spawn(path: path, arguments: arguments, options: spawnOptions)
         } catch {
             for fd in [input.read, input.write, output.read, output.write, errors.read, errors.write] { Glibc.close(fd) }
             throw error

@@ -16,28 +16,8 @@ final class SSHTransport: ByteTransport {
         self.destination = destination
     }
 
-    /// `destination` through the ssh config with the options as overrides; a bad config
-    /// is a connection-level error naming the host, like ssh's own.
-    static func resolveTarget(_ destination: String, options: ConnectionOptions) throws -> SSHTarget {
-        let overrides = SSHOverrides(
-            port: options.port, user: options.user, identityFiles: options.identityFiles,
-            configFile: options.effectiveConfigFile, subsystem: options.subsystem,
-            connectTimeout: options.connectTimeout,
-            strictHostKeyChecking: options.strictHostKeyChecking.flatMap { HostKeyPolicy(rawValue: $0.rawValue) })
-        do {
-            var target = try SSHConfig.resolve(destination, overrides: overrides)
-            target.gatewaySocket = options.gatewaySocket
-            return target
-        } catch let error as SSHError {
-            throw TetherClientError(.connection, host: destination, error.message)
-        } catch {
-            throw TetherClientError(.connection, host: destination, "\(error)")
-        }
-    }
-
-    static func make(reactor: Reactor, destination: String, options: ConnectionOptions) throws -> ByteTransport {
-        let target = try resolveTarget(destination, options: options)
-        return SSHTransport(connection: SSHConnection(reactor: reactor, target: target), destination: destination)
+    static func make(reactor: Reactor, destination: String, target: SSHTarget) -> ByteTransport {
+        SSHTransport(connection: SSHConnection(reactor: reactor, target: target), destination: destination)
     }
 
     func start(onReady: @escaping () -> Void, onData: @escaping (UnsafeRawBufferPointer) -> Void,

@@ -2,19 +2,20 @@ import TetherIO
 import TetherProtocol
 
 enum TransportFactory {
-    /// The transport `TETHER_TRANSPORT` selects (libssh2 unless it says openssh); libssh2
-    /// through the client keeper when `keeper` asks for it (see `KeeperUse`).
-    static func make(reactor: Reactor, destination: String, options: ConnectionOptions,
-                     keeper: KeeperUse = .never, hello: Hello? = nil, home: ClientHome? = nil) throws -> ByteTransport {
-        switch TransportKind.fromEnvironment {
+    /// The transport the plan chose; libssh2 through the client keeper when `keeper` asks
+    /// for it (see `KeeperUse`).
+    static func make(reactor: Reactor, plan: ConnectionPlan,
+                     keeper: KeeperUse = .never, hello: Hello? = nil, home: ClientHome? = nil) -> ByteTransport {
+        switch plan.route {
         case .openssh:
-            return OpenSSHTransport(reactor: reactor, destination: destination, options: options)
-        case .libssh2:
+            return OpenSSHTransport(reactor: reactor, destination: plan.destination, options: plan.options,
+                                    shareConnection: plan.sharesOpenSSHConnection)
+        case .libssh2(let target):
             if let executable = keeper.effectiveExecutable, let hello, let home {
-                return try KeeperTransport.make(reactor: reactor, destination: destination, options: options,
-                                                hello: hello, home: home, executable: executable)
+                return KeeperTransport.make(reactor: reactor, destination: plan.destination, target: target,
+                                            options: plan.options, hello: hello, home: home, executable: executable)
             }
-            return try SSHTransport.make(reactor: reactor, destination: destination, options: options)
+            return SSHTransport.make(reactor: reactor, destination: plan.destination, target: target)
         }
     }
 }
