@@ -5,6 +5,7 @@ import PackageDescription
 //
 //   TetherProtocol   pure wire format: frames, messages, records. No I/O.
 //   CTetherPosix     one-line C wrappers for Linux calls Swift can't see (accept4, SO_PEERCRED…).
+//   TetherConfiguration  host: session configuration files, restricted command lines. Pure.
 //   TetherIO         the poll(2) event loop, fds, Unix sockets, peer credentials, spawn.
 //   TetherRunspace   host: one process per session, drives bash, journals output.
 //   TetherRegistry   host: one process per user, the durable session table.
@@ -44,11 +45,12 @@ let package = Package(
         .target(name: "CTetherPosix"),
         .target(name: "TetherProtocol"),
         .target(name: "TetherIO", dependencies: ["TetherProtocol", "CTetherPosix"]),
-        .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix"]),
-        .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO", "TetherRunspace"]),
+        .target(name: "TetherConfiguration"),
+        .target(name: "TetherRunspace", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix", "TetherConfiguration"]),
+        .target(name: "TetherRegistry", dependencies: ["TetherProtocol", "TetherIO", "TetherRunspace", "TetherConfiguration"]),
         .target(name: "TetherSubsystem", dependencies: ["TetherProtocol", "TetherIO", "TetherRegistry"]),
         .target(name: "TetherHostMain", dependencies: [
-            "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem",
+            "TetherProtocol", "TetherIO", "TetherRunspace", "TetherRegistry", "TetherSubsystem", "TetherConfiguration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // libssh2 1.10 runs AES-CTR one 16-byte EVP_Cipher call at a time; this batches it.
@@ -68,6 +70,7 @@ let package = Package(
         .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix"],
                 path: "Tests/TetherTestSupport"),
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),
+        .testTarget(name: "TetherConfigurationTests", dependencies: ["TetherConfiguration"]),
         .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
         .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO", "CTetherPosix"]),

@@ -32,7 +32,7 @@ public struct TetherCommand: AsyncParsableCommand {
         """),
         version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
-                      JobCommand.self,
+                      JobCommand.self, Configurations.self,
                       KeeperCommand.self]
     )
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 import TetherRegistry
@@ -22,9 +23,10 @@ public struct HostCommand: ParsableCommand {
           tether-subsystem                       # what sshd runs
           ssh -s host tether                     # the same, through OpenSSH
           tether-subsystem --runtime-dir /tmp/t  # a private set of sessions (tests)
+          tether-subsystem check-configurations  # validate /etc/tether/configurations.d
         """,
         version: tetherVersionLine("tether-subsystem"),
-        subcommands: [Serve.self, Registry.self, Runspace.self],
+        subcommands: [Serve.self, Registry.self, Runspace.self, CheckConfigurations.self],
         defaultSubcommand: Serve.self
     )
     public init() {}
@@ -42,10 +44,22 @@ public struct DirectoryOptions: ParsableArguments {
         discussion: "Default: $TETHER_STATE_DIR, else ~/.local/state/tether.", valueName: "DIR"))
     public var stateDirectory: String?
 
+    @Option(name: .customLong("configuration-dir"), help: ArgumentHelp(
+        "Directory of session configurations (NAME.conf, owned by root).",
+        discussion: "Default: \(ConfigurationDirectory.defaultPath).", valueName: "DIR"))
+    public var configurationDirectory: String?
+
+    @Option(name: .customLong("syslog-socket"), help: ArgumentHelp(
+        "Where transcripts (Transcript yes) are sent.",
+        discussion: "A syslog datagram socket; default /dev/log, the system log. Tests point it at their own.",
+        valueName: "PATH"))
+    public var syslogSocket: String?
+
     public init() {}
 
     public var paths: HostPaths {
-        HostPaths(runtimeDirectory: runtimeDirectory, stateDirectory: stateDirectory)
+        HostPaths(runtimeDirectory: runtimeDirectory, stateDirectory: stateDirectory,
+                  configurationDirectory: configurationDirectory, syslogSocket: syslogSocket)
     }
 }
 
@@ -84,7 +98,7 @@ extension HostCommand {
         var instanceID: String
         @Option(help: "The session's name.")
         var name: String = ""
-        @Option(help: "The session configuration (interpreter). Known: \(RunspaceConfigurations.known.joined(separator: ", ")).")
+        @Option(help: "The session configuration (built in: bash; others from the configuration directory).")
         var configuration: String = "bash"
         @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads output.")
         var outputBuffering: String = "block"

@@ -48,12 +48,27 @@ public struct HostPaths: Sendable {
     public let runtimeDirectory: String
     /// The session table; survives reboots so vanished sessions are reported as Broken.
     public let stateDirectory: String
+    /// Session configurations (`--configuration-dir`; nil: /etc/tether/configurations.d).
+    public let configurationDirectory: String?
+    /// Where transcripts go (`--syslog-socket`; nil: the system log, /dev/log).
+    public let syslogSocket: String?
 
-    public init(runtimeDirectory: String? = nil, stateDirectory: String? = nil) {
+    public init(runtimeDirectory: String? = nil, stateDirectory: String? = nil,
+                configurationDirectory: String? = nil, syslogSocket: String? = nil) {
         let env = Environment.self
+        self.configurationDirectory = configurationDirectory
+        self.syslogSocket = syslogSocket
         self.runtimeDirectory = runtimeDirectory ?? env.get("TETHER_RUNTIME_DIR") ?? "/tmp/tether-\(geteuid())"
         let home = env.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()
         self.stateDirectory = stateDirectory ?? env.get("TETHER_STATE_DIR") ?? "\(home)/.local/state/tether"
+    }
+
+    /// The options that hand these paths to another role of `tether-subsystem`.
+    public var roleArguments: [String] {
+        var arguments = ["--runtime-dir=\(runtimeDirectory)", "--state-dir=\(stateDirectory)"]
+        if let configurationDirectory { arguments.append("--configuration-dir=\(configurationDirectory)") }
+        if let syslogSocket { arguments.append("--syslog-socket=\(syslogSocket)") }
+        return arguments
     }
 
     public var registrySocket: String { runtimeDirectory + "/registry.sock" }

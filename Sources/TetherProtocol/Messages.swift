@@ -44,10 +44,14 @@ public struct Hello: Codable, Sendable, Equatable {
     /// Host → client: how this connection arrived, a `ConnectionRoute` raw value. A string,
     /// so that a route a newer host adds doesn't make the whole hello unreadable.
     public var route: String?
+    /// Subsystem → runspace: where the SSH client connected from ("ADDRESS PORT", from
+    /// sshd's SSH_CONNECTION), for transcripts. Not set on the gateway route.
+    public var clientAddress: String?
 
     public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,
                 software: String = "tether/0.1", hostname: String? = nil, user: String? = nil,
-                gateway: String? = nil, route: String? = nil) {
+                gateway: String? = nil, route: String? = nil, clientAddress: String? = nil) {
+        self.clientAddress = clientAddress
         self.role = role
         self.clientID = clientID
         self.clientHost = clientHost
@@ -284,6 +288,8 @@ public enum Request: Codable, Sendable, Equatable {
     /// On a jobs channel: forget the job and its output; a running one only with `force`
     /// (stopped first).
     case jobRemove(jobID: UInt64, force: Bool)
+    /// The session configurations this user may use on the host (`tether configurations`).
+    case configurations
 }
 
 extension Request {
@@ -309,6 +315,7 @@ extension Request {
         case .jobWait: "jobWait"
         case .jobStop: "jobStop"
         case .jobRemove: "jobRemove"
+        case .configurations: "configurations"
         }
     }
 }
@@ -368,6 +375,21 @@ public enum Response: Codable, Sendable, Equatable {
     case job(JobInfo)
     /// The session's jobs (jobList).
     case jobList([JobInfo])
+    /// The answer to `configurations`.
+    case configurations([ConfigurationInfo])
+}
+
+/// A session configuration as a client sees it: what `tether configurations` lists.
+public struct ConfigurationInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// `shell` or `restricted`.
+    public var kind: String
+    public var description: String
+    public init(name: String, kind: String, description: String) {
+        self.name = name
+        self.kind = kind
+        self.description = description
+    }
 }
 
 public struct AttachInfo: Codable, Sendable, Equatable {

@@ -7,7 +7,9 @@ extension HostPaths {
     /// `--runtime-dir` must be resolved once, by the process that was given it.
     public var absolute: HostPaths {
         HostPaths(runtimeDirectory: HostPaths.absolute(runtimeDirectory),
-                  stateDirectory: HostPaths.absolute(stateDirectory))
+                  stateDirectory: HostPaths.absolute(stateDirectory),
+                  configurationDirectory: configurationDirectory.map(HostPaths.absolute),
+                  syslogSocket: syslogSocket.map(HostPaths.absolute))
     }
 
     private static func absolute(_ path: String) -> String {

@@ -38,9 +38,7 @@ final class Gateway {
         options.devNull = [2]
         let arguments = [
             Spawn.currentExecutable(), "serve", "--gateway",
-            "--runtime-dir=\(paths.runtimeDirectory)",
-            "--state-dir=\(paths.stateDirectory)",
-        ]
+        ] + paths.roleArguments
         do {
             // Our running image, as for runspaces: the subsystem speaks this registry's
             // protocol even if an upgrade replaced the file on disk.

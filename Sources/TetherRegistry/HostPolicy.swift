@@ -57,13 +57,6 @@ struct HostPolicy {
         return nil
     }
 
-    func problem(withConfiguration name: String) -> String? {
-        guard RunspaceConfigurations.known.contains(name) else {
-            return "unknown session configuration '\(name)'; this host knows: \(RunspaceConfigurations.known.joined(separator: ", "))"
-        }
-        return nil
-    }
-
     func problem(withBufferLimit bytes: Int) -> String? {
         BufferLimit.problem(bytes)
     }

@@ -19,6 +19,8 @@ extension Registry {
             reply(remove(instanceID, force: force ?? false, for: client))
         case .ping:
             reply(.pong)
+        case .configurations:
+            reply(.configurations(usableConfigurations()))
         case .attach, .detach, .invoke, .signal, .configure, .describe:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
@@ -92,7 +94,9 @@ extension Registry {
         if let holder = session.info.holder, holder.clientID != client.clientID {
             return .failure(heldElsewhere(session, holder: holder, hint: "only that client can disconnect it"))
         }
-        if let idleTimeout, let problem = policy.problem(withIdleTimeout: idleTimeout) {
+        if let idleTimeout, let problem = problem(withIdleTimeout: idleTimeout,
+                                                  maximum: maximumIdleTimeout(ofConfiguration: session.info.configuration),
+                                                  configuration: session.info.configuration) {
             return .failure(ErrorBody(.badRequest, problem))
         }
         let newIdleTimeout = idleTimeout.flatMap { $0 != session.info.idleTimeout ? $0 : nil }

@@ -31,15 +31,13 @@ final class RunspaceLauncher {
         let arguments = [
             Spawn.currentExecutable(), "runspace",
             "--instance-id=\(session.instanceID)",
-            "--runtime-dir=\(paths.runtimeDirectory)",
-            "--state-dir=\(paths.stateDirectory)",
             "--name=\(session.name)",
             "--configuration=\(session.configuration)",
             "--output-buffering=\(session.outputBuffering.rawValue)",
             "--buffer-limit=\(session.bufferLimit)",
             "--idle-timeout=\(session.idleTimeout)",
             "--ready-fd=\(ReadyPipe.childFD)",
-        ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? [])
+        ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? []) + paths.roleArguments
         do {
             // The registry's own image (argv[0] only names it): a rebuilt or upgraded binary
             // on disk must not give this registry runspaces of another protocol version.

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Glibc
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 
@@ -12,11 +13,19 @@ extension Registry {
     /// control connection is up — without ever blocking the loop in between.
     func create(_ request: CreateRequest, for client: ClientIdentity, reply: @escaping (Response) -> Void) {
         let configuration = request.configuration ?? HostPolicy.defaultConfiguration
-        let idleTimeout = request.idleTimeout ?? max(HostPolicy.defaultIdleTimeout, policy.minimumIdleTimeout)
+        let settings: SessionConfiguration
+        switch configurationForNewSession(configuration) {
+        case .failure(let refusal):
+            reply(.failure(refusal))
+            return
+        case .success(let found):
+            settings = found
+        }
+        let idleTimeout = request.idleTimeout ?? settings.idleTimeout.map { max($0, policy.minimumIdleTimeout) }
+            ?? max(HostPolicy.defaultIdleTimeout, policy.minimumIdleTimeout)
         let bufferLimit = request.bufferLimit ?? HostPolicy.defaultBufferLimit
         let problems = [
-            policy.problem(withConfiguration: configuration),
-            policy.problem(withIdleTimeout: idleTimeout),
+            problem(withIdleTimeout: idleTimeout, maximum: settings.maxIdleTimeout, configuration: configuration),
             policy.problem(withBufferLimit: bufferLimit),
             request.name.flatMap { policy.problem(withName: $0) },
             request.jobLimit.flatMap { (1...JobLimits.maxConcurrent).contains($0) ? nil
@@ -39,7 +48,8 @@ extension Registry {
             state: .running,
             holder: Holder(clientID: client.clientID, clientHost: client.clientHost, since: now),
             busy: false, createdAt: now, lastUsedAt: now, idleTimeout: idleTimeout,
-            outputBuffering: request.outputBuffering ?? HostPolicy.defaultOutputBuffering,
+            outputBuffering: request.outputBuffering ?? settings.outputBuffering.flatMap(OutputBuffering.init(rawValue:))
+                ?? HostPolicy.defaultOutputBuffering,
             bufferLimit: bufferLimit)
         info.jobLimit = request.jobLimit
 

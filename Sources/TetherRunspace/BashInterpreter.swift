@@ -76,7 +76,8 @@ final class BashInterpreter {
 
     /// Spawns bash with `arguments` (argv[0] included) and sends the startup line;
     /// commands name their files relative to `workDirectory`.
-    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String) throws {
+    init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String,
+         startupScript: String? = nil) throws {
         self.reactor = reactor
         var opened: [Int32] = []
         func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
@@ -139,7 +140,8 @@ final class BashInterpreter {
         updateReading()
         let ours = "/proc/\(getpid())/fd/"
         driver.write(Array(DriverLine.startup(workDirectory: workDirectory, driverInput: ours + String(input.write),
-                                              statusOutput: ours + String(statusFD)).utf8))
+                                              statusOutput: ours + String(statusFD),
+                                              startupScript: startupScript).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).

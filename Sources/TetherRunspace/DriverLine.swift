@@ -48,12 +48,15 @@ enum DriverLine {
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
     /// the work directory and the paths of the runspace's ends of bash's stdin and status
     /// pipe (`/proc/PID/fd/N`, so the EXIT trap can tell its own pipes are back in place),
-    /// the prelude, then a status line so the runspace knows bash is up.
-    static func startup(workDirectory: String, driverInput: String, statusOutput: String) -> String {
+    /// the prelude, the configuration's startup script (sourced once, reading /dev/null,
+    /// without the status pipe), then a status line so the runspace knows bash is up.
+    static func startup(workDirectory: String, driverInput: String, statusOutput: String,
+                        startupScript: String? = nil) -> String {
         var line = #"\builtin shopt -s expand_aliases; "#
         line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory)
         line += " __tether_in=" + quote(driverInput) + " __tether_st=" + quote(statusOutput) + "\n"
         line += ShellPrelude.definitions + "\n"
+        if let startupScript { line += #"\builtin source "# + quote(startupScript) + " </dev/null 3>&-\n" }
         line += #"\builtin printf '%d\n' $? >&3"# + "\n"
         return line
     }

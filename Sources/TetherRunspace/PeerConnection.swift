@@ -22,6 +22,8 @@ final class PeerConnection {
     private(set) var clientHost: String?
     /// When that client attached its first channel here (it held the session then).
     var attachedSince: Double?
+    /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
+    private(set) var clientAddress: String?
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
     /// Channels of this connection bound to the session's jobs.
@@ -128,6 +130,7 @@ final class PeerConnection {
             role = .subsystem
             clientID = hello.clientID
             clientHost = hello.clientHost
+            clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
             role: .host, software: "tether-runspace/0.1",

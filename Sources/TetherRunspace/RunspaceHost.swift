@@ -1,5 +1,6 @@
 import Glibc
 import CTetherPosix
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 
@@ -19,8 +20,23 @@ public enum RunspaceHost {
         _ = tether_set_child_subreaper()
 
         if let problem = problem(with: options) { ready.fail(problem) }
+        let configuration: SessionConfiguration
+        switch loadConfiguration(options) {
+        case .failure(let problem): ready.fail(problem.message)
+        case .success(let found): configuration = found
+        }
         let home = Environment.get("HOME") ?? Environment.homeDirectoryOfCurrentUser()
         if chdir(home) != 0 { _ = chdir("/") }  // bash starts in $HOME, as after an ssh login
+        let workingDirectory = configuration.resolvedWorkingDirectory(home: home, user: Environment.userName())
+        if let workingDirectory, chdir(workingDirectory) != 0 {
+            ready.fail("WorkingDirectory \(workingDirectory) of configuration \(configuration.name): \(SystemError.last("chdir"))")
+        }
+        // Where restricted commands start: the WorkingDirectory, else $HOME if it exists, else /.
+        let startDirectory = workingDirectory ?? currentDirectory() ?? "/"
+        if configuration.kind == .shell {
+            // Only bash inherits this process's environment.
+            for setting in configuration.environment { setenv(setting.name, setting.value, 1) }
+        }
 
         let session: Session
         let reactor: Reactor
@@ -29,7 +45,8 @@ public enum RunspaceHost {
             reactor = try Reactor()
             try SecureDirectory.prepare(options.paths.sessionsDirectory)
             let workDirectory = try WorkDirectory(path: options.paths.runspaceWorkDirectory(options.instanceID))
-            session = Session(options: options, reactor: reactor, workDirectory: workDirectory)
+            session = Session(options: options, reactor: reactor, workDirectory: workDirectory,
+                              configuration: configuration)
             // Before bash exists, so its SIGCHLD can't be missed.
             signals = try SignalPipe(reactor: reactor, signals: [SIGCHLD, SIGTERM])
             signals.onSignal = { signal in
@@ -41,7 +58,14 @@ public enum RunspaceHost {
             }
             try session.listen()
             do {
-                try session.startInterpreter(executable: try findBash())
+                switch configuration.kind {
+                case .shell:
+                    try session.startInterpreter(executable: try findBash(), startupScript: configuration.startupScript)
+                case .restricted:
+                    session.wire(try RestrictedInterpreter(
+                        reactor: reactor, environment: restrictedEnvironment(configuration, home: home),
+                        workingDirectory: startDirectory))
+                }
             } catch {
                 session.listener?.close()
                 workDirectory.removeAll()
@@ -64,9 +88,6 @@ public enum RunspaceHost {
 
     /// What is wrong with the options, if anything (the registry shows it to the client).
     static func problem(with options: RunspaceOptions) -> String? {
-        guard RunspaceConfigurations.known.contains(options.configuration) else {
-            return "no configuration named \(options.configuration) on this host (available: \(RunspaceConfigurations.known.joined(separator: ", ")))"
-        }
         let id = options.instanceID
         let allowed = id.utf8.allSatisfy { byte in
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
@@ -79,6 +100,51 @@ public enum RunspaceHost {
             return "the buffer limit must be a positive number of bytes, not \(options.bufferLimit)"
         }
         return nil
+    }
+
+    /// The session's configuration, read again here and checked again for this user (the
+    /// registry checked it before spawning us; a runspace never trusts its argv for that).
+    static func loadConfiguration(_ options: RunspaceOptions) -> Result<SessionConfiguration, ConfigurationProblem> {
+        let directory = ConfigurationDirectory(path: options.paths.configurationDirectory)
+        switch directory.load(options.configuration) {
+        case .failure(let failure) where failure.notFound:
+            let account = UnixAccount.current()
+            let usable = directory.loadAll().configurations.filter {
+                $0.enabled && $0.access.refusal(user: account.name, groups: account.groups, kind: $0.kind) == nil
+            }.map(\.name)
+            return .failure(ConfigurationProblem(message: "no configuration named \(options.configuration) on this host (available: \(usable.joined(separator: ", ")))"))
+        case .failure(let failure):
+            return .failure(ConfigurationProblem(message: "session configuration \(options.configuration) can't be used: \(failure.summary)"))
+        case .success(let configuration):
+            let account = UnixAccount.current()
+            if let refusal = configuration.access.refusal(user: account.name, groups: account.groups, kind: configuration.kind) {
+                return .failure(ConfigurationProblem(message: "you may not use session configuration \(configuration.name): \(refusal)"))
+            }
+            guard configuration.enabled else {
+                return .failure(ConfigurationProblem(message: "session configuration \(configuration.name) is disabled on this host"))
+            }
+            return .success(configuration)
+        }
+    }
+
+    struct ConfigurationProblem: Error { var message: String }
+
+    /// All a restricted command's environment: the fixed PATH, who the user is, and the
+    /// configuration's Environment lines — nothing from the client or from the login.
+    static func restrictedEnvironment(_ configuration: SessionConfiguration, home: String) -> [String] {
+        let user = Environment.userName()
+        var environment = ["PATH=\(RestrictedInterpreter.fixedPath)", "HOME=\(home)", "USER=\(user)", "LOGNAME=\(user)"]
+        for setting in configuration.environment where !setting.name.hasPrefix("LD_") && setting.name != "PATH" {
+            environment.removeAll { $0.hasPrefix(setting.name + "=") }
+            environment.append(setting.assignment)
+        }
+        return environment
+    }
+
+    static func currentDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return nil }
+        return String(cString: buffer)
     }
 
     /// bash from PATH, else /bin/bash.

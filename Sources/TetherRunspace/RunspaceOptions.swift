@@ -6,7 +6,8 @@ public struct RunspaceOptions: Sendable {
     public var instanceID: String
     public var paths: HostPaths
     public var name: String
-    /// The interpreter: one of `RunspaceConfigurations.known`.
+    /// The session configuration's name (its settings are read from the configuration
+    /// directory when the runspace starts, see `RunspaceHost`).
     public var configuration: String
     public var outputBuffering: OutputBuffering
     /// Bytes of unacknowledged output kept at most (see protocol.md, "Buffering").
@@ -33,10 +34,4 @@ public struct RunspaceOptions: Sendable {
         self.readyFD = readyFD
         self.idleTimeout = idleTimeout
     }
-}
-
-/// The interpreters a session can run. Only bash for now; the registry validates `create`
-/// against this list so a bad name is refused before anything is spawned.
-public enum RunspaceConfigurations {
-    public static let known = ["bash"]
 }

@@ -22,6 +22,9 @@ extension Session {
                 return fail(.badRequest, "argument \(index + 1) \(why)")
             }
         }
+        if let refusal = refusal(of: request, from: origin) {
+            return peer.respond(channel: channel, id: requestID, .failure(refusal))
+        }
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
@@ -124,9 +127,10 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        let transcriptLine: String?
         do {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments,
-                                      stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
+            transcriptLine = try prepareCommand(request, id: id, from: origin,
+                                                stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
             if request.stdin {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
@@ -142,6 +146,7 @@ extension Session {
         if let token = request.token {
             remember(token, InvokeToken(commandID: id, startSeq: journal.lastSeq + 1, endSeq: nil))
         }
+        command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
         }
@@ -175,6 +180,7 @@ extension Session {
 
     private func endRunningCommand(status: Int32) {
         guard let command = running else { return }
+        transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
         if let origin = command.origin, command.startSeq > 0 {

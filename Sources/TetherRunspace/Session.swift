@@ -1,4 +1,5 @@
 import Glibc
+import TetherConfiguration
 import TetherIO
 import TetherProtocol
 
@@ -29,6 +30,8 @@ final class Session {
         let stdin: StdinFeeder?
         /// The invoke's token, if the client gave one (see `InvokeToken`).
         let token: UInt64?
+        /// What its transcript lines say about it (`Transcript yes` only).
+        var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
         init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, token: UInt64?) {
@@ -69,9 +72,13 @@ final class Session {
     }
 
     let options: RunspaceOptions
+    /// The host admin's settings for this session (kind, Command rules, Transcript…).
+    let configuration: SessionConfiguration
+    /// `Transcript yes`: where each command is recorded.
+    let transcript: Transcript?
     let reactor: Reactor
     let workDirectory: WorkDirectory
-    var interpreter: BashInterpreter!
+    var interpreter: (any Interpreter)!
     var listener: UnixListener?
 
     var journal = Journal()
@@ -123,8 +130,12 @@ final class Session {
     /// bash died before it was ready: the host reports the error and exits.
     var onStartFailure: (String) -> Void = { _ in }
 
-    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory) {
+    init(options: RunspaceOptions, reactor: Reactor, workDirectory: WorkDirectory,
+         configuration: SessionConfiguration = .builtIn) {
         self.options = options
+        self.configuration = configuration
+        transcript = configuration.transcript
+            ? Transcript(socketPath: options.paths.syslogSocket ?? Transcript.defaultSocket) : nil
         self.reactor = reactor
         self.workDirectory = workDirectory
         outputBuffering = options.outputBuffering
@@ -134,11 +145,16 @@ final class Session {
     }
 
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
-    func startInterpreter(executable: String) throws {
+    func startInterpreter(executable: String, startupScript: String? = nil) throws {
         jobTable.bashPath = executable
-        interpreter = try BashInterpreter(reactor: reactor, executable: executable,
-                                          arguments: ["bash", "--noprofile", "--norc"],
-                                          workDirectory: workDirectory.path)
+        wire(try BashInterpreter(reactor: reactor, executable: executable,
+                                 arguments: ["bash", "--noprofile", "--norc"],
+                                 workDirectory: workDirectory.path, startupScript: startupScript))
+    }
+
+    /// Connects the interpreter's events to the session. Call once, before the reactor runs.
+    func wire(_ interpreter: any Interpreter) {
+        self.interpreter = interpreter
         interpreter.mayReadOutput = { [unowned self] in self.mayReadOutput() }
         interpreter.onReady = { [unowned self] in
             self.onReady()

@@ -51,6 +51,14 @@ final class Multiplexer {
         }
     }
 
+    /// "ADDRESS PORT" of the SSH client (the first two fields of sshd's SSH_CONNECTION),
+    /// for the runspace's transcripts. The gateway's subsystem is started by the registry,
+    /// whose environment is some earlier login's: it has no address to give.
+    private var clientAddress: String? {
+        guard route == .subsystem, let connection = Environment.get("SSH_CONNECTION") else { return nil }
+        return connection.split(separator: " ").prefix(2).joined(separator: " ")
+    }
+
     // MARK: Client frames
 
     private func fromClient(_ frame: Frame) {
@@ -118,7 +126,7 @@ final class Multiplexer {
             return
         }
         switch request {
-        case .create, .list, .claim, .release, .remove, .ping:
+        case .create, .list, .claim, .release, .remove, .ping, .configurations:
             registry?.relay(frame.payload, id: id) { [weak self] answer in
                 self?.client.send(answer)
             }
@@ -222,7 +230,8 @@ final class Multiplexer {
                     self.log.write("channel \(number): attaching to session \(session.instanceID) '\(session.name)'")
                     channel.open(reactor: self.reactor, paths: self.paths,
                                  hello: Hello(role: .subsystem, clientID: hello.clientID, clientHost: hello.clientHost,
-                                              hostname: Environment.hostName(), user: Environment.userName()),
+                                              hostname: Environment.hostName(), user: Environment.userName(),
+                                              clientAddress: self.clientAddress),
                                  readingPaused: self.clientBackedUp)
                 case .failure(let error):
                     channel.fail(error)

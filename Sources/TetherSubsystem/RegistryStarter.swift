@@ -55,10 +55,8 @@ enum RegistryStarter {
         options.newSession = true
         let arguments = [
             Spawn.currentExecutable(), "registry",
-            "--runtime-dir=\(paths.runtimeDirectory)",
-            "--state-dir=\(paths.stateDirectory)",
             "--ready-fd=\(ReadyPipe.childFD)",
-        ]
+        ] + paths.roleArguments
         let pid: pid_t
         do {
             pid = try Spawn.spawn(path: arguments[0], arguments: arguments, options: options)

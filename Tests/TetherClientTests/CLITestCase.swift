@@ -29,10 +29,16 @@ class CLITestCase: XCTestCase {
         workDirectory = try Self.makeTemporaryDirectory()
         tetherHome = workDirectory + "/home"
         for index in 0..<computerCount {
-            computers.append(try SSHDFixture(SSHDFixture.Options(hostAlias: Self.aliases[index])))
+            computers.append(try SSHDFixture(try fixtureOptions(alias: Self.aliases[index])))
         }
         sshConfigPath = workDirectory + "/ssh_config"
         try writeFile(sshConfigPath, computers.map { $0.configuration.sshConfig }.joined(separator: "\n"))
+    }
+
+    /// How each computer's sshd and subsystem are set up (a subclass may add subsystem
+    /// arguments or sshd_config lines; `workDirectory` exists already).
+    func fixtureOptions(alias: String) throws -> SSHDFixture.Options {
+        SSHDFixture.Options(hostAlias: alias)
     }
 
     override func tearDown() {

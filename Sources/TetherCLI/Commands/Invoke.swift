@@ -69,6 +69,7 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --name deploy -- 'cd /srv/app && git pull'
           tether invoke --id 1 -- 'echo "$1 and $2"' one two
           tether invoke --computer web1,web2 -- uptime
+          tether invoke --computer web1 --configuration ops -- systemctl status nginx
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
@@ -96,6 +97,11 @@ struct Invoke: AsyncParsableCommand {
 
     @Flag(name: .customLong("in-disconnected-session"), help: "Start the command in a new session and release it at once (needs --computer and --session-name).")
     var inDisconnectedSession = false
+
+    @Option(help: ArgumentHelp(
+        "Session configuration of the sessions --computer creates (see tether configurations; default bash).",
+        valueName: "NAME"))
+    var configuration: String?
 
     @Option(name: .customLong("session-name"), help: "Name of the session --in-disconnected-session creates.")
     var sessionName: String?
@@ -142,6 +148,9 @@ struct Invoke: AsyncParsableCommand {
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
+        if configuration != nil && selector.hasSessionFilter {
+            throw ValidationError("--configuration chooses the configuration of sessions --computer creates; an existing session keeps its own")
+        }
     }
 
     /// (script, arguments) from --file or the words after --.
@@ -185,9 +194,11 @@ struct Invoke: AsyncParsableCommand {
             InterruptHandler(onFirst: { running.interruptAll() },
                              nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
-            let settings = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
+            var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
                                           reconnectTimeout: reconnect.reconnectTimeout)
+            configured.configuration = configuration
+            let settings = configured
             let indexed = Array(zip(jobs, stdinSources))
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
                 await job.run(settings: settings, stdin: stdin, context: context, running: running,
@@ -217,7 +228,7 @@ struct Invoke: AsyncParsableCommand {
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
             do {
                 let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName, idleTimeout: idleTimeout,
+                let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
                                                            outputBuffering: outputBuffering, bufferLimit: bufferLimit)
                 _ = try await session.invoke(script, arguments: arguments)
                 try await session.detach()
@@ -244,6 +255,8 @@ struct InvokeSettings: Sendable {
     var temporary: Bool
     /// 0: a lost connection ends the invoke (255); else seconds to keep reconnecting.
     var reconnectTimeout: Double
+    /// The configuration of temporary sessions (nil: the host's default, bash).
+    var configuration: String? = nil
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -282,7 +295,7 @@ struct InvokeJob: Sendable {
             if let target {
                 session = current.session(instanceID: target.instanceID, name: target.name)
             } else {
-                session = try await current.createSession()
+                session = try await current.createSession(configuration: settings.configuration)
                 temporarySession = session
             }
             running.add(session)

@@ -15,6 +15,7 @@ struct New: AsyncParsableCommand {
           tether new db1 --name backup --idle-timeout 86400 --output-buffering drop
           tether new web1 -p 2222 -l deploy -i ~/.ssh/deploy_ed25519   # remembered by the session
           tether new web1 -G          # what ssh -G says, and the transport tether would use
+          tether new web1 --configuration ops     # a restricted endpoint the admin set up
         """))
 
     @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
@@ -23,7 +24,7 @@ struct New: AsyncParsableCommand {
     @Option(help: "Name of the new sessions (default: chosen by the host).")
     var name: String?
 
-    @Option(help: "Session configuration (interpreter), e.g. bash.")
+    @Option(help: ArgumentHelp("Session configuration: what the host lets the session do (default bash; tether configurations --computer HOST lists yours).", valueName: "NAME"))
     var configuration: String?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp(

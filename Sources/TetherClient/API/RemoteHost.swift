@@ -74,6 +74,16 @@ public final class RemoteHost: Sendable {
         return infos.map { SessionSummary(info: $0, computerName: computerName, clientID: clientID) }
     }
 
+    /// The session configurations this user may use on the computer
+    /// (PowerShell's Get-PSSessionConfiguration).
+    public func configurations() async throws -> [ConfigurationInfo] {
+        let response = try await request(.configurations)
+        guard case .configurations(let list) = response else {
+            throw TetherClientError(.protocolViolation, host: computerName, "unexpected answer to configurations: \(response)")
+        }
+        return list
+    }
+
     /// Takes a session for this client (`tether connect`). Fails with `.remote(.heldElsewhere)`
     /// while another client holds it, unless `force`.
     public func claim(instanceID: String, force: Bool = false) async throws -> SessionSummary {

@@ -39,6 +39,7 @@ extension Session {
         }
         switch request {
         case .jobStart(let start):
+            if let refusal = refusal(ofJob: start, from: peer) { return answer(.failure(refusal)) }
             switch startJob(start) {
             case .success(let job): answer(.job(jobInfo(job)))
             case .failure(let error): answer(.failure(error))
