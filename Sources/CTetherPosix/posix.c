@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 
 int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int tether_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
@@ -45,3 +46,8 @@ int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path)
 int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int tether_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int tether_malloc_trim(void) { return malloc_trim(0); }
+
+int tether_posix_openpt(int flags) { return posix_openpt(flags); }
+int tether_grantpt(int fd) { return grantpt(fd); }
+int tether_unlockpt(int fd) { return unlockpt(fd); }
+int tether_ptsname_r(int fd, char *buffer, size_t length) { return ptsname_r(fd, buffer, length); }

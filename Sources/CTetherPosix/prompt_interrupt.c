@@ -21,6 +21,24 @@ static void on_sigint(int signo) {
     errno = saved;
 }
 
+static void on_sigwinch(int signo) {
+    (void)signo;
+    int saved = errno;
+    char byte = 'w';
+    ssize_t written = write(interrupt_pipe, &byte, 1);
+    (void)written;
+    errno = saved;
+}
+
+int tether_prompt_catch_resizes(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigwinch;
+    action.sa_flags = SA_RESTART;  // nobody's read needs to end for it
+    sigemptyset(&action.sa_mask);
+    return sigaction(SIGWINCH, &action, NULL);
+}
+
 int tether_prompt_catch_interrupts(int pipe_fd) {
     editor_thread = pthread_self();
     interrupt_pipe = pipe_fd;

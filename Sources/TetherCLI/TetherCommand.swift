@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import TetherClient
 import TetherProtocol
 
@@ -13,9 +14,12 @@ public struct TetherCommand: AsyncParsableCommand {
         and across disconnects. Output is numbered on the host, so nothing is lost when a
         connection drops: `tether receive` collects what you missed.
 
-        State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are reached with
-        ssh (libssh2; TETHER_TRANSPORT=openssh uses the ssh binary) and ~/.ssh/config or
-        $TETHER_SSH_CONFIG, ProxyJump and ProxyCommand included. A background keeper
+        State lives in $TETHER_HOME (default ~/.local/state/tether). Hosts are resolved as ssh
+        resolves them (ssh -G: ~/.ssh/config or $TETHER_SSH_CONFIG, /etc/ssh/ssh_config, Match,
+        Include) and reached with libssh2, or with the ssh binary where the config needs what
+        only ssh can do (certificates, FIDO keys…; said on stderr; --transport or
+        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v;
+        `tether new HOST -G` prints the resolved configuration. A background keeper
         process holds each host's SSH connection open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
         connects directly; `tether keeper --status` shows it).
 
@@ -29,6 +33,9 @@ public struct TetherCommand: AsyncParsableCommand {
           tether get --computer web1
           tether receive --computer web1 --name deploy
           tether remove --name deploy
+
+        PowerShell's cmdlet names and parameters work too (tether Get-PSSession
+        -ComputerName web1): tether help powershell lists them.
         """),
         version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
@@ -44,8 +51,21 @@ extension TetherCommand {
     /// does; spelled out because top-level code in main.swift resolves `main()` to the
     /// synchronous overload.)
     public static func runMain() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if PowerShellHelp.isRequest(arguments) {
+            print(PowerShellHelp.text, terminator: "")
+            return
+        }
+        let native: [String]
         do {
-            var command = try parseAsRoot()
+            native = try CmdletTranslation.translate(arguments)
+        } catch {
+            // A usage error, exiting as swift-argument-parser's own do.
+            Terminal.shared.err("tether: \(error)\n")
+            Glibc.exit(64)
+        }
+        do {
+            var command = try parseAsRoot(native)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

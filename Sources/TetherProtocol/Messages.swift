@@ -270,6 +270,9 @@ public enum Request: Codable, Sendable, Equatable {
     /// Registry → runspace: "who are you?" — answered with `session`, the runspace's own
     /// account of itself (how a registry whose table was lost recovers it).
     case describe
+    /// On channel N: the client's window changed size; the running command's terminal
+    /// takes it (its program gets SIGWINCH). Ignored without a terminal command.
+    case resize(TerminalSize)
     /// On channel N: bind the channel to the session's jobs (Jobs.swift). No claim: any
     /// client of the user may see and manage a session's jobs.
     case jobs(instanceID: String)
@@ -306,6 +309,7 @@ extension Request {
         case .detach: "detach"
         case .invoke: "invoke"
         case .signal: "signal"
+        case .resize: "resize"
         case .configure: "configure"
         case .describe: "describe"
         case .jobs: "jobs"
@@ -351,14 +355,38 @@ public struct InvokeRequest: Codable, Sendable, Equatable {
     /// remembers recent tokens, so a retry after a lost `started` finds the command it
     /// already started instead of running it twice.
     public var token: UInt64?
+    /// Run the command on a pseudo-terminal (invoke flag 16): its stdin, stdout and stderr
+    /// are the terminal, `stdinData` frames are keystrokes, output arrives as `stdout`.
+    public var terminal: TerminalRequest?
     public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil,
-                token: UInt64? = nil) {
+                token: UInt64? = nil, terminal: TerminalRequest? = nil) {
         self.script = script
         self.arguments = arguments
         self.stdin = stdin
         self.wait = wait
         self.waitTimeout = waitTimeout
         self.token = token
+        self.terminal = terminal
+    }
+}
+
+/// The client's terminal, for a command run on a pseudo-terminal: TERM and the window size.
+public struct TerminalRequest: Codable, Sendable, Equatable {
+    public var term: String
+    public var size: TerminalSize
+    public init(term: String, size: TerminalSize) {
+        self.term = term
+        self.size = size
+    }
+}
+
+/// A window size in character cells.
+public struct TerminalSize: Codable, Sendable, Equatable {
+    public var rows: UInt16
+    public var columns: UInt16
+    public init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
     }
 }
 
@@ -515,6 +543,8 @@ public enum ControlCodec {
     }
 
     public static func decodeAck(_ payload: [UInt8]) throws(ProtocolError) -> UInt64 {
+        // Exactly the seq: trailing bytes are a malformed ack, not one to read past.
+        guard payload.count == 8 else { throw .badPayload("an ack is a u64 seq (8 bytes), not \(payload.count) bytes") }
         var r = ByteReader(payload)
         return try r.readU64()
     }

@@ -21,7 +21,7 @@ extension Registry {
             reply(.pong)
         case .configurations:
             reply(.configurations(usableConfigurations()))
-        case .attach, .detach, .invoke, .signal, .configure, .describe:
+        case .attach, .detach, .invoke, .signal, .configure, .describe, .resize:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:

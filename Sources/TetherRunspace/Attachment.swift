@@ -26,6 +26,9 @@ final class Attachment {
     private var earlierExceptions: [ClosedRange<UInt64>] = []
     /// The `commandEnded` of the last command this channel started (0: none yet).
     private var lastCommandEnd: UInt64 = 0
+    /// Records sent and not yet acknowledged on this channel: a reader that stops reading
+    /// stops only this channel (protocol.md, "Flow control").
+    var window = SendWindow()
 
     init(channel: UInt32, peer: PeerConnection, receivesEverything: Bool, nextSeq: UInt64) {
         self.channel = channel

@@ -3,7 +3,7 @@ import CTetherPosix
 import TetherIO
 import TetherProtocol
 
-/// One persistent `bash --noprofile --norc`, in a process group of its own, driven through
+/// One persistent `bash --noprofile --norc`, in a session and process group of its own, driven through
 /// pipes: stdin carries driver lines (`DriverLine`), fds 1 and 2 are the output pipes, and
 /// fd 3 carries `s` when a command starts and its status line when it ends.
 ///
@@ -50,6 +50,14 @@ final class BashInterpreter {
     /// later, reaches the exec'd program; a command that handles SIGINT and ends in time
     /// never sees it.
     static let interruptRepeatDelay: Double = 1
+    /// The running command's terminal output (a pty master), read from its start marker on.
+    private var terminal: OutputPipe?
+    /// The command ended but its terminal may still hold output: until the last slave
+    /// closes (EIO), or `terminalDrainGrace` passes (a background job holds the slave).
+    private var terminalDrainTimer: TimerHandle?
+    private var terminalDrainOver = false
+    static let terminalDrainGrace: Double = 0.25
+
     /// Bash answered its startup line (a death before that is a failure to start).
     private(set) var becameReady = false
 
@@ -113,7 +121,9 @@ final class BashInterpreter {
         }
         var options = Spawn.Options()
         options.fileActions = [0: input.read, 1: output.write, 2: errors.write, 3: status.write]
-        options.newProcessGroup = true
+        // A session of its own (and so a process group): a command with a terminal makes the
+        // pty bash's controlling terminal (CommandTerminal).
+        options.newSession = true
         do {
             pid = try Spawn.spawn(path: executable, arguments: arguments, options: options)
         } catch {
@@ -154,9 +164,15 @@ final class BashInterpreter {
 
     /// Sends the driver line for the command prepared in the work directory (its script
     /// and driver file written). Only when `isIdle`.
-    func runPreparedCommand() {
+    func runPreparedCommand(terminal: OutputPipe?) {
         precondition(isIdle, "one command at a time")
         phase = .running
+        self.terminal = terminal
+        terminalDrainOver = false
+        if let terminal {
+            terminal.onData = { [weak self] bytes in self?.onOutput(.stdout, bytes) }
+            terminal.onEnd = { [weak self] in self?.completeIfDrained() }
+        }
         commandStarted = false
         interruptPending = false
         commandNumber += 1
@@ -225,6 +241,7 @@ final class BashInterpreter {
         let allowed = mayReadOutput()
         stdout.setWatching(allowed)
         stderr.setWatching(allowed)
+        if commandStarted { terminal?.setWatching(allowed) }
         if allowed { completeIfDrained() }
     }
 
@@ -260,6 +277,8 @@ final class BashInterpreter {
         if line == DriverLine.startedMarker {
             guard phase == .running else { return }
             commandStarted = true
+            // Bash holds the slave from now on: reading the master before could meet EIO.
+            terminal?.setWatching(mayReadOutput())
             onCommandStarted()
             if interruptPending {
                 interruptPending = false
@@ -277,6 +296,13 @@ final class BashInterpreter {
             phase = .finishing(status: status)
             stdout.noteOwed()
             stderr.noteOwed()
+            if terminal != nil {
+                terminalDrainTimer = reactor.schedule(after: BashInterpreter.terminalDrainGrace) { [weak self] in
+                    self?.terminalDrainTimer = nil
+                    self?.terminalDrainOver = true
+                    self?.completeIfDrained()
+                }
+            }
             completeIfDrained()
         case .idle, .finishing, .exited:
             break
@@ -317,6 +343,10 @@ final class BashInterpreter {
             return
         }
         if case .finishing(let status) = phase {
+            if let terminal, terminal.isOpen, !terminalDrainOver, pendingExit == nil { return }
+            if let terminalDrainTimer { reactor.cancel(terminalDrainTimer) }
+            terminalDrainTimer = nil
+            terminal = nil
             phase = .idle
             onCommandFinished(status)
         }

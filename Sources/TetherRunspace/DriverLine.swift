@@ -72,13 +72,27 @@ enum DriverLine {
     /// `source` with arguments sets `"$@"` itself (and puts the old ones back after);
     /// sourced without arguments, the driver file shares the shell's `"$@"`, so `set --`
     /// in it clears them. On an interrupt the ERR trap returns from the driver file too.
-    static func driverFile(scriptName: String, arguments: [String], stdinName: String?) -> String {
+    ///
+    /// With a terminal (`slave`, the pty's path, and the client's TERM): stdin, stdout and
+    /// stderr are the slave, opened by bash itself so that it becomes bash's controlling
+    /// terminal; TERM is exported (it stays the session's); SIGHUP (the terminal hanging up
+    /// after the command) and SIGQUIT (Ctrl-\ kills the program, as in a shell) get a
+    /// harmless trap in bash — a trap, not an ignore, so programs keep the default.
+    static func driverFile(scriptName: String, arguments: [String], stdinName: String?,
+                           terminal: (slave: String, term: String)? = nil) -> String {
         let directory = "\"$" + workDirectoryVariable + "\"/"
         var text = "\\" + beginFunction + "\n"
         if arguments.isEmpty { text += #"\builtin set --"# + "\n" }
+        if let terminal {
+            text += #"\builtin trap -- : HUP QUIT; \builtin export TERM="# + quote(terminal.term) + "\n"
+        }
         text += #"{ \builtin echo s >&3; \builtin source "# + directory + quote(scriptName)
         for argument in arguments { text += " " + quote(argument) }
-        text += " 3>&-; } <" + (stdinName.map { directory + quote($0) } ?? "/dev/null") + "\n"
+        if let terminal {
+            text += " 3>&-; } <>" + quote(terminal.slave) + " >&0 2>&0\n"
+        } else {
+            text += " 3>&-; } <" + (stdinName.map { directory + quote($0) } ?? "/dev/null") + "\n"
+        }
         return text
     }
 

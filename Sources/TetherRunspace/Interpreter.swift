@@ -25,8 +25,9 @@ protocol Interpreter: AnyObject {
     var onGroupKilled: () -> Void { get set }
     var mayReadOutput: () -> Bool { get set }
 
-    /// Starts the command the session prepared (only when `isIdle`).
-    func runPreparedCommand()
+    /// Starts the command the session prepared (only when `isIdle`); `terminal` is the
+    /// output side of its pty, if it runs on one.
+    func runPreparedCommand(terminal: OutputPipe?)
     func interrupt()
     func terminate()
     func killGroup()

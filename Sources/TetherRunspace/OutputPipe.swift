@@ -21,6 +21,8 @@ final class OutputPipe {
     var onData: ([UInt8]) -> Void = { _ in }
     /// Asked before every read: may output be taken now?
     var mayRead: () -> Bool = { true }
+    /// Reading ended (end of file, or EIO: a terminal's last slave closed).
+    var onEnd: () -> Void = {}
 
     init(reactor: Reactor, fd: Int32, kind: Record.Kind) {
         self.reactor = reactor
@@ -98,10 +100,12 @@ final class OutputPipe {
             if error == EINTR { return true }
             if error == EAGAIN || error == EWOULDBLOCK { return false }
             close()  // EIO and the like: nothing more will come
+            onEnd()
             return false
         }
         if n == 0 {
             close()  // every writer is gone
+            onEnd()
             return false
         }
         owed = max(0, owed - n)

@@ -89,7 +89,7 @@ final class PeerConnection {
                     session.acknowledgeJob(seq, on: jobChannel)
                     return
                 }
-                session.acknowledge(seq)
+                session.acknowledge(seq, on: attachments[frame.channel])
             } catch {
                 fail(error.code, "bad ack on channel \(frame.channel): \(error)")
             }
@@ -198,7 +198,7 @@ final class PeerConnection {
         guard let attachment = attachments[channel] else {
             let message: String
             switch request {
-            case .detach, .invoke, .signal:
+            case .detach, .invoke, .signal, .resize:
                 message = "channel \(channel) is not attached to a session: send attach first"
             default:
                 message = "\(request.kindName) goes to the registry on channel 0, not to a session's runspace"
@@ -213,6 +213,8 @@ final class PeerConnection {
             session.invoke(invoke, from: attachment, requestID: id)
         case .signal(let signal):
             session.signal(signal, from: attachment, requestID: id)
+        case .resize(let size):
+            session.resize(size, from: attachment, requestID: id)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
                 "\(request.kindName) goes to the registry on channel 0, not to a session's runspace")))
@@ -256,7 +258,7 @@ extension Request {
     /// Requests a session's runspace serves on an attached channel.
     var isSessionRequest: Bool {
         switch self {
-        case .attach, .detach, .invoke, .signal: true
+        case .attach, .detach, .invoke, .signal, .resize: true
         default: false
         }
     }

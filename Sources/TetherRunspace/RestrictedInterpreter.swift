@@ -92,7 +92,8 @@ final class RestrictedInterpreter: Interpreter {
         group <= 0 || (kill(-group, 0) != 0 && errno == ESRCH)
     }
 
-    func runPreparedCommand() {
+    /// Never with a terminal: `prepareCommand` refuses one for a restricted session.
+    func runPreparedCommand(terminal: OutputPipe?) {
         precondition(isIdle, "one command at a time")
         guard let command = prepared else { preconditionFailure("no prepared command") }
         prepared = nil

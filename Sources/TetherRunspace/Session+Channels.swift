@@ -106,8 +106,10 @@ extension Session {
 
     // MARK: Acknowledgements
 
-    /// `ack seq` from any channel: acknowledgement is per session.
-    func acknowledge(_ seq: UInt64) {
+    /// `ack seq` from any channel: acknowledgement is per session; the credit it gives
+    /// back is the channel's own (`on`: the attachment it came on, if attached).
+    func acknowledge(_ seq: UInt64, on attachment: Attachment? = nil) {
+        if let attachment, attachment.window.acknowledged(through: seq) { pump(attachment) }
         if journal.acknowledge(through: seq) {
             interpreter.updateReading()
             if journal.isEmpty && running == nil { scheduleIdleTrim() }
@@ -129,12 +131,23 @@ extension Session {
 
     func stdinData(_ bytes: [UInt8], from peer: PeerConnection, channel: UInt32) {
         // Stdin for a command that has ended (or never asked for it) is discarded.
-        guard peer.attachments[channel] != nil, let command = running, let feeder = command.stdin else { return }
+        guard peer.attachments[channel] != nil, let command = running else { return }
+        if let terminal = command.terminal {
+            terminal.write(bytes)  // keystrokes; a terminal never fills the way a FIFO does
+            return
+        }
+        guard let feeder = command.stdin else { return }
         feeder.write(bytes)
         if feeder.isBackedUp && command.pausedSender == nil {
             peer.connection.pauseReading()
             command.pausedSender = peer
         }
+    }
+
+    /// The client's window changed size: the running command's terminal takes it.
+    func resize(_ size: TerminalSize, from attachment: Attachment, requestID: UInt32) {
+        running?.terminal?.resize(size)
+        attachment.peer.respond(channel: attachment.channel, id: requestID, .done)
     }
 
     func stdinEOF(from peer: PeerConnection, channel: UInt32) {

@@ -127,22 +127,29 @@ extension Session {
         let id = nextCommandID
         nextCommandID += 1
         var feeder: StdinFeeder?
+        var terminal: CommandTerminal?
         let transcriptLine: String?
         do {
+            if let wanted = request.terminal {
+                terminal = try CommandTerminal(reactor: reactor, request: wanted)
+            }
             transcriptLine = try prepareCommand(request, id: id, from: origin,
-                                                stdinName: request.stdin ? workDirectory.stdinName(id) : nil)
-            if request.stdin {
+                                                stdinName: request.stdin && terminal == nil ? workDirectory.stdinName(id) : nil,
+                                                terminal: terminal)
+            if request.stdin && terminal == nil {
                 let fifo = try workDirectory.openStdinFIFO(commandID: id)
                 feeder = StdinFeeder(reactor: reactor, path: fifo.path, fd: fifo.fd)
             }
         } catch {
             feeder?.close()
+            terminal?.close()
             origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.internal,
                 "could not prepare the command in \(workDirectory.path): \(error)")))
             startNextWaiting()
             return
         }
-        let command = RunningCommand(id: id, origin: origin, stdin: feeder, token: request.token)
+        terminal?.output.mayRead = { [unowned self] in self.mayReadOutput() }
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder, token: request.token, terminal: terminal)
         if let token = request.token {
             remember(token, InvokeToken(commandID: id, startSeq: journal.lastSeq + 1, endSeq: nil))
         }
@@ -166,7 +173,7 @@ extension Session {
                               except: endedCommands.map(\.records))
         command.startSeq = journal.lastSeq + 1
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
-        interpreter.runPreparedCommand()
+        interpreter.runPreparedCommand(terminal: terminal?.output)
         publishStatus()
     }
 
@@ -190,6 +197,7 @@ extension Session {
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)
         command.stdin?.close()  // and removes its FIFO
+        command.terminal?.close()  // hangs the terminal up: bash has none until the next
         running = nil
         lastUsedAt = WallClock.now()
     }

@@ -32,15 +32,20 @@ extension Session {
     /// Gets the command ready to run: bash's script files, or the restricted program.
     /// Returns the transcript line for the command (written here: a command that can't be
     /// recorded does not run).
-    func prepareCommand(_ request: InvokeRequest, id: UInt64, from origin: Attachment, stdinName: String?) throws -> String? {
+    func prepareCommand(_ request: InvokeRequest, id: UInt64, from origin: Attachment, stdinName: String?,
+                        terminal: CommandTerminal? = nil) throws -> String? {
         if let restricted = interpreter as? RestrictedInterpreter {
+            if terminal != nil {
+                throw TetherIOError("a restricted session runs its commands without a terminal (no --tty)")
+            }
             guard case .allowed(let rule, let arguments) = restrictedDecision(request) else {
                 throw TetherIOError("the command line is no longer allowed")  // checked in invoke
             }
             restricted.prepared = RestrictedInterpreter.PreparedCommand(
                 path: rule.path, arguments: arguments, stdinPath: stdinName.map { workDirectory.path + "/" + $0 })
         } else {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments, stdinName: stdinName)
+            try workDirectory.prepare(script: request.script, arguments: request.arguments, stdinName: stdinName,
+                                      terminal: terminal.map { ($0.slavePath, $0.term) })
         }
         guard let transcript else { return nil }
         let line = transcriptPrefix(origin) + "COMMAND#\(id)=\(Transcript.quoted(commandText(request)))"

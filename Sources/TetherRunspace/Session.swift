@@ -30,15 +30,18 @@ final class Session {
         let stdin: StdinFeeder?
         /// The invoke's token, if the client gave one (see `InvokeToken`).
         let token: UInt64?
+        /// The pseudo-terminal of a command run with one (stdin frames are keystrokes).
+        let terminal: CommandTerminal?
         /// What its transcript lines say about it (`Transcript yes` only).
         var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, token: UInt64?) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, token: UInt64?, terminal: CommandTerminal? = nil) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
             self.token = token
+            self.terminal = terminal
         }
     }
 
@@ -245,14 +248,16 @@ final class Session {
         }
     }
 
-    /// Sends `attachment` what it is owed from the journal, until its connection backs up.
+    /// Sends `attachment` what it is owed from the journal, until its connection backs up
+    /// or its window is full (it then waits for its own acks; the journal keeps the rest).
     func pump(_ attachment: Attachment) {
         let connection = attachment.peer.connection
-        while !connection.isClosed && !connection.isBackedUp,
+        while !connection.isClosed && !connection.isBackedUp && attachment.window.isOpen,
               let record = journal.first(atOrAfter: attachment.nextSeq) {
             if attachment.wants(record) {
                 attachment.peer.send(record, channel: attachment.channel)
                 if record.kind == .dropped { highestSentDroppedSeq = max(highestSentDroppedSeq, record.seq) }
+                attachment.window.sent(seq: record.seq, bodyBytes: record.body.count)
             }
             attachment.advance(past: record.seq)
         }

@@ -28,12 +28,14 @@ final class WorkDirectory {
 
     /// Writes the next command's script and its driver over the last ones. If a command
     /// removed the directory itself, it is made again (0700, ours) first.
-    func prepare(script text: String, arguments: [String], stdinName: String?) throws {
+    func prepare(script text: String, arguments: [String], stdinName: String?,
+                 terminal: (slave: String, term: String)? = nil) throws {
         var bytes = Array(DriverLine.scriptFile(text).utf8)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }
         let driverText = Array(DriverLine.driverFile(scriptName: WorkDirectory.scriptName,
-                                                     arguments: arguments, stdinName: stdinName).utf8)
+                                                     arguments: arguments, stdinName: stdinName,
+                                                     terminal: terminal).utf8)
         do {
             try script.write(bytes)
             try driver.write(driverText)

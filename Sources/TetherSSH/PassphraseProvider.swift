@@ -7,8 +7,11 @@ public protocol PassphraseProvider: Sendable {
     func passphrase(for keyPath: String) -> String?
 }
 
-/// Asks on /dev/tty with echo off, like ssh: "Enter passphrase for key 'PATH': ".
-/// Returns nil when there is no terminal (the key is then skipped with a note).
+/// Asks on /dev/tty with echo off, like ssh: "Enter passphrase for key 'PATH': " — or
+/// through `$SSH_ASKPASS` as ssh does: always with `SSH_ASKPASS_REQUIRE=force`, first with
+/// `prefer`, never with `never`, and by default only when there is no terminal and a
+/// display ($DISPLAY or $WAYLAND_DISPLAY). Returns nil when nobody can be asked (the key
+/// is then skipped with a note).
 /// Answers are remembered per key for the life of the process, so a fan-out to fifty hosts
 /// asks once, not fifty times.
 public struct TTYPassphraseProvider: PassphraseProvider {
@@ -20,7 +23,7 @@ public struct TTYPassphraseProvider: PassphraseProvider {
     public func passphrase(for keyPath: String) -> String? {
         Self.lock.withLock {
             if let known = Self.remembered[keyPath] { return known }
-            guard let answer = Self.ask("Enter passphrase for key '\(keyPath)': ") else { return nil }
+            guard let answer = Self.askPerson("Enter passphrase for key '\(keyPath)': ") else { return nil }
             Self.remembered[keyPath] = answer
             return answer
         }
@@ -29,6 +32,27 @@ public struct TTYPassphraseProvider: PassphraseProvider {
     /// Forgets a passphrase that turned out to be wrong.
     public static func forget(_ keyPath: String) {
         lock.withLock { _ = remembered.removeValue(forKey: keyPath) }
+    }
+
+    private static func askPerson(_ prompt: String) -> String? {
+        let program = Environment.get("SSH_ASKPASS")
+        let require = Environment.get("SSH_ASKPASS_REQUIRE")?.lowercased()
+        let display = Environment.get("DISPLAY") != nil || Environment.get("WAYLAND_DISPLAY") != nil
+        if let program, require == "force" || require == "prefer" {
+            return askpass(program, prompt) ?? (require == "prefer" ? ask(prompt) : nil)
+        }
+        if let answer = ask(prompt) { return answer }
+        if let program, require != "never", display { return askpass(program, prompt) }
+        return nil
+    }
+
+    /// `$SSH_ASKPASS PROMPT`: its first line of output, if it exits 0.
+    private static func askpass(_ program: String, _ prompt: String) -> String? {
+        guard let path = program.hasPrefix("/") ? program : Spawn.findExecutable(program),
+              let (status, output, _) = try? OpenSSHConfigQuery.capture(path: path, arguments: [program, prompt]),
+              status == .exited(0) else { return nil }
+        let line = output.prefix { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }
+        return line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
     }
 
     private static func ask(_ prompt: String) -> String? {

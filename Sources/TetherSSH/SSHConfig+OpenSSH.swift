@@ -100,6 +100,8 @@ extension SSHConfig {
             knownHostsFiles: noneFiltered(config.words("userknownhostsfile")), strictHostKeyChecking: policy,
             connectTimeout: connectTimeout, serverAliveInterval: serverAlive)
         target.globalKnownHostsFiles = noneFiltered(config.words("globalknownhostsfile"))
+        // ssh -G always prints a count (3 when unset); it only matters with an interval.
+        if serverAlive != nil { target.serverAliveCountMax = config.value("serveralivecountmax").flatMap { Int($0) } }
 
         preferences.bindAddress = config.value("bindaddress")
         preferences.addressFamily = config.value("addressfamily") ?? "any"

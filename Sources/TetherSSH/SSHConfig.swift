@@ -53,7 +53,7 @@ struct SSHConfigEvaluator {
     /// Options we read; everything else (and there is a lot in real configs) is ignored.
     private static let singleValued: Set<String> = [
         "hostname", "port", "user", "identitiesonly", "userknownhostsfile", "globalknownhostsfile",
-        "stricthostkeychecking", "connecttimeout", "serveraliveinterval", "proxyjump", "proxycommand",
+        "stricthostkeychecking", "connecttimeout", "serveraliveinterval", "serveralivecountmax", "proxyjump", "proxycommand",
     ]
 
     init(alias: String, localUser: String, home: String) {
@@ -250,8 +250,15 @@ struct SSHConfigEvaluator {
             guard value > 0 else { throw SSHError(.configuration, host: alias, "connect timeout must be positive, not \(value)") }
             connectTimeout = value
         }
+        // 0 (ssh's "off") is also what `ssh -G` reports when unset: the client's default.
         var serverAlive = try first["serveraliveinterval"].map { try seconds($0) }
         if serverAlive == 0 { serverAlive = nil }
+        let serverAliveCountMax = try first["serveralivecountmax"].map { line -> Int in
+            guard let count = Int(line.arguments[0]), count >= 0 else {
+                throw error(line, "ServerAliveCountMax must be a whole number, not '\(line.arguments[0])'")
+            }
+            return count
+        }
 
         var target = SSHTarget(
             alias: alias, hostName: hostName, port: port, user: user,
@@ -261,6 +268,7 @@ struct SSHConfigEvaluator {
             connectTimeout: connectTimeout, serverAliveInterval: serverAlive,
             subsystem: overrides.subsystem ?? "tether")
         target.globalKnownHostsFiles = globalKnownHosts
+        target.serverAliveCountMax = serverAliveCountMax
         target.proxyCommand = try proxyCommand(for: target)
         return target
     }

@@ -1,3 +1,5 @@
+import TetherIO
+
 /// How strictly a host's key is checked against known_hosts (OpenSSH's StrictHostKeyChecking).
 public enum HostKeyPolicy: String, Sendable, Codable {
     /// Unknown hosts are refused; the user adds them deliberately.
@@ -30,8 +32,12 @@ public struct SSHTarget: Sendable, Equatable {
     public var strictHostKeyChecking: HostKeyPolicy
     /// Seconds for the whole connection setup; 10 when nil at connect time.
     public var connectTimeout: Double?
-    /// Protocol-level keepalives are the client library's job; the value is exposed here.
+    /// ServerAliveInterval: seconds of silence before a keepalive (nil: not set, the
+    /// client's default applies). The client sends Tether-level pings
+    /// (`LivenessWatch`); libssh2's own keepalive can't be used (see docs/architecture.md).
     public var serverAliveInterval: Double?
+    /// ServerAliveCountMax: keepalives that may go unanswered (nil: not set).
+    public var serverAliveCountMax: Int?
     /// The sshd subsystem to start.
     public var subsystem: String
     /// The host's Tether gateway socket, when a previous connection's hello named it: the
@@ -141,3 +147,11 @@ public struct SSHOverrides: Sendable {
     }
 }
 
+
+extension SSHTarget {
+    /// How silence from the host is judged (ServerAliveInterval × ServerAliveCountMax, or
+    /// the client's default when the config sets neither); nil with ServerAliveInterval 0.
+    public var liveness: LivenessWatch.Settings? {
+        LivenessWatch.Settings.fromConfig(interval: serverAliveInterval, countMax: serverAliveCountMax)
+    }
+}

@@ -130,7 +130,7 @@ final class Multiplexer {
             registry?.relay(frame.payload, id: id) { [weak self] answer in
                 self?.client.send(answer)
             }
-        case .attach, .detach, .invoke, .signal:
+        case .attach, .detach, .invoke, .signal, .resize:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest,
                 "'\(request.kindName)' goes on a channel N > 0 (attach one first), not on channel 0")))
         case .configure:

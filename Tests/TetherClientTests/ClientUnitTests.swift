@@ -40,8 +40,10 @@ final class ClientUnitTests: XCTestCase {
             requestResume: { _ in pauses.append(0) },
             sendAck: { acks.append($0) })
         let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
-        // 5 MiB queued: above the high watermark, reading must pause; nothing acked yet.
-        for seq in 1...80 { queue.push(.init(seq: UInt64(seq), chunk: .stdout(chunk), ackNow: false)) }
+        // Just above the high watermark (beyond the host's window, so only a host that
+        // ignores flow control gets here): reading must pause; nothing acked yet.
+        let total = OutputQueue.highWatermark / chunk.count + 2
+        for seq in 1...total { queue.push(.init(seq: UInt64(seq), chunk: .stdout(chunk), ackNow: false)) }
         XCTAssertEqual(pauses.values, [1])
         XCTAssertEqual(acks.values, [])
         // Take 1 MiB: nothing acked while the consumer may still be printing the 16th.
@@ -50,15 +52,16 @@ final class ClientUnitTests: XCTestCase {
         // Back for the 17th: the 16 taken before are done with, one ack for exactly them.
         _ = try await queue.next()
         XCTAssertEqual(acks.values, [16])
-        // Consume down below the low watermark: resume is requested once.
-        for _ in 0..<49 { _ = try await queue.next() }
+        // Consume down to the low watermark: resume is requested once.
+        let low = OutputQueue.lowWatermark / chunk.count
+        for _ in 0..<(total - 17 - low) { _ = try await queue.next() }
         XCTAssertEqual(pauses.values, [1, 0])
-        queue.push(.init(seq: 81, chunk: nil, ackNow: true))   // command end
+        queue.push(.init(seq: UInt64(total + 1), chunk: nil, ackNow: true))   // command end
         queue.finish()
         var rest = 0
         while try await queue.next() != nil { rest += 1 }
-        XCTAssertEqual(rest, 14)
-        XCTAssertEqual(acks.values.last, 81)
+        XCTAssertEqual(rest, low)
+        XCTAssertEqual(acks.values.last, UInt64(total + 1))
     }
 
     func testOutputQueueDeliversInOrderToAWaitingConsumer() async throws {

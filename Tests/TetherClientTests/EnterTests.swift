@@ -126,11 +126,40 @@ final class EnterTests: TwoClientTestCase {
         // Ctrl-C at the prompt drops the line and gives a new prompt.
         try pane.type("echo dropped")
         try pane.press("C-c")
-        try waitForPrompt(pane, after: "echo dropped^C")
+        try waitForPrompt(pane, after: "^C")
         try pane.typeLine("echo kept")
         let after = try waitForPrompt(pane, after: "\nkept")
         XCTAssertFalse(after.contains("\ndropped"), after)
         try pane.press("C-d")
+        XCTAssertEqual(try pane.waitForExit(), 0)
+    }
+
+    func testEachLineRunsOnATerminalAndAReplWorks() throws {
+        try check(["new", "alpha", "--name", "s"])
+        let pane = try enter(["--name", "s"], home: firstHome, label: "terminal")
+        try pane.waitFor(text: "[alpha:s] ~$")
+        try pane.typeLine("[ -t 0 ] && [ -t 1 ] && echo \"on a terminal: $(tput cols)\"")
+        try waitForPrompt(pane, after: "\non a terminal: 120")
+        // A resize while a command runs reaches it.
+        try pane.typeLine("echo reading; read -r line; tput cols")
+        try pane.waitFor("the command reading") { $0.hasSuffix("\nreading") }
+        try pane.resize(width: 100, height: 40)
+        try pane.press("Enter")
+        try waitForPrompt(pane, after: "\n100")
+
+        // Python's REPL, used as at any terminal: prompts, a value, a multi-line block.
+        try pane.typeLine("python3 -q")
+        try pane.waitFor("python's prompt") { $0.hasSuffix(">>>") }
+        try pane.typeLine("print(6 * 7)")
+        try pane.waitFor("the answer and the next prompt") { $0.hasSuffix("print(6 * 7)\n42\n>>>") }
+        try pane.typeLine("for n in range(2):")
+        try pane.waitFor("python's continuation prompt") { $0.hasSuffix("...") }
+        try pane.typeLine("    print('row', n)")
+        try pane.press("Enter")
+        try pane.waitFor("the loop's rows") { $0.hasSuffix("row 0\nrow 1\n>>>") }
+        try pane.press("C-d")
+        try pane.waitFor("the session's prompt after python") { $0.hasSuffix("[alpha:s] ~$") }
+        try pane.typeLine("exit")
         XCTAssertEqual(try pane.waitForExit(), 0)
     }
 

@@ -183,30 +183,6 @@ final class KeeperTests: CLITestCase {
         XCTAssertEqual(unique, (1...20).map { "line-\($0)" })
     }
 
-    /// A CLI that stops reading holds up its link (head of line) only while it lives:
-    /// killed, its channel is detached and the link flows again for the others.
-    func testStuckCLIHoldsUpItsLinkOnlyUntilItIsKilled() throws {
-        try newSession("stuck")
-        try newSession("other")
-        let pipe = try Descriptors.pipe()
-        defer { close(pipe.read) }
-        let stuck = try startTether(["invoke", "--name", "stuck", "--", "head -c 60000000 /dev/zero"],
-                                    label: "stuck", stdoutFD: pipe.write)
-        close(pipe.write)
-        try eventually(timeout: 30, "the link waits for the stuck CLI") {
-            (try? keeperStatus())??.links.first?.waitingForSlowClient == true
-        }
-        let other = try startTether(["invoke", "--name", "other", "--", "echo second"], label: "other")
-        try Processes.kill9(stuck.pid)
-        _ = try stuck.wait()
-        XCTAssertEqual(try other.wait(timeout: 30), .exited(0), other.stderrText)
-        XCTAssertEqual(other.stdoutText, "second\n")
-        let status = try XCTUnwrap(try keeperStatus())
-        XCTAssertEqual(status.links.first?.waitingForSlowClient, false)
-        XCTAssertEqual(status.links.first?.channels, 0)
-        _ = try tether(["remove", "--name", "stuck"])
-    }
-
     /// A link whose connection died silently (the host side frozen, TCP still up) is
     /// found out by the keepalive before reuse, dropped, and replaced: the CLI waits one
     /// keepalive timeout, not forever.

@@ -112,6 +112,35 @@ final class SSHConfigHonouredTests: CLITestCase {
         XCTAssertEqual(try check(["invoke", "--computer", "certified", "--", "echo again"]), "again\n")
     }
 
+    func testAPassphraseTypedOnceServesTheKeeperLinkForLaterCommands() throws {
+        let key = workDirectory + "/locked_key"
+        _ = try run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "correct horse", "-C", "locked", "-f", key])
+        try authorize(key + ".pub", on: alpha)
+        try addHost("locked", ["StrictHostKeyChecking yes", "IdentitiesOnly yes", "IdentityFile \(key)"], identity: false)
+        let script = (1...4).map { "\(tetherPath) invoke --computer locked -- 'echo command-\($0)'" }.joined(separator: "; ")
+            + "; echo ALL-DONE"
+        let pane = try TmuxPane(socket: workDirectory + "/passphrase.tmux", command: ["/bin/sh", "-c", script],
+                                environment: ["TETHER_HOME": tetherHome, "TETHER_SSH_CONFIG": sshConfigPath])
+        defer { pane.kill() }
+        try pane.waitFor("the passphrase prompt") { $0.contains("Enter passphrase for key '\(key)':") }
+        try pane.typeLine("correct horse")
+        let screen = try pane.waitFor("four commands") { $0.contains("ALL-DONE") }
+        for number in 1...4 { XCTAssertTrue(screen.contains("command-\(number)"), screen) }
+        XCTAssertEqual(screen.components(separatedBy: "Enter passphrase").count - 1, 1, "asked once: \(screen)")
+        XCTAssertEqual(try keeperStatusLinks(), 1, "one warm link served all four")
+        // Never on disk: no keeper log holds it.
+        let logs = try Processes.run("/bin/sh", ["-c", "cat /tmp/tether-client-$(id -u)/keeper-*.log ${XDG_RUNTIME_DIR:-/nonexistent}/tether/keeper-*.log 2>/dev/null; true"])
+        XCTAssertFalse(logs.stdoutText.contains("correct horse"))
+    }
+
+    /// Links the keeper holds to `locked`, and how many CLI streams each served.
+    private func keeperStatusLinks() throws -> Int {
+        let data = Data(try check(["keeper", "--status"]).utf8)
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let links = try XCTUnwrap(status["links"] as? [[String: Any]])
+        return links.filter { $0["destination"] as? String == "locked" }.count
+    }
+
     // MARK: Host keys
 
     func testAHostCertificateUnderCertAuthorityIsTrusted() throws {
@@ -147,6 +176,27 @@ final class SSHConfigHonouredTests: CLITestCase {
         let result = try tether(["invoke", "--computer", "rsa-host", "--", "echo by rsa"])
         XCTAssertEqual(result.status, .exited(0), result.stderrText)
         XCTAssertEqual(result.stdoutText, "by rsa\n")
+    }
+
+    func testAskOnATerminalRecordsTheKeyTheUserAccepts() throws {
+        let empty = workDirectory + "/asked_known_hosts"
+        try writeFile(empty, "")
+        // Not BatchMode: ssh's default StrictHostKeyChecking (ask) may ask.
+        let lines = ["Host asked", "    HostName 127.0.0.1", "    Port \(alpha.port)", "    User \(alpha.user)",
+                     "    UserKnownHostsFile \(empty)", "    IdentitiesOnly yes", "    IdentityFile \(alpha.clientKeyPath)"]
+        let existing = (try? String(contentsOfFile: sshConfigPath, encoding: .utf8)) ?? ""
+        try writeFile(sshConfigPath, existing + "\n" + lines.joined(separator: "\n") + "\n")
+        let pane = try TmuxPane(socket: workDirectory + "/ask.tmux",
+                                command: [tetherPath, "invoke", "--computer", "asked", "--", "echo accepted-it"],
+                                environment: ["TETHER_HOME": tetherHome, "TETHER_SSH_CONFIG": sshConfigPath])
+        defer { pane.kill() }
+        try pane.waitFor("ssh's question") { $0.contains("Are you sure you want to continue connecting (yes/no/[fingerprint])?") }
+        try pane.typeLine("yes")
+        try pane.waitFor(text: "accepted-it")
+        XCTAssertEqual(try pane.waitForExit(), 0)
+        XCTAssertTrue(try String(contentsOfFile: empty, encoding: .utf8).contains("[127.0.0.1]:\(alpha.port) ssh-"))
+        // Known now: no question the next time.
+        XCTAssertEqual(try check(["invoke", "--computer", "asked", "--", "echo known"]), "known\n")
     }
 
     func testHostKeyAliasNamesTheKnownHostsEntry() throws {

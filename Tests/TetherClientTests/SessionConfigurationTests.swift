@@ -210,6 +210,31 @@ final class SessionConfigurationTests: SessionConfigurationTestCase {
         XCTAssertEqual(try check(["invoke", "--name", "ops", "--", "echo on"]), "on\n")
     }
 
+    func testEnterARestrictedSessionRunsEachLineAsOneCommandLine() throws {
+        try writeConfiguration("ops", """
+            Kind restricted
+            AllowUsers \(alpha.user)
+            Command /bin/echo *
+            """)
+        // Scripted: each line one command line; a refused one is said and the rest goes on.
+        let scripted = try tether(["enter", "alpha", "--configuration", "ops"], stdin: Array("echo one\necho 1; id\necho two\n".utf8))
+        XCTAssertEqual(scripted.stdoutText, "one\ntwo\n")
+        XCTAssertTrue(scripted.stderrText.contains("refused by session configuration 'ops': ; (a command separator)"), scripted.stderrText)
+        XCTAssertEqual(scripted.status, .exited(0), "the last line's status")
+
+        // At a prompt: no shell helpers (history file, directory, completion) to refuse.
+        let pane = try TmuxPane(socket: workDirectory + "/enter.tmux", command: [tetherPath, "enter", "alpha", "--configuration", "ops"],
+                                environment: ["TETHER_HOME": tetherHome, "TETHER_SSH_CONFIG": sshConfigPath])
+        defer { pane.kill() }
+        try pane.waitFor(text: "] (restricted)$")
+        try pane.typeLine("echo 'at the prompt'")
+        try pane.waitFor(text: "at the prompt\n[alpha:")
+        try pane.typeLine("echo hi > /tmp/x")
+        try pane.waitFor(text: "> (a redirection)")
+        try pane.typeLine("exit")
+        XCTAssertEqual(try pane.waitForExit(), 1, "the refused line's status")
+    }
+
     func testConfigurationsListsWhatTheUserMayUseAndTheRestIsRefused() throws {
         try writeConfiguration("ops", """
             Description "Operators"

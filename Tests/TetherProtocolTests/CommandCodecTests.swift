@@ -12,6 +12,9 @@ final class CommandCodecTests: XCTestCase {
             InvokeRequest(script: String(repeating: "x", count: 100_000), arguments: Array(repeating: "y", count: 500), waitTimeout: 0),
             InvokeRequest(script: "date >> log", token: 0xfeed_beef_0123_4567),
             InvokeRequest(script: "true", stdin: true, waitTimeout: 1, token: 0),
+            InvokeRequest(script: "vim", stdin: true, terminal: TerminalRequest(term: "xterm-256color", size: TerminalSize(rows: 50, columns: 200))),
+            InvokeRequest(script: "top", arguments: ["-b"], waitTimeout: 1,
+                          terminal: TerminalRequest(term: "", size: TerminalSize(rows: .max, columns: 0))),
         ]
         for (index, invoke) in invokes.enumerated() {
             let payload = ControlCodec.request(id: UInt32(index), .invoke(invoke))
@@ -20,6 +23,13 @@ final class CommandCodecTests: XCTestCase {
             XCTAssertEqual(id, UInt32(index))
             XCTAssertEqual(decoded, .invoke(invoke))
         }
+    }
+
+    func testResizeIsJSON() throws {
+        let payload = ControlCodec.request(id: 3, .resize(TerminalSize(rows: 40, columns: 120)))
+        XCTAssertEqual(payload[4], UInt8(ascii: "{"))
+        let (_, decoded) = try ControlCodec.decodeRequest(payload)
+        XCTAssertEqual(decoded, .resize(TerminalSize(rows: 40, columns: 120)))
     }
 
     func testStartedRoundTripsAndOtherAnswersStayJSON() throws {

@@ -151,9 +151,10 @@ final class RunspaceClient {
 
     /// Sends an invoke and returns its answer: the command id, or the failure.
     func start(_ script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true,
-               waitTimeout: Double? = nil, channel: UInt32 = 1, timeout: Double = 20) throws -> Result<UInt64, ErrorBody> {
+               waitTimeout: Double? = nil, terminal: TerminalRequest? = nil, channel: UInt32 = 1,
+               timeout: Double = 20) throws -> Result<UInt64, ErrorBody> {
         let id = request(.invoke(InvokeRequest(script: script, arguments: arguments, stdin: stdin,
-                                               wait: wait, waitTimeout: waitTimeout)), channel: channel)
+                                               wait: wait, waitTimeout: waitTimeout, terminal: terminal)), channel: channel)
         switch try response(to: id, channel: channel, timeout: timeout) {
         case .started(let commandID): return .success(commandID)
         case .failure(let body): return .failure(body)

@@ -45,13 +45,15 @@ public final class TCPProxy: @unchecked Sendable {
 
     /// Listens on 127.0.0.1:0 (the kernel picks the port) and forwards to
     /// 127.0.0.1:`targetPort`.
-    public init(targetPort: UInt16) throws {
+    /// `delay`: seconds each byte waits in each direction (a long path's latency), for
+    /// every connection.
+    public init(targetPort: UInt16, delay: Double = 0) throws {
         Processes.ignoreSIGPIPE()
         self.targetPort = targetPort
         reactor = try Reactor()
         let listener = try TCPProxy.listen(port: 0)
         port = try TCPProxy.boundPort(listener)
-        core = TCPProxyCore(reactor: reactor, listener: listener, port: port, targetPort: targetPort)
+        core = TCPProxyCore(reactor: reactor, listener: listener, port: port, targetPort: targetPort, delay: delay)
         core.count = { [counters] change in counters.update(change) }
         core.start()
         let thread = Thread { [reactor, loopEnded] in
@@ -221,10 +223,12 @@ final class TCPProxyCore: @unchecked Sendable {
     private var placeholder: Int32 = -1
     private var links: [ObjectIdentifier: TCPProxyLink] = [:]
     private var stalled = false
+    private let delay: Double
     var count: (_ change: (inout TCPProxy.Statistics) -> Void) -> Void = { _ in }
 
-    init(reactor: Reactor, listener: Int32, port: UInt16, targetPort: UInt16) {
+    init(reactor: Reactor, listener: Int32, port: UInt16, targetPort: UInt16, delay: Double) {
         self.reactor = reactor
+        self.delay = delay
         self.listener = listener
         self.port = port
         self.targetPort = targetPort
@@ -291,7 +295,7 @@ final class TCPProxyCore: @unchecked Sendable {
             }
             do {
                 let link = try TCPProxyLink(
-                    reactor: reactor, client: client, targetPort: targetPort, stalled: stalled,
+                    reactor: reactor, client: client, targetPort: targetPort, stalled: stalled, delay: delay,
                     count: { [unowned self] toTarget, fromTarget in
                         self.count {
                             $0.bytesToTarget += UInt64(toTarget)

@@ -25,7 +25,14 @@ final class TCPProxyLink {
         /// shutdown(SHUT_WR) done on the sink: this direction is finished.
         var sinkShut = false
         var hasPending: Bool { offset < pending.count }
+        /// With a delay: chunks read and not yet due, each with the time it may be written.
+        var delayed: [(due: UInt64, bytes: [UInt8])] = []
+        var delayedBytes = 0
+        var timer: TimerHandle?
     }
+
+    /// Bytes a delayed direction holds at most (its bandwidth × delay product).
+    static let delayedCapacity = 16 << 20
 
     private let reactor: Reactor
     private var fds: [Int32]
@@ -38,6 +45,8 @@ final class TCPProxyLink {
     private var stalled: Bool
     /// What the target sends is read but not passed on (`holdReplies`).
     private var repliesHeld = false
+    /// One-way delay per direction, in nanoseconds (0: none).
+    private let delay: UInt64
     private let count: (_ toTarget: Int, _ fromTarget: Int) -> Void
     private let onClosed: (TCPProxyLink) -> Void
 
@@ -45,11 +54,12 @@ final class TCPProxyLink {
 
     /// Starts connecting to `targetPort` on 127.0.0.1 for the accepted `client`. Throws
     /// (the caller resets the client) if no socket can be made.
-    init(reactor: Reactor, client: Int32, targetPort: UInt16, stalled: Bool,
+    init(reactor: Reactor, client: Int32, targetPort: UInt16, stalled: Bool, delay: Double = 0,
          count: @escaping (_ toTarget: Int, _ fromTarget: Int) -> Void,
          onClosed: @escaping (TCPProxyLink) -> Void) throws {
         self.reactor = reactor
         self.stalled = stalled
+        self.delay = UInt64(max(0, delay) * 1e9)
         self.count = count
         self.onClosed = onClosed
         let target = try TCPProxyLink.startConnect(port: targetPort)
@@ -132,7 +142,7 @@ final class TCPProxyLink {
             guard phase != .closed else { return }
         }
         if readiness.contains(.writable) {
-            flush(direction: side == .target ? 0 : 1)
+            advance(direction: side == .target ? 0 : 1)
             guard phase != .closed else { return }
         }
         finishIfDone()
@@ -146,6 +156,14 @@ final class TCPProxyLink {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !flows[index].sourceEnded {
             let n = buffer.withUnsafeMutableBytes { read(fds[index], $0.baseAddress, $0.count) }
+            if n > 0 && delay > 0 {
+                flows[index].delayed.append((Reactor.now() &+ delay, Array(buffer[0..<n])))
+                flows[index].delayedBytes += n
+                advance(direction: index)
+                guard phase != .closed else { return }
+                if flows[index].delayedBytes >= Self.delayedCapacity && !toEnd { return }
+                continue
+            }
             if n > 0 {
                 if !flows[index].hasPending { flows[index].pending.removeAll(keepingCapacity: true); flows[index].offset = 0 }
                 flows[index].pending += buffer[0..<n]
@@ -156,7 +174,7 @@ final class TCPProxyLink {
             }
             if n == 0 {
                 flows[index].sourceEnded = true
-                flush(direction: index)
+                advance(direction: index)
                 return
             }
             if errno == EINTR { continue }
@@ -182,15 +200,40 @@ final class TCPProxyLink {
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
             return reset()
         }
-        if flows[index].sourceEnded && !flows[index].sinkShut {
+        if flows[index].sourceEnded && !flows[index].sinkShut && flows[index].delayed.isEmpty {
             flows[index].sinkShut = true
             _ = shutdown(sink, Int32(SHUT_WR))
         }
     }
 
+    /// Writes what is due in one direction, moving delayed chunks on as their time comes.
+    private func advance(direction index: Int) {
+        while phase == .forwarding {
+            flush(direction: index)
+            guard phase == .forwarding, !stalled, !flows[index].hasPending, let next = flows[index].delayed.first else { break }
+            let now = Reactor.now()
+            if next.due > now {
+                if flows[index].timer == nil {
+                    flows[index].timer = reactor.schedule(after: Double(next.due - now) / 1e9) { [weak self] in
+                        guard let self else { return }
+                        self.flows[index].timer = nil
+                        self.advance(direction: index)
+                        self.finishIfDone()
+                        if self.phase != .closed { self.updateInterests() }
+                    }
+                }
+                break
+            }
+            flows[index].delayed.removeFirst()
+            flows[index].delayedBytes -= next.bytes.count
+            flows[index].pending = next.bytes
+            flows[index].offset = 0
+        }
+    }
+
     private func flushBoth() {
-        flush(direction: 0)
-        if phase != .closed { flush(direction: 1) }
+        advance(direction: 0)
+        if phase != .closed { advance(direction: 1) }
         finishIfDone()
         if phase != .closed { updateInterests() }
     }
@@ -236,7 +279,8 @@ final class TCPProxyLink {
             var interest: Interest = []
             let outgoing = flows[side.rawValue]        // the flow this side feeds
             let incoming = flows[1 - side.rawValue]    // the flow this side drains
-            if !outgoing.sourceEnded && !outgoing.hasPending { interest.insert(.readable) }
+            let room = delay > 0 ? outgoing.delayedBytes < Self.delayedCapacity : !outgoing.hasPending
+            if !outgoing.sourceEnded && room { interest.insert(.readable) }
             if incoming.hasPending && !(repliesHeld && side == .client) { interest.insert(.writable) }
             return interest
         }

@@ -99,6 +99,12 @@ public final class TmuxPane {
         }
     }
 
+    /// Changes the window's size, as a user dragging the terminal would (the program in the
+    /// pane gets SIGWINCH).
+    public func resize(width: Int, height: Int) throws {
+        try run(["resize-window", "-t", "main", "-x", "\(width)", "-y", "\(height)"])
+    }
+
     /// Ends the tmux server (and whatever still runs in it).
     public func kill() {
         _ = try? Processes.run(tmux, ["-S", socket, "kill-server"], timeout: 10)

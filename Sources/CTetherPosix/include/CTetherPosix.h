@@ -27,6 +27,11 @@ int tether_set_child_subreaper(void);
 int tether_malloc_trim(void);
 /// memfd_create(name, MFD_CLOEXEC): an anonymous in-memory file (GNU-only in glibc's headers).
 int tether_memfd_cloexec(const char *name);
+/// Pseudo-terminals (_XOPEN_SOURCE calls): a master, its grant and unlock, the slave's path.
+int tether_posix_openpt(int flags);
+int tether_grantpt(int fd);
+int tether_unlockpt(int fd);
+int tether_ptsname_r(int fd, char *buffer, size_t length);
 #include <spawn.h>
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 

@@ -20,15 +20,17 @@ struct Enter: AsyncParsableCommand {
         Input bash finds unfinished (an open quote, if without fi, a trailing \\)
         continues on the next line after a "> " prompt.
 
+        Each command runs on a terminal on the host (as invoke --tty): vim, top, less,
+        python3 and password prompts work, TERM and the window size come from here, and
+        this terminal is raw while the command runs, so every key is the program's.
         Ctrl-C interrupts the running command and returns to the prompt; at the prompt it
         drops the line. exit, logout or Ctrl-D at the prompt leave; the session stays
-        (Disconnect it with tether disconnect, end it with tether remove). While a command
-        runs, what you type is its input (Ctrl-D ends it).
+        (disconnect it with tether disconnect, end it with tether remove).
 
         Escapes, typed at the start of a line, as in ssh:
-          ~.  detach: the command goes on, the session is released as by tether disconnect;
-              a later tether enter of it, from any machine, shows what the command
-              printed meanwhile and continues it live
+          ~.  detach: the command goes on, the session is released (as by
+              tether disconnect); tether enter of it later, from any machine,
+              shows what the command printed meanwhile and follows it live
           ~?  list the escapes
           ~~  type a ~
 
@@ -45,6 +47,7 @@ struct Enter: AsyncParsableCommand {
           tether enter --name deploy
           tether enter --computer web1 --name deploy --force
           tether enter --id 3 < ./maintenance.sh
+          tether enter web1 --configuration ops      # a restricted endpoint: allowed commands only
         """))
 
     @Argument(help: ArgumentHelp(
@@ -57,11 +60,27 @@ struct Enter: AsyncParsableCommand {
     @Flag(help: "Take the session over if another client holds it (that client is told).")
     var force = false
 
+    @Option(help: ArgumentHelp(
+        "Session configuration of the temporary session (see tether configurations; default bash). In a restricted one each line is one allowed command line.",
+        valueName: "NAME"))
+    var configuration: String?
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
 
+    /// Whether the session runs a restricted configuration (asked of the host: the
+    /// session's configuration name, then that configuration's kind).
+    static func isRestricted(_ host: RemoteHost, instanceID: String) async -> Bool {
+        guard let name = try? await host.sessions(filter: SessionFilter(instanceID: instanceID)).first?.info.configuration,
+              name != "bash" else { return false }
+        return (try? await host.configurations())?.first(where: { $0.name == name })?.kind == "restricted"
+    }
+
     func validate() throws {
+        if configuration != nil && selector.hasSessionFilter {
+            throw ValidationError("--configuration chooses the configuration of the temporary session; an existing session keeps its own")
+        }
         if host == nil && !selector.hasSessionFilter {
             throw ValidationError("name a computer (tether enter web1, a temporary session) or a session (--name, --id or --instance-id)")
         }
@@ -82,7 +101,7 @@ struct Enter: AsyncParsableCommand {
             let session: RemoteSession
             if let computer = self.host, !selector.hasSessionFilter {
                 host = try await context.pool.host(computer)
-                session = try await host.createSession()
+                session = try await host.createSession(configuration: configuration)
                 temporary = true
             } else {
                 var lookup = selector
@@ -104,6 +123,7 @@ struct Enter: AsyncParsableCommand {
             }
             let loop = try EnterLoop(host: host, session: session, pool: context.pool,
                                      reconnectTimeout: reconnect.reconnectTimeout, interactive: interactive)
+            loop.restricted = await Self.isRestricted(host, instanceID: session.instanceID)
             let ending: EnterLoop.Ending
             do {
                 ending = interactive ? try await loop.runInteractive() : try await loop.runScripted()

@@ -33,6 +33,13 @@ struct Invoke: AsyncParsableCommand {
         killing bash (`kill -9 $$`) ends the session (Broken); `tether remove` is the way
         to end it.
 
+        With --tty (one session), the command runs on a terminal on the host, still in the
+        session's shell: `[ -t 0 ]` is true, /dev/tty works (sudo, ssh prompts), TERM and
+        the window size are yours and resizes reach the program; everything it shows is
+        stdout. Your terminal is raw meanwhile and restored however the command ends.
+        Keys go to the program: Ctrl-C interrupts the command (exit 130, the session
+        stays), Ctrl-\\ quits the program, Ctrl-Z is passed on as a key (no job control).
+
         With --computer alone, each computer gets a temporary session, removed afterwards.
         With --in-disconnected-session, a new session named --session-name is created on
         each computer, the command is started and the session released at once; collect
@@ -72,6 +79,7 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --computer web1 --configuration ops -- systemctl status nginx
           tar c ./site | tether invoke --name deploy -- 'tar x -C /srv/www'
           tether invoke --name deploy --file ./migrate.sh -- --dry-run
+          tether invoke --name deploy --tty -- 'sudo systemctl edit app'
           tether invoke --computer db1 --in-disconnected-session --session-name nightly -- ./backup.sh
           tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
           tether invoke --name deploy --as-job --job-name build -- 'make -j4 all'
@@ -91,6 +99,9 @@ struct Invoke: AsyncParsableCommand {
 
     @Flag(help: "Print one JSON object per session (stdout, stderr, exitStatus) at the end instead of streaming.")
     var json = false
+
+    @Flag(name: .customLong("tty"), help: "Run the command on a terminal on the host (one session; the local terminal is raw meanwhile).")
+    var tty = false
 
     @Flag(name: .customLong("no-wait"), help: "Fail at once with \"busy\" if a command runs in the session, instead of waiting for it.")
     var noWait = false
@@ -145,6 +156,9 @@ struct Invoke: AsyncParsableCommand {
         try asJob.validate(inDisconnectedSession: inDisconnectedSession, noWait: noWait)
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
+        if tty && (json || inDisconnectedSession) {
+            throw ValidationError("--tty runs one command on a terminal here: not with --json or --in-disconnected-session")
+        }
         if !selector.hasSessionFilter && selector.computers.isEmpty {
             throw ValidationError("select sessions with --name, --id or --instance-id, or computers with --computer")
         }
@@ -188,7 +202,10 @@ struct Invoke: AsyncParsableCommand {
                 try context.failures.exitIfFailed()
                 return
             }
-            let stdinSources = stdinSources(count: jobs.count)
+            if tty && (jobs.count != 1 || selector.computers.count > 1) {
+                throw TetherClientError(.usage, "--tty runs the command in one session, but \(jobs.count) are selected")
+            }
+            let stdinSources = tty ? [.fileDescriptor(0)] : stdinSources(count: jobs.count)
             let running = RunningSessions()
             let reconnecting = ReconnectingTargets()
             InterruptHandler(onFirst: { running.interruptAll() },
@@ -196,9 +213,13 @@ struct Invoke: AsyncParsableCommand {
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
             var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
-                                          reconnectTimeout: reconnect.reconnectTimeout)
+                                          reconnectTimeout: reconnect.reconnectTimeout,
+                                          terminal: tty ? TerminalMode.request() : nil)
             configured.configuration = configuration
             let settings = configured
+            // Raw while the command runs; restored on every way out (TerminalMode).
+            let rawMode = tty ? TerminalMode.enterRaw() : nil
+            defer { rawMode?.restore() }
             let indexed = Array(zip(jobs, stdinSources))
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
                 await job.run(settings: settings, stdin: stdin, context: context, running: running,
@@ -255,6 +276,8 @@ struct InvokeSettings: Sendable {
     var temporary: Bool
     /// 0: a lost connection ends the invoke (255); else seconds to keep reconnecting.
     var reconnectTimeout: Double
+    /// --tty: the command runs on a terminal with this TERM and size.
+    var terminal: TerminalRequest? = nil
     /// The configuration of temporary sessions (nil: the host's default, bash).
     var configuration: String? = nil
 }
@@ -309,7 +332,7 @@ struct InvokeJob: Sendable {
                 invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
                                                           waitingFor: "to start the command") {
                     try await session.invoke(settings.script, arguments: settings.arguments,
-                                             stdin: stdin, wait: settings.wait, token: token)
+                                             stdin: stdin, wait: settings.wait, token: token, terminal: settings.terminal)
                 }
             } catch let error as TetherClientError where error.isConnectionLost && settings.reconnectTimeout > 0 {
                 running.remove(session)
@@ -335,6 +358,10 @@ struct InvokeJob: Sendable {
                 running.remove(session)
                 throw error
             }
+            let resizes = settings.terminal == nil ? nil : TerminalMode.watchResizes { size in
+                Task { try? await session.resize(size) }
+            }
+            defer { resizes?.cancel() }
             var followed = FollowedOutput.invocation(invocation)
             var stdinCut = false
             while true {

@@ -34,7 +34,14 @@ final class EnterLoop: @unchecked Sendable {
     private let interrupts: InterruptPipe?
     /// The prompt's directory, refreshed after each command.
     private var directory = "?"
+    /// The session runs a restricted configuration: no shell, so lines go as typed (one
+    /// command line each) and there is no history file, directory or completion to ask
+    /// it for — those helpers are shell scripts it would refuse.
+    var restricted = false
     private var lastStatus: Int32 = 0
+    /// Whether the last output shown ended its line: if not (`printf x`, a `^C` the
+    /// remote terminal echoed), the prompt starts on a new one.
+    private let outputEndsLine = SharedFlag(initially: true)
 
     /// `interactive`: a prompt with libedit (stdin and stdout are terminals).
     init(host: RemoteHost, session: RemoteSession, pool: HostPool, reconnectTimeout: Double,
@@ -81,7 +88,8 @@ final class EnterLoop: @unchecked Sendable {
             }
             if let status = Self.leaveStatus(input, lastStatus: lastStatus) { return .left(status: status) }
             lineEditor?.addHistory(input)
-            if let ending = try await runLine(EnterScripts.command(for: input), interactive: true) { return ending }
+            let script = restricted ? input : EnterScripts.command(for: input)
+            if let ending = try await runLine(script, interactive: true) { return ending }
         }
     }
 
@@ -132,12 +140,16 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     private func loadHistory() async throws {
-        guard let editor = lineEditor else { return }
+        guard let editor = lineEditor, !restricted else { return }
         let (output, _) = try await quietly(EnterScripts.loadHistory)
         for entry in EnterScripts.historyEntries(output) { editor.addHistory(entry) }
     }
 
     private func refreshDirectory() async {
+        guard !restricted else {
+            directory = "(restricted)"
+            return
+        }
         if let (output, _) = try? await quietly(EnterScripts.whereAmI) {
             directory = EnterScripts.displayDirectory(output)
         }
@@ -146,6 +158,7 @@ final class EnterLoop: @unchecked Sendable {
     /// Completion candidates from the session (on the editor thread: blocks until the
     /// session answers; none if it is busy or unreachable).
     private func completions(line: String, word: String, wordStart: Int) -> [String] {
+        guard !restricted else { return [] }
         let kind = EnterScripts.completionKind(line: line, word: word, wordStart: wordStart)
         let asked = kind == .variable ? String(word.dropFirst()) : word
         let answer = BlockingResult<[UInt8]>()
@@ -192,15 +205,37 @@ final class EnterLoop: @unchecked Sendable {
     }
 
     /// Runs `script` as a command of the session and shows its output; nil to go on.
+    /// At the prompt the command gets a terminal on the host (`invoke --tty`): the local
+    /// one is raw while it runs, so every key — Ctrl-C, Ctrl-D, arrows — is the remote
+    /// program's, except the `~.` escape, and window changes are passed on. Restored
+    /// before the prompt (or the detach message) comes back.
     private func runLine(_ script: String, interactive: Bool) async throws -> Ending? {
+        // A restricted session runs no shell and refuses a terminal: its lines run without.
+        let onTerminal = interactive && !restricted
+        let terminal = onTerminal ? TerminalMode.request() : nil
+        let raw = onTerminal ? TerminalMode.enterRaw(fd: 0) : nil
+        defer { raw?.restore() }
         let watcher = interactive ? try TerminalWatcher(interrupts: interrupts!) : nil
         let stdin: StdinSource = watcher.map { .stream($0.typed) } ?? .none
         let invocation: Invocation
         do {
-            invocation = try await withReconnect { try await self.session.invoke(script, stdin: stdin) }
+            invocation = try await withReconnect {
+                try await self.session.invoke(script, stdin: stdin, terminal: terminal)
+            }
+        } catch let error as TetherClientError where restricted && error.isRestrictedRefusal {
+            // A line the configuration does not allow: said, nothing ran, the prompt goes on.
+            watcher?.stop()
+            Terminal.shared.err("tether: \(error.message)\n")
+            lastStatus = 1
+            return nil
         } catch {
             watcher?.stop()
             throw error
+        }
+        // A resize between the request and the start found no terminal to resize.
+        if let asked = terminal?.size, let now = TerminalMode.size(of: 1), now != asked {
+            let session = self.session
+            Task { try? await session.resize(now) }
         }
         let outcome = try await follow(.invocation(invocation), watcher: watcher)
         switch outcome {
@@ -237,7 +272,7 @@ final class EnterLoop: @unchecked Sendable {
                 events.continuation.yield(.finished(.failure(error)))
             }
         }
-        let interrupted = OnceFlag()
+        let interrupted = SharedFlag()
         let watching = Task { [self] in
             guard let watcher else { return }
             for await event in watcher.events {
@@ -248,6 +283,11 @@ final class EnterLoop: @unchecked Sendable {
                     Task { try? await session.interrupt() }
                 case .detach:
                     events.continuation.yield(.detach)
+                case .resize:
+                    // Only a command with a terminal has a size to change.
+                    guard case .invocation = followed, let size = TerminalMode.size(of: 1) else { continue }
+                    let session = self.session
+                    Task { try? await session.resize(size) }
                 }
             }
         }
@@ -262,7 +302,10 @@ final class EnterLoop: @unchecked Sendable {
             case .finished(let result):
                 watcher?.stop()
                 // The terminal echoed ^C where the output stopped; the prompt goes below.
-                if interrupted.isSet { Terminal.shared.out("\n") }
+                if interrupted.isSet || (interrupts != nil && !outputEndsLine.isSet) {
+                    Terminal.shared.out("\n")
+                }
+                outputEndsLine.set(true)
                 return try result.get()
             }
         }
@@ -286,8 +329,12 @@ final class EnterLoop: @unchecked Sendable {
                     // if the terminal is gone, the rest stays on the host.
                     do throws(OutputWriteError) {
                         switch chunk {
-                        case .stdout(let bytes): try Terminal.shared.write(bytes, to: 1)
-                        case .stderr(let bytes): try Terminal.shared.write(bytes, to: 2)
+                        case .stdout(let bytes):
+                            try Terminal.shared.write(bytes, to: 1)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
+                        case .stderr(let bytes):
+                            try Terminal.shared.write(bytes, to: 2)
+                            if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
                         case .dropped: break
                         }
                     } catch {
@@ -347,11 +394,12 @@ final class EnterLoop: @unchecked Sendable {
     }
 }
 
-/// Set once, read from anywhere.
-final class OnceFlag: Sendable {
+/// A boolean set and read from any thread.
+final class SharedFlag: Sendable {
     private let lock = Lock()
-    nonisolated(unsafe) private var value = false  // guarded by lock
-    func set() { lock.withLock { value = true } }
+    nonisolated(unsafe) private var value: Bool  // guarded by lock
+    init(initially: Bool = false) { value = initially }
+    func set(_ newValue: Bool = true) { lock.withLock { value = newValue } }
     var isSet: Bool { lock.withLock { value } }
 }
 
@@ -399,5 +447,13 @@ struct LineReader {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { atEnd = true } else { buffer += chunk[0..<n] }
         }
+    }
+}
+
+extension TetherClientError {
+    /// A restricted session refused the command line (nothing ran).
+    var isRestrictedRefusal: Bool {
+        if case .remote(.permissionDenied) = kind { return true }
+        return false
     }
 }

@@ -9,11 +9,12 @@ struct EscapeScanner: Sendable {
         case help
     }
 
+    /// With CR LF: the terminal may be raw while a command runs.
     static let help = """
-    Supported escape sequences (at the start of a line):
-     ~.  - detach: the command goes on, the session is released (tether enter continues it)
-     ~?  - this message
-     ~~  - send the escape character by typing it twice
+    Supported escape sequences (at the start of a line):\r
+     ~.  - detach: the command goes on, the session is released (tether enter continues it)\r
+     ~?  - this message\r
+     ~~  - send the escape character by typing it twice\r
 
     """
 

@@ -38,6 +38,7 @@ final class LineEditor: @unchecked Sendable {
         let writeEnd = interrupts.writeEnd
         try BackgroundThread.start { [self] in
             _ = tether_prompt_catch_interrupts(writeEnd)
+            _ = tether_prompt_catch_resizes()
             tether_editline_setup { text, start, _ in LineEditor.complete(text, start) }
             tether_editline_set_word_breaks()
             ready.signal()
@@ -106,8 +107,9 @@ final class LineEditor: @unchecked Sendable {
     }
 }
 
-/// A non-blocking pipe that the SIGINT handler writes one byte to per Ctrl-C, so an
-/// async task can wait for Ctrl-C with poll(2) like for any other input.
+/// A non-blocking pipe that the signal handlers write one byte to per Ctrl-C ('i') and
+/// per window change ('w'), so a thread can wait for them with poll(2) like for any
+/// other input.
 final class InterruptPipe: Sendable {
     let readEnd: Int32
     let writeEnd: Int32
@@ -119,7 +121,8 @@ final class InterruptPipe: Sendable {
         writeEnd = fds[1]
     }
 
-    /// Forgets Ctrl-Cs noted so far (those handled at the prompt); returns how many.
+    /// Forgets what was noted so far (Ctrl-Cs the prompt handled, resizes while no command
+    /// had a terminal); returns how many.
     @discardableResult
     func drain() -> Int {
         var total = 0

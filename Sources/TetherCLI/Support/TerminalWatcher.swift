@@ -12,11 +12,13 @@ final class TerminalWatcher: Sendable {
     enum Event: Sendable {
         case interrupt
         case detach
+        /// The local window changed size.
+        case resize
     }
 
     /// What was typed (escapes removed); finishes at end of file (Ctrl-D) or `stop()`.
     let typed: AsyncStream<[UInt8]>
-    /// Ctrl-C and `~.`.
+    /// Ctrl-C, `~.` and window changes.
     let events: AsyncStream<Event>
     private let stopPipe: (read: Int32, write: Int32)
     private let stopped = DispatchSemaphore(value: 0)
@@ -70,7 +72,10 @@ final class TerminalWatcher: Sendable {
             if fds[0].revents != 0 { return }
             if fds[1].revents != 0 {
                 let count = read(interrupts, &buffer, buffer.count)
-                if count > 0 { events.yield(.interrupt) }
+                if count > 0 {
+                    if buffer[0..<count].contains(UInt8(ascii: "i")) { events.yield(.interrupt) }
+                    if buffer[0..<count].contains(UInt8(ascii: "w")) { events.yield(.resize) }
+                }
             }
             if fds[2].revents != 0 {
                 let n = read(terminal, &buffer, buffer.count)

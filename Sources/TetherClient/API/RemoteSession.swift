@@ -35,15 +35,22 @@ public final class RemoteSession: Sendable {
     /// the command started; read `output` to its end, then `exitStatus`.
     /// `wait: false` fails at once with `.remote(.busy)` if another command runs.
     ///
+    /// With `terminal` (e.g. `TerminalMode.request()`), the command runs on a
+    /// pseudo-terminal on the host with that TERM and size, in the session's own shell:
+    /// `stdin` carries keystrokes (typically `.fileDescriptor(0)` with the local terminal
+    /// in `TerminalMode.enterRaw()`), everything the command writes arrives as stdout, and
+    /// `resize(_:)` passes window changes on.
+    ///
     /// `token` makes a retry safe: if this throws `.connectionLost` the request may or may
     /// not have started the command. Invoke again — on a new connection — with the same
     /// token (`RemoteSession.newInvokeToken()`) and the host either rejoins the command it
     /// started (output from its start, its status) or starts it now: never twice.
     public func invoke(_ script: String, arguments: [String] = [], stdin: StdinSource = .none,
-                       wait: Bool = true, waitTimeout: Double? = nil, token: UInt64? = nil) async throws -> Invocation {
+                       wait: Bool = true, waitTimeout: Double? = nil,
+                       token: UInt64? = nil, terminal: TerminalRequest? = nil) async throws -> Invocation {
         let channel = self.channel
         let request = InvokeRequest(script: script, arguments: arguments, stdin: !stdin.isNone,
-                                    wait: wait, waitTimeout: waitTimeout, token: token)
+                                    wait: wait, waitTimeout: waitTimeout, token: token, terminal: terminal)
         let core: CommandCore = try await loop.await { done in
             channel.value.invoke(request, stdin: stdin) { done($0.mapError { $0 }) }
         }
@@ -115,6 +122,15 @@ public final class RemoteSession: Sendable {
         let channel = self.channel
         try await loop.await { (done: @escaping (Result<Void, Error>) -> Void) in
             channel.value.interrupt { done($0.mapError { $0 }) }
+        }
+    }
+
+    /// The window size of the running command's terminal (its program gets SIGWINCH);
+    /// nothing happens if no command with a terminal runs.
+    public func resize(_ size: TerminalSize) async throws {
+        let channel = self.channel
+        try await loop.await { (done: @escaping (Result<Void, Error>) -> Void) in
+            channel.value.resize(size) { done($0.mapError { $0 }) }
         }
     }
 }

@@ -50,7 +50,7 @@ public final class Keeper {
     private var links: [KeeperLinkKey: KeeperLink] = [:]
     /// Destinations whose login needs a typed passphrase: answered "connect directly" at
     /// once for a while instead of trying (and failing) the login again each time.
-    private var needsTerminal: [KeeperLinkKey: UInt64] = [:]
+    private var needsTerminal: [KeeperLinkKey: (until: UInt64, keys: [String])] = [:]
     /// Each host's gateway socket, as its last hello named it: a link made again after the
     /// last one closed (idle, or cut) opens its channel there — no login shell.
     private var gateways: [KeeperLinkKey: String] = [:]
@@ -154,9 +154,11 @@ public final class Keeper {
             return
         }
         let key = KeeperLinkKey(open)
-        if let until = needsTerminal[key] {
-            if Reactor.now() < until {
-                client.finish(with: .fallback(reason: "a key needs its passphrase typed (the keeper has no terminal)"))
+        // A CLI that brings the passphrases the last fallback asked for gets a new try.
+        if let remembered = needsTerminal[key], open.passphrases == nil {
+            if Reactor.now() < remembered.until {
+                client.finish(with: .fallback(reason: "a key needs its passphrase typed (the keeper has no terminal)",
+                                              keys: remembered.keys))
                 return
             }
             needsTerminal[key] = nil
@@ -185,13 +187,14 @@ public final class Keeper {
             guard let self, let client else { return }
             switch outcome {
             case .ready(let notices):
+                self.needsTerminal[key] = nil
                 if let gateway = link.hostGateway { self.gateways[key] = gateway }
                 client.opened(link, notices: said + notices)
             case .failed(let failure):
                 client.finish(with: .failed(failure))
-            case .fallback(let reason):
-                self.needsTerminal[key] = Reactor.now() + UInt64(self.settings.fallbackMemory * 1e9)
-                client.finish(with: .fallback(reason: reason))
+            case .fallback(let reason, let keys):
+                self.needsTerminal[key] = (Reactor.now() + UInt64(self.settings.fallbackMemory * 1e9), keys)
+                client.finish(with: .fallback(reason: reason, keys: keys))
             }
         }
     }

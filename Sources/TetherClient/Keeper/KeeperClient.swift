@@ -23,7 +23,7 @@ final class KeeperClient {
     static let speakUpSeconds = 10.0
     private(set) var phase = Phase.awaitingRequest
     /// This CLI's channel numbers → the link's.
-    var channels: [UInt32: UInt32] = [:]
+    var channels: [UInt32: KeeperChannel] = [:]
 
     /// The first frame was a keeper request.
     var onRequest: (KeeperClient, KeeperRequest) -> Void = { _, _ in }
@@ -40,7 +40,7 @@ final class KeeperClient {
         connection.onClose = { [weak self] _ in self?.closed() }
         connection.onDrained = { [weak self] in
             guard let self, case .relaying(let link) = self.phase else { return }
-            link.unblock(self.number)
+            link.clientDrained(self.number)
         }
     }
 

@@ -21,27 +21,47 @@ extension KeeperLink {
         let number = frame.channel
         switch frame.type {
         case .request:
-            let linkChannel = client.channels[number] ?? openRoute(for: client, channel: number)
+            let request = (try? ControlCodec.decodeRequest(frame.payload))?.1
+            let existing = client.channels[number]
+            switch KeeperChannel.verdict(for: request, channel: number, state: existing?.state) {
+            case .refuse(let problem):
+                refuse(frame, from: client, channel: number, problem)
+                return
+            case .relay:
+                break
+            }
             let purpose: PendingRequest.Purpose
-            switch (try? ControlCodec.decodeRequest(frame.payload))?.1 {
-            case .attach: purpose = .attach
-            case .detach: purpose = .detach
+            switch request {
+            case .attach?, .jobs?: purpose = .attach
+            case .detach?: purpose = .detach
             default: purpose = .relay
             }
+            let linkChannel = existing?.link ?? openRoute(for: client, channel: number)
+            if purpose == .detach { client.channels[number]?.state = .detaching }
             forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
         case .stdinData, .stdinEOF, .ack:
             // For a channel that is over these are moot, as on the host.
-            guard let linkChannel = client.channels[number] else { return }
-            write(retagged(frame, channel: linkChannel))
+            guard let channel = client.channels[number] else { return }
+            write(retagged(frame, channel: channel.link))
         case .error:
             // The CLI gives up on this channel; the host closes it without an answer.
-            guard let linkChannel = client.channels.removeValue(forKey: number) else { return }
-            routes[linkChannel] = nil
-            detaching.remove(linkChannel)
-            write(retagged(frame, channel: linkChannel))
+            guard let channel = client.channels.removeValue(forKey: number) else { return }
+            routes[channel.link] = nil
+            detaching.remove(channel.link)
+            write(retagged(frame, channel: channel.link))
         case .hello, .response, .event, .record:
             client.violation("a \(frame.type) frame on channel \(number)")
         }
+    }
+
+    /// Answers a CLI's request here, with a failure, as the host would have: the request
+    /// would desync the keeper's channels from the host's.
+    private func refuse(_ frame: Frame, from client: KeeperClient, channel number: UInt32, _ problem: ErrorBody) {
+        guard let id = ControlCodec.requestID(of: frame.payload) else {
+            client.violation("a request frame of \(frame.payload.count) bytes without a request id")
+            return
+        }
+        send(Frame(type: .response, channel: number, payload: ControlCodec.response(id: id, .failure(problem))), to: client)
     }
 
     func openRoute(for client: KeeperClient, channel number: UInt32) -> UInt32 {
@@ -49,7 +69,7 @@ extension KeeperLink {
         while candidate == 0 || routes[candidate] != nil { candidate &+= 1 }
         nextChannel = candidate &+ 1
         routes[candidate] = .client(number: client.number, channel: number)
-        client.channels[number] = candidate
+        client.channels[number] = KeeperChannel(link: candidate, state: .attaching)
         return candidate
     }
 
@@ -98,8 +118,6 @@ extension KeeperLink {
 
     // MARK: Host → CLI
 
-    // MARK: Host → CLI
-
     func fromHost(_ frame: Frame) {
         if frame.channel != 0 {
             switch frame.type {
@@ -133,6 +151,8 @@ extension KeeperLink {
         case .keepalive:
             keepaliveAnswered()
             return
+        case .heartbeat:
+            return
         case .cleanup:
             routes[request.linkChannel] = nil
             detaching.remove(request.linkChannel)
@@ -140,8 +160,10 @@ extension KeeperLink {
         case .detach:
             endChannel(request.linkChannel)
         case .attach:
-            if case .failure = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
+            if case .failure? = (try? ControlCodec.decodeResponse(frame.payload))?.1 {
                 endChannel(request.linkChannel)
+            } else {
+                markAttached(request.linkChannel)
             }
         case .relay:
             break
@@ -160,7 +182,7 @@ extension KeeperLink {
               let client = clients[number] else { return }  // stragglers of a finished channel
         wire.channel = clientChannel
         client.connection.send(wire)
-        blockIfBackedUp(client)
+        noteBacklog(client)
     }
 
     func routeChannelFrame(_ frame: Frame) {
@@ -184,27 +206,42 @@ extension KeeperLink {
         detaching.remove(linkChannel)
         guard let route = routes.removeValue(forKey: linkChannel),
               case .client(let number, let clientChannel) = route,
-              let client = clients[number], client.channels[clientChannel] == linkChannel else { return }
+              let client = clients[number], client.channels[clientChannel]?.link == linkChannel else { return }
         client.channels[clientChannel] = nil
+    }
+
+    /// The host bound link channel M: its CLI channel is attached (unless it is already
+    /// detaching, or gone: then the detach on its way ends it).
+    func markAttached(_ linkChannel: UInt32) {
+        guard case .client(let number, let clientChannel)? = routes[linkChannel],
+              let client = clients[number], client.channels[clientChannel]?.link == linkChannel,
+              client.channels[clientChannel]?.state == .attaching else { return }
+        client.channels[clientChannel]?.state = .attached
     }
 
     func send(_ frame: Frame, to client: KeeperClient) {
         client.connection.send(frame)
-        blockIfBackedUp(client)
+        noteBacklog(client)
     }
 
-    private func blockIfBackedUp(_ client: KeeperClient) {
-        if client.connection.isBackedUp && blockedBy.insert(client.number).inserted && blockedBy.count == 1 {
-            connection.pauseReading()
+    /// A CLI that reads slowly only slows itself: the host sends each of its channels at
+    /// most a window of unacknowledged records (protocol.md, "Flow control"), so its
+    /// queue here is bounded and the link is never paused for it. A CLI whose queue grows
+    /// past what its windows allow is not following the protocol: its stream is ended
+    /// (a disconnect: its output stays journaled on the host).
+    private func noteBacklog(_ client: KeeperClient) {
+        guard client.connection.isBackedUp else { return }
+        slowClients.insert(client.number)
+        let bound = FlowControl.channelWindow * (client.channels.count + 2) + (4 << 20)
+        if client.connection.pendingWriteBytes > bound {
+            log.write("\(destination): CLI #\(client.number) has \(client.connection.pendingWriteBytes) bytes unread, more than its windows allow; ending its stream")
+            client.connection.close()
         }
     }
 
-    /// A CLI's socket drained (or the CLI left): read the link again if nobody else blocks.
-    func unblock(_ number: Int) {
-        guard blockedBy.remove(number) != nil, blockedBy.isEmpty, phase != .closed else { return }
-        connection.resumeReading()
-        // Frames already decoded wait in the decoder: deliver them now.
-        deliverFrames()
+    /// A CLI's socket drained (or the CLI left).
+    func clientDrained(_ number: Int) {
+        slowClients.remove(number)
     }
 
     func retagged(_ frame: Frame, channel: UInt32) -> Frame {

@@ -43,7 +43,7 @@ final class KeeperLink {
     enum Outcome {
         case ready(notices: [String])
         case failed(KeeperFailure)
-        case fallback(String)
+        case fallback(String, keys: [String])
     }
 
     // State below is internal, not private, only for KeeperLink+Relay.swift.
@@ -53,7 +53,7 @@ final class KeeperLink {
         enum Purpose {
             /// Any request of a CLI: the answer goes back to it.
             case relay
-            /// An attach: a failure answer ends the channel.
+            /// An attach (or jobs bind): a failure answer ends the channel, any other attaches it.
             case attach
             /// A CLI's own detach: the answer ends the channel.
             case detach
@@ -61,6 +61,8 @@ final class KeeperLink {
             case cleanup
             /// The keeper's liveness check before reusing a quiet link.
             case keepalive
+            /// A ping of the link's own liveness watch: any answer will do.
+            case heartbeat
         }
         var client: Int
         var clientRequestID: UInt32
@@ -83,7 +85,7 @@ final class KeeperLink {
     let log: KeeperLog
     private let persist: Double
     let connection: SSHConnection
-    private let passphrases = PassphraseWanted()
+    private let passphrases: PassphraseWanted
     private(set) var phase = Phase.connecting
     /// The host's hello payload, exactly as it came: every CLI gets it as its answer.
     private(set) var hostHelloPayload: [UInt8] = []
@@ -96,6 +98,8 @@ final class KeeperLink {
     private var idleTimer: TimerHandle?
     private var keepaliveTimer: TimerHandle?
     private var keepaliveWaiters: [(Bool) -> Void] = []
+    /// Notices a link that went silent while it is up (ServerAliveInterval).
+    private var liveness: LivenessWatch?
 
     var clients: [Int: KeeperClient] = [:]
     var pending: [UInt32: PendingRequest] = [:]
@@ -105,10 +109,9 @@ final class KeeperLink {
     var nextRequestID: UInt32 = 1
     var nextChannel: UInt32 = 1
 
-    /// CLIs whose sockets are backed up: the link is not read while any is (head of line:
-    /// one slow CLI holds up the others on this link, as one slow reader of an SSH
-    /// connection would).
-    var blockedBy = Set<Int>()
+    /// CLIs whose sockets are backed up (for `--status`): each waits on its own windows;
+    /// the link goes on reading for the others.
+    var slowClients = Set<Int>()
     /// The SSH channel's queue is over the high watermark: no CLI of this link is read.
     var writeBackedUp = false
 
@@ -125,6 +128,10 @@ final class KeeperLink {
 
     init(open: KeeperOpen, reactor: Reactor, log: KeeperLog, persist: Double) {
         self.key = KeeperLinkKey(open)
+        // Passphrases go to the login only; the link keeps its open request without them.
+        self.passphrases = PassphraseWanted(given: open.passphrases ?? [:])
+        var open = open
+        open.passphrases = nil
         self.open = open
         self.reactor = reactor
         self.log = log
@@ -154,7 +161,7 @@ final class KeeperLink {
             channels: routes.count,
             connectedSecondsAgo: readyAt == 0 ? 0 : Double(now &- readyAt) / 1e9,
             idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0,
-            waitingForSlowClient: !blockedBy.isEmpty, waitingForHost: writeBackedUp)
+            waitingForSlowClient: !slowClients.isEmpty, waitingForHost: writeBackedUp)
     }
 
     // MARK: Connecting
@@ -234,7 +241,7 @@ final class KeeperLink {
     /// the next `receive`.
     func remove(_ client: KeeperClient) {
         guard clients.removeValue(forKey: client.number) != nil else { return }
-        for (_, linkChannel) in client.channels.sorted(by: { $0.key < $1.key }) {
+        for linkChannel in client.channels.sorted(by: { $0.key < $1.key }).map(\.value.link) {
             routes[linkChannel] = .cleaningUp
             if detaching.contains(linkChannel) { continue }  // its answer ends the route
             let id = allocateRequestID()
@@ -243,7 +250,7 @@ final class KeeperLink {
             write(Frame(type: .request, channel: linkChannel, payload: ControlCodec.request(id: id, .detach)))
         }
         client.channels.removeAll()
-        unblock(client.number)
+        clientDrained(client.number)
         if clients.isEmpty {
             lastClientLeft = Reactor.now()
             scheduleIdleClose()
@@ -271,12 +278,13 @@ final class KeeperLink {
     /// Bytes lent by the SSH connection: copied into the decoder first, then handled.
     private func received(_ bytes: UnsafeRawBufferPointer) {
         lastHeard = Reactor.now()
+        liveness?.heard()
         decoder.append(bytes)
         deliverFrames()
     }
 
     func deliverFrames() {
-        while phase != .closed && blockedBy.isEmpty {
+        while phase != .closed {
             var wire: WireFrame
             do {
                 guard let next = try decoder.nextWire() else { return }
@@ -309,10 +317,12 @@ final class KeeperLink {
                 return
             }
             hostHelloPayload = frame.payload
+            passphrases.forget()
             phase = .ready
             readyAt = Reactor.now()
             if let handshakeTimer { reactor.cancel(handshakeTimer) }
             handshakeTimer = nil
+            watchLiveness()
             let t = connection.timings
             let route = connection.route ?? .subsystem
             let via = route.rawValue + (connection.gatewayRefusal.map { ", the gateway refused: \($0)" } ?? "")
@@ -331,18 +341,46 @@ final class KeeperLink {
         }
     }
 
+    /// Pings the host after ServerAliveInterval of silence; ServerAliveCountMax pings
+    /// unanswered and the link is lost — its CLIs resume on a new one. Silence doesn't
+    /// count while the link can't send (the host isn't reading, e.g. a command not
+    /// reading its stdin): the host may be alive and busy.
+    private func watchLiveness() {
+        guard let settings = connection.target.liveness else { return }
+        let watch = LivenessWatch(
+            reactor: reactor, settings: settings,
+            probe: { [weak self] in
+                guard let self, self.phase == .ready else { return }
+                let id = self.allocateRequestID()
+                self.pending[id] = PendingRequest(client: 0, clientRequestID: 0, clientChannel: 0, linkChannel: 0,
+                                                  purpose: .heartbeat)
+                self.write(Frame(type: .request, channel: 0, payload: ControlCodec.request(id: id, .ping)))
+            },
+            silenceCounts: { [weak self] in self?.connection.pendingWriteBytes == 0 },
+            onDead: { [weak self] reason in
+                guard let self else { return }
+                self.log.write("\(self.destination): \(reason); dropping the link")
+                self.fail(KeeperFailure(.connection, reason))
+            })
+        liveness = watch
+        watch.start()
+    }
+
     // MARK: Ending
 
     private func connectionClosed(_ error: SSHError?) {
+        passphrases.forget()
         switch phase {
         case .connecting:
             if let error {
                 if error.kind == .authenticationFailed && passphrases.wasAsked {
                     log.write("\(destination): login needs a passphrase; the CLI connects directly")
-                    finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)"), sending: nil)
+                    passphrases.forget()
+                    finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)",
+                                     keys: passphrases.keysAsked), sending: nil)
                 } else if error.kind == .hostKeyUnknown && passphrases.wasAskedAboutHostKey {
                     log.write("\(destination): unknown host key, StrictHostKeyChecking ask; the CLI connects directly")
-                    finish(.fallback("the host key is unknown and StrictHostKeyChecking ask needs a person's answer (the keeper has no terminal)"), sending: nil)
+                    finish(.fallback("the host key is unknown and StrictHostKeyChecking ask needs a person's answer (the keeper has no terminal)", keys: []), sending: nil)
                 } else {
                     fail(KeeperFailure(.connection, error.message))
                 }
@@ -388,6 +426,8 @@ final class KeeperLink {
     func finish(_ outcome: Outcome, sending last: Frame?) {
         guard phase != .closed else { return }
         phase = .closed
+        liveness?.stop()
+        liveness = nil
         for timer in [handshakeTimer, idleTimer, keepaliveTimer].compactMap({ $0 }) { reactor.cancel(timer) }
         handshakeTimer = nil
         idleTimer = nil
@@ -406,7 +446,7 @@ final class KeeperLink {
         pending.removeAll()
         routes.removeAll()
         detaching.removeAll()
-        blockedBy.removeAll()
+        slowClients.removeAll()
         for client in relaying {
             client.linkEnded(sending: last)
         }

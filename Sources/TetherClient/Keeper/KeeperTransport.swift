@@ -23,7 +23,9 @@ final class KeeperTransport: ByteTransport {
     private let destination: String
     private let options: ConnectionOptions
     private let target: SSHTarget
-    private let request: KeeperOpen
+    private var request: KeeperOpen
+    /// Passphrases were asked for at this terminal and sent once already.
+    private var sentPassphrases = false
     private let paths: KeeperPaths
     private let executable: String
     private var phase = Phase.idle
@@ -53,6 +55,12 @@ final class KeeperTransport: ByteTransport {
     var pendingWriteBytes: Int {
         if case .direct(let transport) = phase { return transport.pendingWriteBytes }
         return queue.pendingBytes
+    }
+
+    /// The keeper watches its link; a direct connection (fallback) watches itself.
+    var liveness: LivenessWatch.Settings? {
+        if case .direct(let transport) = phase { return transport.liveness }
+        return nil
     }
 
     private init(reactor: Reactor, destination: String, target: SSHTarget, options: ConnectionOptions,
@@ -136,11 +144,35 @@ final class KeeperTransport: ByteTransport {
             if !rest.isEmpty { rest.withUnsafeBytes { relay($0) } }
         case .failed(let failure):
             finish(failure.error(host: destination))
-        case .fallback(let reason):
+        case .fallback(let reason, let keys):
+            if let keys, !keys.isEmpty, !sentPassphrases, let typed = askPassphrases(keys) {
+                // Typed here once; the keeper logs in with them and forgets them, and the
+                // next command rides the warm link without a prompt.
+                sentPassphrases = true
+                request.passphrases = typed
+                releaseSocket()
+                openStream()
+                return
+            }
             fallBack(reason)
         case .status, .stopping:
             fallBack()
         }
+    }
+
+    /// Asks the person for each key's passphrase (terminal or SSH_ASKPASS); nil if any
+    /// goes unanswered (then the direct connection asks, or says why it can't).
+    private func askPassphrases(_ keys: [String]) -> [String: String]? {
+        var typed: [String: String] = [:]
+        let provider = TTYPassphraseProvider()
+        for key in keys {
+            guard let answer = provider.passphrase(for: key) else { return nil }
+            typed[key] = answer
+        }
+        if options.verbosity > 0 {
+            SSHNotice.printToStandardError("\(destination): keeper: handing it the passphrase of \(keys.joined(separator: ", ")) for this link's login")
+        }
+        return typed
     }
 
     /// No keeper to be had, or it can't serve this: a direct connection, silently, with

@@ -31,6 +31,10 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     var handshakeTimeout: Double
     /// `-v`: the answer's notices also say what the keeper did (a new link or a warm one).
     var verbose: Bool? = nil
+    /// Passphrases the person typed at the CLI for the keys a `fallback` named, by key
+    /// path: used for this link's login only, then forgotten (never logged, never kept
+    /// with the link). Sent only over the keeper's peer-checked socket.
+    var passphrases: [String: String]? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
@@ -41,7 +45,8 @@ enum KeeperReply: Codable, Sendable, Equatable {
     case failed(KeeperFailure)
     /// The keeper can't serve this (a key needs a passphrase typed on a terminal, another
     /// version…): connect directly instead. Never used for a real connection failure.
-    case fallback(reason: String)
+    /// `keys`: identity files whose passphrase the CLI may ask for and send back.
+    case fallback(reason: String, keys: [String]? = nil)
     case status(KeeperStatus)
     case stopping
 }
@@ -152,6 +157,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
     var strictHostKeyChecking: String
     var connectTimeout: Double?
     var serverAliveInterval: Double?
+    var serverAliveCountMax: Int?
     var subsystem: String
     var gatewaySocket: String?
     var proxyCommand: [String]?
@@ -159,7 +165,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
 
     /// How many stored properties `SSHTarget` has; a unit test compares it with the real
     /// type so a new field can't be silently dropped on the way to the keeper.
-    static let mirroredFieldCount = 15
+    static let mirroredFieldCount = 16
 
     init(_ target: SSHTarget) {
         alias = target.alias
@@ -173,6 +179,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
         strictHostKeyChecking = target.strictHostKeyChecking.rawValue
         connectTimeout = target.connectTimeout
         serverAliveInterval = target.serverAliveInterval
+        serverAliveCountMax = target.serverAliveCountMax
         subsystem = target.subsystem
         gatewaySocket = target.gatewaySocket
         proxyCommand = target.proxyCommand
@@ -187,6 +194,7 @@ struct KeeperTarget: Codable, Sendable, Hashable {
                                connectTimeout: connectTimeout, serverAliveInterval: serverAliveInterval,
                                subsystem: subsystem)
         target.globalKnownHostsFiles = globalKnownHostsFiles
+        target.serverAliveCountMax = serverAliveCountMax
         target.gatewaySocket = gatewaySocket
         target.proxyCommand = proxyCommand
         target.preferences = preferences

@@ -47,6 +47,8 @@ final class HostConnection {
     private var handshakeTimer: TimerHandle?
     private var closeTimer: TimerHandle?
     private let handshakeTimeout: Double
+    /// Notices a host that went silent (a dead link without RST or FIN).
+    private var liveness: LivenessWatch?
     /// Called once when the connection is over (the client forgets it then).
     var onClosed: (() -> Void)?
 
@@ -176,6 +178,7 @@ final class HostConnection {
 
     /// Bytes lent by the transport: copied into the decoder first, then handled.
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        liveness?.heard()
         decoder.append(bytes)
         deliverFrames()
     }
@@ -267,6 +270,7 @@ final class HostConnection {
                 hostHello = hello
                 phase = .ready
                 if let timer = handshakeTimer { reactor.cancel(timer) }
+                watchLiveness()
                 let waiters = readyWaiters
                 readyWaiters.removeAll()
                 waiters.forEach { $0(.success(hello)) }
@@ -302,6 +306,27 @@ final class HostConnection {
         } else {
             completion(.success(response))
         }
+    }
+
+    /// Pings a host that has been silent for ServerAliveInterval and declares the
+    /// connection lost after ServerAliveCountMax unanswered ones — the resume takes over.
+    /// Silence doesn't count while this end isn't reading (a slow consumer) or can't send
+    /// (the host isn't reading our stdin): the host may be alive and waiting for us.
+    private func watchLiveness() {
+        guard let settings = transport.liveness else { return }
+        let watch = LivenessWatch(
+            reactor: reactor, settings: settings,
+            probe: { [weak self] in self?.request(.ping) { _ in } },
+            silenceCounts: { [weak self] in
+                guard let self else { return false }
+                return self.pausedBy.isEmpty && self.transport.pendingWriteBytes == 0
+            },
+            onDead: { [weak self] reason in
+                guard let self else { return }
+                self.shutdown(TetherClientError(.connectionLost, host: self.computerName, reason))
+            })
+        liveness = watch
+        watch.start()
     }
 
     static func error(from body: ErrorBody, host: String) -> TetherClientError {
@@ -362,6 +387,8 @@ final class HostConnection {
     private func finish(_ error: TetherClientError?) {
         guard !isClosed else { return }
         phase = .closed(error)
+        liveness?.stop()
+        liveness = nil
         if let timer = handshakeTimer { reactor.cancel(timer) }
         if let timer = closeTimer { reactor.cancel(timer) }
         let failure = error ?? TetherClientError(.connection, host: computerName, "connection closed")

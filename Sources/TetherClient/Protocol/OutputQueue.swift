@@ -1,4 +1,5 @@
 import TetherIO
+import TetherProtocol
 
 /// The hand-over point between the loop (which receives records) and the task that
 /// consumes a command's output — and the place where two promises are kept:
@@ -24,7 +25,9 @@ final class OutputQueue: @unchecked Sendable {
         var ackNow: Bool
     }
 
-    static let highWatermark = 4 << 20
+    /// Above the host's window per channel (protocol.md, "Flow control"): a host that keeps
+    /// to it never makes this queue pause the connection, which all channels share.
+    static let highWatermark = FlowControl.channelWindow + (4 << 20)
     static let lowWatermark = 1 << 20
     static let ackInterval = 1 << 20
 

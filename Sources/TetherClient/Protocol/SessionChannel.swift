@@ -77,6 +77,13 @@ final class SessionChannel: ChannelEndpoint {
 
     func detach(_ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
         guard case .attached = state else { completion(.success(())); return }
+        if let core = running?.core {
+            // Leaving a running command (`invoke --in-disconnected-session` does at once):
+            // its output from now on is not taken — nor acknowledged, so it stays in the
+            // journal for `receive` — and can't hold the detach's answer up behind it.
+            endRunning(core, error: TetherClientError(.remote(.notAttached), host: host.computerName,
+                "detached while the command ran; it goes on on the host, and `tether receive` collects its output"))
+        }
         host.request(.detach, channel: number) { [weak self] result in
             guard let self else { return }
             self.host.closeChannel(self.number)
@@ -234,6 +241,15 @@ final class SessionChannel: ChannelEndpoint {
             return
         }
         host.request(.signal(.interrupt), channel: number) { completion($0.map { _ in () }) }
+    }
+
+    /// Asks the runspace to resize the running command's terminal.
+    func resize(_ size: TerminalSize, _ completion: @escaping (Result<Void, TetherClientError>) -> Void) {
+        guard case .attached = state else {
+            completion(.failure(TetherClientError(.remote(.notAttached), host: host.computerName, "not attached to the session")))
+            return
+        }
+        host.request(.resize(size), channel: number) { completion($0.map { _ in () }) }
     }
 
     private func endRunning(_ core: CommandCore, error: TetherClientError? = nil, status: Int32? = nil) {

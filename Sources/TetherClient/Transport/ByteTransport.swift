@@ -25,4 +25,7 @@ protocol ByteTransport: AnyObject {
     func sendEOF()
     /// Tears down now; queued bytes are dropped. `onClose` is not called after this.
     func close()
+    /// How the connection checks that the host is still there (nil: not this end's job —
+    /// the keeper watches its own links).
+    var liveness: LivenessWatch.Settings? { get }
 }

@@ -35,12 +35,15 @@ struct ConnectionPlan: Sendable {
     static func make(destination: String, options: ConnectionOptions) throws -> ConnectionPlan {
         let preference = options.effectiveTransport
         let say = { (line: String) in SSHNotice.printToStandardError("\(destination): \(line)") }
+        // Without -v, each note is said once per process: a resume loop reconnecting every
+        // 50 ms must not repeat it.
+        let sayOnce = { (line: String) in if SaidOnce.first("\(destination): \(line)") { say(line) } }
         if preference == .openssh {
             if options.verbosity > 0 { say("transport: OpenSSH's ssh (forced: TETHER_TRANSPORT or --transport)") }
             return ConnectionPlan(destination: destination, options: options, route: .openssh, resolution: nil)
         }
         let resolution = try resolve(destination, options: options)
-        resolution.warnings.forEach { say($0) }
+        resolution.warnings.forEach { options.verbosity > 0 ? say($0) : sayOnce($0) }
         if options.verbosity > 0 { resolution.diagnostics.forEach { say($0) } }
         var target = resolution.target
         target.gatewaySocket = options.gatewaySocket
@@ -56,7 +59,7 @@ struct ConnectionPlan: Sendable {
         if options.verbosity > 0 {
             reasons.forEach { say("transport: OpenSSH's ssh: \($0)") }
         } else {
-            say("using OpenSSH's ssh: \(first)\(reasons.count > 1 ? " (and \(reasons.count - 1) more; -v lists them)" : "")")
+            sayOnce("using OpenSSH's ssh: \(first)\(reasons.count > 1 ? " (and \(reasons.count - 1) more; -v lists them)" : "")")
         }
         return ConnectionPlan(destination: destination, options: options, route: .openssh, resolution: resolution)
     }
@@ -81,5 +84,16 @@ struct ConnectionPlan: Sendable {
         } catch {
             throw TetherClientError(.connection, host: destination, "\(error)")
         }
+    }
+}
+
+/// Notes already said by this process.
+enum SaidOnce {
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var said = Set<String>()  // guarded by lock
+
+    /// True the first time `note` is passed.
+    static func first(_ note: String) -> Bool {
+        lock.withLock { said.insert(note).inserted }
     }
 }

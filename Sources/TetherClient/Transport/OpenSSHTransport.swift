@@ -35,6 +35,9 @@ final class OpenSSHTransport: ByteTransport {
 
     var onDrained: (() -> Void)?
     var pendingWriteBytes: Int { queue.pendingBytes }
+    /// ssh applies the config's ServerAliveInterval itself; the client's own default
+    /// check still notices a link that went silent.
+    var liveness: LivenessWatch.Settings? { .standard }
 
     static let highWatermark = 4 << 20
     static let lowWatermark = 1 << 20

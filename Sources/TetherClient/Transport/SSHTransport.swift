@@ -10,6 +10,7 @@ final class SSHTransport: ByteTransport {
 
     var onDrained: (() -> Void)?
     var pendingWriteBytes: Int { connection.pendingWriteBytes }
+    var liveness: LivenessWatch.Settings? { connection.target.liveness }
 
     private init(connection: SSHConnection, destination: String) {
         self.connection = connection

@@ -287,7 +287,7 @@ extension Session {
         try workDirectory.driver.write(Array(JobScript.forkDriver(jobID: job.id, arguments: job.arguments).utf8))
         job.phase = .forking
         jobTable.forking = job
-        interpreter.runPreparedCommand()
+        interpreter.runPreparedCommand(terminal: nil)
     }
 
     // MARK: Snapshots
@@ -316,7 +316,7 @@ extension Session {
             return false  // no snapshot: jobs started during commands wait for bash instead
         }
         jobTable.snapshotting = true
-        interpreter.runPreparedCommand()
+        interpreter.runPreparedCommand(terminal: nil)
         return true
     }
 

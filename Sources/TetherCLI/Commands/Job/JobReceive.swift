@@ -11,7 +11,9 @@ struct JobReceive: AsyncParsableCommand {
         the order it was written — and marks it read, so the next receive prints only
         what came after; --keep leaves it unread. --wait follows the jobs live until they
         end and exits with the status of the first that failed (else 0). With several
-        jobs, lines are prefixed with [computer:job].
+        jobs, lines are prefixed with [computer:job]. Output counts as read once it is
+        written out: if the connection is lost, receive exits 255 and the rest stays on
+        the host for the next receive (the job goes on).
 
         Examples:
           tether job receive --name deploy --job-id 1
