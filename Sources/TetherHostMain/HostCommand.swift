@@ -108,12 +108,14 @@ extension HostCommand {
         var jobLimit: Int = JobLimits.defaultConcurrent
         @Option(name: .customLong("ready-fd"), help: "Write \"ok\" or \"error: …\" to this descriptor once ready.")
         var readyFD: Int32?
+        @Option(name: .customLong("idle-timeout"), help: "The session's idle timeout in seconds (the registry applies it; kept to describe the session).")
+        var idleTimeout: Double?
 
         func validate() throws {
             guard OutputBuffering(rawValue: outputBuffering) != nil else {
                 throw ValidationError("--output-buffering must be block or drop, not \(outputBuffering)")
             }
-            guard bufferLimit > 0 else { throw ValidationError("--buffer-limit must be positive") }
+            if let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
             guard jobLimit > 0 else { throw ValidationError("--job-limit must be positive") }
         }
 
@@ -122,7 +124,7 @@ extension HostCommand {
                 instanceID: instanceID, paths: directories.paths, name: name,
                 configuration: configuration,
                 outputBuffering: OutputBuffering(rawValue: outputBuffering) ?? .block,
-                bufferLimit: bufferLimit, readyFD: readyFD)
+                bufferLimit: bufferLimit, readyFD: readyFD, idleTimeout: idleTimeout)
             options.jobLimit = jobLimit
             RunspaceHost.run(options)
         }

@@ -5,12 +5,13 @@
 /// Foundation's JSON that was a third of the runspace's CPU per command.
 ///
 ///     invoke:  0x01 | u8 flags | [u64 waitTimeout (IEEE 754 bits), if flag 4]
+///              | [u64 token, if flag 8]
 ///              | [u16 rows | u16 columns | u32 n | n bytes TERM, if flag 16]
 ///              | u32 n | n bytes script (UTF-8) | u32 count | count × (u32 n | n bytes)
 ///     started: 0x02 | u64 commandID
 ///
-/// flags: 1 = stdin follows, 2 = wait if busy, 4 = waitTimeout present, 16 = terminal
-/// present (u16 rows, u16 columns, string TERM — after waitTimeout).
+/// flags: 1 = stdin follows, 2 = wait if busy, 4 = waitTimeout present, 8 = token present,
+/// 16 = terminal present (u16 rows, u16 columns, string TERM — after the token).
 enum CommandCodec {
     static let invokeTag: UInt8 = 0x01
     /// invoke flag 16: a terminal follows (u16 rows, u16 columns, string TERM).
@@ -26,9 +27,11 @@ enum CommandCodec {
         if invoke.stdin { flags |= 1 }
         if invoke.wait { flags |= 2 }
         if invoke.waitTimeout != nil { flags |= 4 }
+        if invoke.token != nil { flags |= 8 }
         if invoke.terminal != nil { flags |= terminalFlag }
         w.write(flags)
         if let timeout = invoke.waitTimeout { w.write(timeout.bitPattern) }
+        if let token = invoke.token { w.write(token) }
         if let terminal = invoke.terminal {
             w.write(terminal.size.rows)
             w.write(terminal.size.columns)
@@ -41,9 +44,11 @@ enum CommandCodec {
 
     static func readInvoke(_ r: inout ByteReader) throws(ProtocolError) -> InvokeRequest {
         let flags = try r.readU8()
-        guard flags & ~(7 | terminalFlag) == 0 else { throw .badPayload("invoke: unknown flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~(15 | terminalFlag) == 0 else { throw .badPayload("invoke: unknown flags 0x\(String(flags, radix: 16))") }
         var timeout: Double?
         if flags & 4 != 0 { timeout = Double(bitPattern: try r.readU64()) }
+        var token: UInt64?
+        if flags & 8 != 0 { token = try r.readU64() }
         var terminal: TerminalRequest?
         if flags & terminalFlag != 0 {
             let rows = try r.readU16()
@@ -63,7 +68,7 @@ enum CommandCodec {
         }
         guard r.remaining == 0 else { throw .badPayload("invoke: \(r.remaining) bytes after the last argument") }
         return InvokeRequest(script: script, arguments: arguments, stdin: flags & 1 != 0,
-                             wait: flags & 2 != 0, waitTimeout: timeout, terminal: terminal)
+                             wait: flags & 2 != 0, waitTimeout: timeout, token: token, terminal: terminal)
     }
 
     static func writeStarted(commandID: UInt64, to w: inout ByteWriter) {

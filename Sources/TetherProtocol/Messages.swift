@@ -137,6 +137,23 @@ public enum OutputBuffering: String, Codable, Sendable, CaseIterable {
     case drop
 }
 
+/// The bounds of a session's `bufferLimit`, checked by the client (`new`, `invoke
+/// --in-disconnected-session`) and by the host (`create`, `configure`, the runspace's own
+/// argument). Below the minimum a journal could not hold a command's start and end
+/// markers beside a line of output, and every command would stall on its own bookkeeping.
+public enum BufferLimit {
+    /// 1 KiB: a few lines of output plus the markers of a command.
+    public static let minimum = 1024
+
+    /// Nil if `bytes` is an acceptable limit, else what to tell the user.
+    public static func problem(_ bytes: Int) -> String? {
+        guard bytes >= minimum else {
+            return "buffer limit of \(bytes) bytes is below the minimum of \(minimum) bytes (1 KiB)"
+        }
+        return nil
+    }
+}
+
 /// Host-side (absolute) life state of a session. Clients derive PowerShell's relative
 /// states (Opened/Disconnected) from this plus `holder`.
 public enum HostSessionState: String, Codable, Sendable {
@@ -247,8 +264,12 @@ public enum Request: Codable, Sendable, Equatable {
     /// On channel N: signal the running command. (From the registry's control
     /// connection, `terminate` ends the runspace for remove and idle timeout.)
     case signal(Signal)
-    /// Registry → runspace: change how output is buffered while nobody reads it.
-    case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?)
+    /// Registry → runspace: change how output is buffered while nobody reads it, or the
+    /// idle timeout the runspace keeps for `describe`.
+    case configure(outputBuffering: OutputBuffering?, bufferLimit: Int?, idleTimeout: Double? = nil)
+    /// Registry → runspace: "who are you?" — answered with `session`, the runspace's own
+    /// account of itself (how a registry whose table was lost recovers it).
+    case describe
     /// On channel N: the client's window changed size; the running command's terminal
     /// takes it (its program gets SIGWINCH). Ignored without a terminal command.
     case resize(TerminalSize)
@@ -290,6 +311,7 @@ extension Request {
         case .signal: "signal"
         case .resize: "resize"
         case .configure: "configure"
+        case .describe: "describe"
         case .jobs: "jobs"
         case .jobStart: "jobStart"
         case .jobList: "jobList"
@@ -329,16 +351,21 @@ public struct InvokeRequest: Codable, Sendable, Equatable {
     /// Wait for a running command to finish (up to `waitTimeout` seconds) or fail at once.
     public var wait: Bool
     public var waitTimeout: Double?
+    /// Chosen by the client, the same for every attempt at one invocation: the runspace
+    /// remembers recent tokens, so a retry after a lost `started` finds the command it
+    /// already started instead of running it twice.
+    public var token: UInt64?
     /// Run the command on a pseudo-terminal (invoke flag 16): its stdin, stdout and stderr
     /// are the terminal, `stdinData` frames are keystrokes, output arrives as `stdout`.
     public var terminal: TerminalRequest?
     public init(script: String, arguments: [String] = [], stdin: Bool = false, wait: Bool = true, waitTimeout: Double? = nil,
-                terminal: TerminalRequest? = nil) {
+                token: UInt64? = nil, terminal: TerminalRequest? = nil) {
         self.script = script
         self.arguments = arguments
         self.stdin = stdin
         self.wait = wait
         self.waitTimeout = waitTimeout
+        self.token = token
         self.terminal = terminal
     }
 }

@@ -58,7 +58,7 @@ struct HostPolicy {
     }
 
     func problem(withBufferLimit bytes: Int) -> String? {
-        bytes > 0 ? nil : "buffer limit must be a positive number of bytes, not \(bytes)"
+        BufferLimit.problem(bytes)
     }
 
     /// Names are shown in lists and matched with wildcards, so they must be printable and

@@ -14,6 +14,9 @@ final class Registry {
     let log: HostLog
     let policy: HostPolicy
     private let store: SessionTableStore
+    /// Runspaces found by their sockets, asked `describe`, not answered yet.
+    var recovering: [String: RunspaceControl] = [:]
+    var recoveryDone: (() -> Void)?
 
     var sessions: [String: LiveSession] = [:]
     var starting: [String: LiveSession] = [:]
@@ -37,21 +40,28 @@ final class Registry {
 
     // MARK: Persistence
 
-    /// Loads the table and re-adopts every session that was running.
-    func loadAndAdopt() {
+    /// Loads the table and re-adopts every session that was running; then asks every
+    /// runspace socket the table doesn't name who it is (`recoverUnlisted`), and calls
+    /// `done` on the loop once they answered — at once if there are none.
+    func loadAndAdopt(done: @escaping () -> Void) {
+        let tableLoss: String?
         switch store.load() {
         case .missing:
             log.write("no session table yet at \(paths.sessionTableFile)")
+            tableLoss = "the session table \(paths.sessionTableFile) was missing"
         case .unreadable(let why, let movedTo):
             log.write("session table \(paths.sessionTableFile) is unreadable (\(why)); kept as \(movedTo ?? "-"); starting empty")
+            tableLoss = "the session table was damaged (kept as \(movedTo ?? "-"))"
         case .loaded(let table):
             nextSessionNumber = table.nextSessionNumber
             tombstones = table.tombstones
             for stored in table.sessions {
                 adopt(stored)
             }
+            tableLoss = nil
         }
         saveNow()
+        recoverUnlisted(why: tableLoss ?? "the session table did not list it", done: done)
     }
 
     /// Writes the table now: for changes a crash must not lose (creation, ownership,
@@ -85,14 +95,19 @@ final class Registry {
 
     /// Wires a control connection's events into the table and starts it.
     func attachControl(_ control: RunspaceControl, to session: LiveSession) {
+        wire(control, to: session)
+        control.start()
+    }
+
+    /// Routes a control connection's events to `session` (started or not).
+    func wire(_ control: RunspaceControl, to session: LiveSession) {
         let id = session.instanceID
         session.control = control
         control.onStatus = { [weak self] status in self?.apply(status, toSessionWithID: id) }
         control.onLost = { [weak self] expected, why in self?.controlLost(id, expected: expected, why: why) }
-        control.start()
     }
 
-    private func apply(_ status: RunspaceStatus, toSessionWithID id: String) {
+    func apply(_ status: RunspaceStatus, toSessionWithID id: String) {
         guard let session = sessions[id] else { return }
         guard status.instanceID.lowercased() == id else {
             log.write("session \(id): ignoring a status event for \(status.instanceID)")
@@ -101,6 +116,11 @@ final class Registry {
         let wasIdle = session.isIdle
         let firstStatus = !session.statusKnown
         session.statusKnown = true
+        if firstStatus, case .adopted = session.origin {
+            // It answered our hello: tell it its idle timeout, which a runspace started by
+            // an older registry wasn't given, so it can describe itself if the table is lost.
+            session.control?.configure(outputBuffering: nil, bufferLimit: nil, idleTimeout: session.info.idleTimeout)
+        }
         session.stored.attachments = status.attachments
         session.info.busy = status.busy
         session.info.runspacePID = status.pid

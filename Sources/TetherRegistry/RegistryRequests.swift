@@ -21,7 +21,7 @@ extension Registry {
             reply(.pong)
         case .configurations:
             reply(.configurations(usableConfigurations()))
-        case .attach, .detach, .invoke, .signal, .configure, .resize:
+        case .attach, .detach, .invoke, .signal, .configure, .describe, .resize:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on an attached channel to the session's runspace")))
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
@@ -74,6 +74,11 @@ extension Registry {
             log.write("session \(session.instanceID) '\(session.info.name)': claimed by \(client.clientHost) (\(client.shortID))")
             saveNow()
         }
+        if session.info.state == .running, session.info.reason != nil {
+            // A recovered session's note ("who held it is not known") is answered now.
+            session.info.reason = nil
+            saveSoon()
+        }
         return .session(session.info)
     }
 
@@ -94,10 +99,12 @@ extension Registry {
                                                   configuration: session.info.configuration) {
             return .failure(ErrorBody(.badRequest, problem))
         }
-        if let idleTimeout { session.info.idleTimeout = idleTimeout }
-        if let outputBuffering, outputBuffering != session.info.outputBuffering {
-            session.info.outputBuffering = outputBuffering
-            session.control?.configure(outputBuffering: outputBuffering, bufferLimit: nil)
+        let newIdleTimeout = idleTimeout.flatMap { $0 != session.info.idleTimeout ? $0 : nil }
+        let newBuffering = outputBuffering.flatMap { $0 != session.info.outputBuffering ? $0 : nil }
+        if let newIdleTimeout { session.info.idleTimeout = newIdleTimeout }
+        if let newBuffering { session.info.outputBuffering = newBuffering }
+        if newIdleTimeout != nil || newBuffering != nil {
+            session.control?.configure(outputBuffering: newBuffering, bufferLimit: nil, idleTimeout: newIdleTimeout)
         }
         if session.info.holder != nil {
             log.write("session \(session.instanceID) '\(session.info.name)': released by \(client.clientHost) (\(client.shortID))")

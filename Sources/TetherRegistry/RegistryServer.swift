@@ -51,7 +51,19 @@ public enum RegistryServer {
         let policy = HostPolicy.load(paths: paths, log: log)
         let registry = Registry(reactor: reactor, paths: paths, log: log, policy: policy)
         log.write("starting (runtime \(paths.runtimeDirectory), state \(paths.stateDirectory), minimum idle timeout \(HostPolicy.seconds(policy.minimumIdleTimeout)))")
-        registry.loadAndAdopt()
+        // Runspaces the table doesn't name (it was lost or damaged) are asked who they are
+        // before anyone is answered, so the first `list` already shows them.
+        var recovering = true
+        var loopRuns = false
+        registry.loadAndAdopt {
+            recovering = false
+            if loopRuns { reactor.stop() }
+        }
+        if recovering {
+            loopRuns = true
+            reactor.run()
+            loopRuns = false
+        }
 
         var peers: [Int: RegistryPeer] = [:]
         var peerNumber = 0

@@ -52,9 +52,14 @@ final class RunspaceControl {
 
     func terminate() { send(.signal(.terminate)) }
 
-    func configure(outputBuffering: OutputBuffering?, bufferLimit: Int?) {
-        send(.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit))
+    func configure(outputBuffering: OutputBuffering?, bufferLimit: Int?, idleTimeout: Double? = nil) {
+        send(.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit, idleTimeout: idleTimeout))
     }
+
+    /// Asks the runspace who it is; `onDescribed` gets the answer.
+    func describe() { send(.describe) }
+    /// The runspace's `session` answer to `describe`.
+    var onDescribed: (SessionInfo) -> Void = { _ in }
 
     /// Tells the runspace another client forced the session away, so it detaches the old
     /// holder's channels (they get `takenOver` from the runspace).
@@ -109,9 +114,13 @@ final class RunspaceControl {
                 onStatus(status)
             }
         case .response:
-            if let (_, response) = try? ControlCodec.decodeResponse(frame.payload),
-               case .failure(let error) = response {
+            switch try? ControlCodec.decodeResponse(frame.payload) {
+            case (_, .failure(let error))?:
                 log.write("session \(instanceID): runspace refused a request: \(error.code.rawValue): \(error.message)")
+            case (_, .session(let info))?:
+                onDescribed(info)
+            default:
+                break
             }
         case .error:
             logError(frame)

@@ -35,6 +35,7 @@ final class RunspaceLauncher {
             "--configuration=\(session.configuration)",
             "--output-buffering=\(session.outputBuffering.rawValue)",
             "--buffer-limit=\(session.bufferLimit)",
+            "--idle-timeout=\(session.idleTimeout)",
             "--ready-fd=\(ReadyPipe.childFD)",
         ] + (session.jobLimit.map { ["--job-limit=\($0)"] } ?? []) + paths.roleArguments
         do {

@@ -333,7 +333,9 @@ final class BashInterpreter {
 
     /// Reports a finished command and/or bash's exit once the owed output is read.
     private func completeIfDrained() {
-        guard mayReadOutput() else { return }
+        // With nothing owed, a full journal must not hold back the end (a tiny buffer
+        // limit once hung even `true`); owed output waits for room as usual.
+        guard (stdout.owed == 0 && stderr.owed == 0) || mayReadOutput() else { return }
         let drained = stdout.readOwed() && stderr.readOwed()
         guard drained else {
             // Paused mid-way (the journal filled): resumes from `updateReading`.

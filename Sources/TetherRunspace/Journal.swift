@@ -20,6 +20,14 @@ struct Journal {
     /// Body bytes of the journaled records: what `bufferLimit` bounds.
     private(set) var unackedBytes = 0
 
+    /// What one record costs besides its body: its entry here and its array's header and
+    /// malloc overhead. Counted against the buffer limit (`heldBytes`), so a journal of
+    /// a million two-byte records is bounded like one of a few big ones.
+    static let recordCost = 64
+
+    /// Body bytes plus `recordCost` per record: what the buffer limit bounds.
+    var heldBytes: Int { unackedBytes + count * Journal.recordCost }
+
     var count: Int { entries.count - head }
     var isEmpty: Bool { count == 0 }
 
@@ -75,8 +83,8 @@ struct Journal {
     // MARK: Dropping
 
     /// `drop` buffering: discards the oldest stdout/stderr records until the journal fits
-    /// in `limit` bytes. Records up to `sentThrough` have been sent to some channel: a
-    /// `dropped` record already sent is never enlarged (its reader would count twice), an
+    /// in `limit` bytes. `dropped` records up to `sentThrough` have been sent to some
+    /// channel: one already sent is never enlarged (its reader would count twice), an
     /// unsent one directly before a new run is merged with it, so a session nobody reads
     /// carries one `dropped` record however much it discards.
     /// Returns the bytes and records discarded by this call.

@@ -81,12 +81,17 @@ final class OutputPipe {
     /// One read(2). Returns false when there was nothing to read (EAGAIN) or the pipe ended.
     ///
     /// The read lands in the array that becomes the record's body — journaled and sent
-    /// from there (writev), never copied again. A short read is copied into an array of
-    /// its own size, so a trickle of small records doesn't hold 64 KiB each.
+    /// from there (writev), never copied again. The array is as big as what the pipe
+    /// holds (FIONREAD), at most a record: the journal's memory is the bytes it counts,
+    /// not a quarter more for reads that came up short.
     private func readOnce() -> Bool {
         var n = 0
         var error: Int32 = 0
-        var chunk = [UInt8](unsafeUninitializedCapacity: Record.maxDataLength) { buffer, count in
+        var available: Int32 = 0
+        // Nothing announced: a small read still tells end of file from EAGAIN.
+        let size = ioctl(fd, UInt(FIONREAD), &available) == 0 && available > 0
+            ? min(Int(available), Record.maxDataLength) : 4096
+        var chunk = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             n = read(fd, buffer.baseAddress, buffer.count)
             error = errno
             count = max(0, n)
@@ -104,9 +109,7 @@ final class OutputPipe {
             return false
         }
         owed = max(0, owed - n)
-        // Keep the read's own array only when it is mostly full: the journal's memory then
-        // stays within a quarter of the bytes it counts against the buffer limit.
-        if n < Record.maxDataLength * 3 / 4 { chunk = Array(chunk[0..<n]) }
+        if n < size / 2 { chunk = Array(chunk[0..<n]) }
         onData(chunk)
         return true
     }

@@ -17,8 +17,11 @@ final class PeerConnection {
     let connection: FrameConnection
     private unowned let session: Session
     private(set) var role = Role.awaitingHello
-    /// The client behind a subsystem connection (its hello's `clientID`).
+    /// The client behind a subsystem connection (its hello's `clientID`, `clientHost`).
     private(set) var clientID: String?
+    private(set) var clientHost: String?
+    /// When that client attached its first channel here (it held the session then).
+    var attachedSince: Double?
     /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
     private(set) var clientAddress: String?
     /// Channels of this connection attached to the session.
@@ -126,6 +129,7 @@ final class PeerConnection {
         } else {
             role = .subsystem
             clientID = hello.clientID
+            clientHost = hello.clientHost
             clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
@@ -225,17 +229,19 @@ final class PeerConnection {
         case .signal(.interrupt):
             session.interruptFromRegistry()
             respond(channel: channel, id: id, .done)
-        case .configure(let outputBuffering, let bufferLimit):
-            if let bufferLimit, bufferLimit <= 0 {
-                respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                    "bufferLimit must be a positive number of bytes, not \(bufferLimit)")))
+        case .describe:
+            respond(channel: channel, id: id, .session(session.info))
+        case .configure(let outputBuffering, let bufferLimit, let idleTimeout):
+            if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) {
+                respond(channel: channel, id: id, .failure(ErrorBody(.badRequest, problem)))
                 return
             }
+            if let idleTimeout { session.idleTimeout = idleTimeout }
             session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)
             respond(channel: channel, id: id, .done)
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.kindName) is not a request the registry's control connection carries (signal and configure are)")))
+                "\(request.kindName) is not a request the registry's control connection carries (signal, configure and describe are)")))
         }
     }
 }

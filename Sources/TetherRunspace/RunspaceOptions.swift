@@ -12,6 +12,9 @@ public struct RunspaceOptions: Sendable {
     public var outputBuffering: OutputBuffering
     /// Bytes of unacknowledged output kept at most (see protocol.md, "Buffering").
     public var bufferLimit: Int
+    /// The idle timeout the registry applies (seconds), kept to tell a registry that lost
+    /// its table (`describe`); nil if not given.
+    public var idleTimeout: Double?
     /// Jobs that may run at once (protocol.md, "Jobs").
     public var jobLimit: Int = JobLimits.defaultConcurrent
     /// The registry waits for "ok\n" or "error: …\n" on this descriptor.
@@ -21,7 +24,7 @@ public struct RunspaceOptions: Sendable {
 
     public init(instanceID: String, paths: HostPaths, name: String, configuration: String = "bash",
                 outputBuffering: OutputBuffering = .block, bufferLimit: Int = RunspaceOptions.defaultBufferLimit,
-                readyFD: Int32? = nil) {
+                readyFD: Int32? = nil, idleTimeout: Double? = nil) {
         self.instanceID = instanceID
         self.paths = paths
         self.name = name
@@ -29,5 +32,6 @@ public struct RunspaceOptions: Sendable {
         self.outputBuffering = outputBuffering
         self.bufferLimit = bufferLimit
         self.readyFD = readyFD
+        self.idleTimeout = idleTimeout
     }
 }

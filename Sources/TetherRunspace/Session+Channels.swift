@@ -46,6 +46,7 @@ extension Session {
         let attachment = Attachment(channel: channel, peer: peer, receivesEverything: receive,
                                     nextSeq: (receive ? journal.ackedSeq : journal.lastSeq) + 1)
         peer.attachments[channel] = attachment
+        if peer.attachedSince == nil { peer.attachedSince = WallClock.now() }
         peer.respond(channel: channel, id: requestID, .attached(AttachInfo(
             session: info, ackedSeq: journal.ackedSeq, lastSeq: journal.lastSeq,
             runningCommandID: running?.id, tookOver: false, stdinEnded: running?.stdin.map(\.inputEnded))))
@@ -75,6 +76,8 @@ extension Session {
             }
         }
         waiting.removeAll { $0.origin === attachment }
+        // Its reader gone, `drop` may discard again what nobody else reads.
+        dropUnreadOutputToFit()
         publishStatus()
         interpreter.updateReading()
     }
@@ -166,10 +169,8 @@ extension Session {
     func configure(outputBuffering newBuffering: OutputBuffering?, bufferLimit newLimit: Int?) {
         if let newBuffering { outputBuffering = newBuffering }
         if let newLimit { bufferLimit = newLimit }
-        if outputBuffering == .drop {
-            journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
-            pumpAll()
-        }
+        dropUnreadOutputToFit()
+        pumpAll()
         interpreter.updateReading()
         jobsConfigured()
     }

@@ -28,6 +28,19 @@ extension Session {
         if let timeout = request.waitTimeout, !(timeout >= 0 && timeout.isFinite) {
             return fail(.badRequest, "waitTimeout must be a finite number of seconds ≥ 0, not \(timeout)")
         }
+        if let token = request.token {
+            // A retry of an invoke whose answer was lost: the first attempt either started
+            // the command (rejoin it), still waits (this attempt takes its place), or never
+            // arrived (go on and start it). Never twice.
+            if let known = invokeTokens[token] {
+                return rejoin(known, from: origin, requestID: requestID)
+            }
+            if let entry = waiting.first(where: { $0.request.token == token }) {
+                entry.origin = origin
+                entry.requestID = requestID
+                return
+            }
+        }
         if let refusal = refusalForNewCommands() {
             return fail(refusal.code, refusal.message)
         }
@@ -87,6 +100,29 @@ extension Session {
     /// below what a person notices, above what a short command takes (`true`: ~0.2 ms).
     static let startAnswerHold = 0.002
 
+    /// A retried invoke finds the command its first attempt started: the channel is
+    /// answered `started` with that command's id and gets its records from its start (as
+    /// far as nobody acknowledged them), then live; stdin from it feeds the command.
+    private func rejoin(_ known: InvokeToken, from origin: Attachment, requestID: UInt32) {
+        let firstUnacked = journal.ackedSeq + 1
+        if let end = known.endSeq, end < firstUnacked {
+            origin.peer.respond(channel: origin.channel, id: requestID, .failure(ErrorBody(.notFound,
+                "the command this invoke started (id \(known.commandID)) has ended, and another client received its output and exit status (tether receive)")))
+            return
+        }
+        origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: known.commandID))
+        origin.rejoinCommand(from: max(known.startSeq, firstUnacked), endedAt: known.endSeq)
+        if let command = running, command.id == known.commandID { command.origin = origin }
+        pump(origin)
+        publishStatus()
+        interpreter.updateReading()
+    }
+
+    private func remember(_ token: UInt64, _ record: InvokeToken) {
+        if invokeTokens.updateValue(record, forKey: token) == nil { tokenOrder.append(token) }
+        while tokenOrder.count > Self.rememberedTokens { invokeTokens[tokenOrder.removeFirst()] = nil }
+    }
+
     private func start(_ request: InvokeRequest, from origin: Attachment, requestID: UInt32) {
         let id = nextCommandID
         nextCommandID += 1
@@ -113,7 +149,10 @@ extension Session {
             return
         }
         terminal?.output.mayRead = { [unowned self] in self.mayReadOutput() }
-        let command = RunningCommand(id: id, origin: origin, stdin: feeder, terminal: terminal)
+        let command = RunningCommand(id: id, origin: origin, stdin: feeder, token: request.token, terminal: terminal)
+        if let token = request.token {
+            remember(token, InvokeToken(commandID: id, startSeq: journal.lastSeq + 1, endSeq: nil))
+        }
         command.transcriptLine = transcriptLine
         feeder?.onDrained = { [unowned self, weak command] in
             if let command { self.resumeStdinSender(of: command) }
@@ -126,7 +165,13 @@ extension Session {
         // two. Held until the command ends, `startAnswerHold` at most.
         origin.peer.connection.holdWrites(for: Self.startAnswerHold)
         origin.peer.respond(channel: origin.channel, id: requestID, .started(commandID: id))
-        origin.commandStarted(at: journal.lastSeq + 1)
+        // Output nobody acknowledged yet goes to this invoker first, unless a `receive`
+        // is attached to show it (protocol.md, "Who gets live records").
+        let receiverAttached = peers.values.contains { $0.attachments.values.contains { $0.receivesEverything } }
+        endedCommands.removeAll { $0.records.upperBound <= journal.ackedSeq || !($0.origin?.isAttached ?? false) }
+        origin.commandStarted(at: journal.lastSeq + 1, ackedSeq: receiverAttached ? journal.lastSeq : journal.ackedSeq,
+                              except: endedCommands.map(\.records))
+        command.startSeq = journal.lastSeq + 1
         emit(.commandStarted, body: Record.commandStarted(seq: 0, commandID: id).body)
         interpreter.runPreparedCommand(terminal: terminal?.output)
         publishStatus()
@@ -145,6 +190,10 @@ extension Session {
         transcribeEnd(command, status: status)
         let ended = emit(.commandEnded, body: Record.commandEnded(seq: 0, commandID: command.id, exitStatus: status).body)
         command.origin?.commandEnded(at: ended.seq)
+        if let origin = command.origin, command.startSeq > 0 {
+            endedCommands.append(EndedCommand(records: command.startSeq...ended.seq, origin: origin))
+        }
+        if let token = command.token { invokeTokens[token]?.endSeq = ended.seq }
         command.origin?.peer.connection.releaseHeldWrites()
         resumeStdinSender(of: command)
         command.stdin?.close()  // and removes its FIFO

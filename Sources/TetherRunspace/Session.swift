@@ -25,26 +25,47 @@ final class Session {
         /// The channel that invoked it, while attached.
         weak var origin: Attachment?
         let startedAt = Reactor.now()
+        /// The seq of its `commandStarted`.
+        var startSeq: UInt64 = 0
         let stdin: StdinFeeder?
+        /// The invoke's token, if the client gave one (see `InvokeToken`).
+        let token: UInt64?
         /// The pseudo-terminal of a command run with one (stdin frames are keystrokes).
         let terminal: CommandTerminal?
         /// What its transcript lines say about it (`Transcript yes` only).
         var transcriptLine: String?
         /// A connection paused because the stdin queue is full.
         weak var pausedSender: PeerConnection?
-        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, terminal: CommandTerminal? = nil) {
+        init(id: UInt64, origin: Attachment, stdin: StdinFeeder?, token: UInt64?, terminal: CommandTerminal? = nil) {
             self.id = id
             self.origin = origin
             self.stdin = stdin
+            self.token = token
             self.terminal = terminal
         }
+    }
+
+    /// A command that ended, while its output may still be on its way to its invoker.
+    struct EndedCommand {
+        let records: ClosedRange<UInt64>
+        weak var origin: Attachment?
+    }
+
+    /// What became of an invoke that carried a token: the command it started and where
+    /// its records are, so a retry of the same invoke rejoins it instead of running it again.
+    struct InvokeToken {
+        var commandID: UInt64
+        /// Its `commandStarted` seq, and its `commandEnded` seq once it ended.
+        var startSeq: UInt64
+        var endSeq: UInt64?
     }
 
     /// An `invoke` with `wait` that waits for the running command to end.
     final class WaitingInvoke {
         let request: InvokeRequest
-        let requestID: UInt32
-        let origin: Attachment
+        /// A retry of the same invoke (same token) takes the entry over: answer it there.
+        var requestID: UInt32
+        var origin: Attachment
         var timer: TimerHandle?
         init(request: InvokeRequest, requestID: UInt32, origin: Attachment) {
             self.request = request
@@ -69,13 +90,26 @@ final class Session {
     var life = Life.running
     var outputBuffering: OutputBuffering
     var bufferLimit: Int
-    /// The highest seq sent to any channel (a `dropped` record at or below it is never enlarged).
-    var highestSentSeq: UInt64 = 0
+    /// What the registry said the idle timeout is (for `describe`; the registry applies it).
+    var idleTimeout: Double?
+    /// The newest `dropped` record sent to any channel: it, and any before it, is never
+    /// enlarged (its reader would count twice); a later, unsent one grows instead, so one
+    /// stretch nobody read gives one notice.
+    var highestSentDroppedSeq: UInt64 = 0
 
     var peers: [ObjectIdentifier: PeerConnection] = [:]
     var peerCount = 0
     var running: RunningCommand?
     var waiting: [WaitingInvoke] = []
+    /// Ended commands whose records nobody acknowledged yet: while the invoker is still
+    /// attached they are its, on their way, not output for the next invoker to show.
+    var endedCommands: [EndedCommand] = []
+    /// Recent invoke tokens, oldest first in `tokenOrder` (at most `rememberedTokens`).
+    var invokeTokens: [UInt64: InvokeToken] = [:]
+    var tokenOrder: [UInt64] = []
+    /// Enough for every retry a client could still be making: a client retries one
+    /// invoke at a time per session, within its reconnect timeout.
+    static let rememberedTokens = 256
     var nextCommandID: UInt64 = 1
     let createdAt = WallClock.now()
     var lastUsedAt = WallClock.now()
@@ -109,6 +143,7 @@ final class Session {
         self.workDirectory = workDirectory
         outputBuffering = options.outputBuffering
         bufferLimit = options.bufferLimit
+        idleTimeout = options.idleTimeout
         jobTable = JobTable(limit: options.jobLimit)
     }
 
@@ -184,11 +219,27 @@ final class Session {
     @discardableResult
     func emit(_ kind: Record.Kind, body: [UInt8]) -> Record {
         let record = journal.append(kind, body: body)
-        if outputBuffering == .drop && (kind == .stdout || kind == .stderr) {
-            journal.dropOldestOutput(toFit: bufferLimit, sentThrough: highestSentSeq)
-        }
+        if kind == .stdout || kind == .stderr { dropUnreadOutputToFit() }
         pumpAll()
         return record
+    }
+
+    /// `drop` buffering, while nobody reads: discards the oldest output until the journal
+    /// fits the limit. While a channel reads live output, `drop` holds bash back as `block`
+    /// does (`mayReadOutput`): what a reader is reading is never thrown away, and one
+    /// unread stretch ends up as one `dropped` record with the total.
+    func dropUnreadOutputToFit() {
+        guard outputBuffering == .drop, !hasLiveReader, journal.heldBytes > bufferLimit else { return }
+        // Body bytes to fit, leaving room for the records' own cost (an estimate that errs
+        // on keeping less: dropping also removes records).
+        let bodyRoom = max(0, bufferLimit - journal.count * Journal.recordCost)
+        journal.dropOldestOutput(toFit: bodyRoom, sentThrough: highestSentDroppedSeq)
+    }
+
+    /// Some channel wants the output produced now: a `receive`, or the invoker of the
+    /// running command.
+    var hasLiveReader: Bool {
+        peers.values.contains { peer in peer.attachments.values.contains { $0.isLive } }
     }
 
     func pumpAll() {
@@ -205,20 +256,21 @@ final class Session {
               let record = journal.first(atOrAfter: attachment.nextSeq) {
             if attachment.wants(record) {
                 attachment.peer.send(record, channel: attachment.channel)
+                if record.kind == .dropped { highestSentDroppedSeq = max(highestSentDroppedSeq, record.seq) }
                 attachment.window.sent(seq: record.seq, bodyBytes: record.body.count)
-                highestSentSeq = max(highestSentSeq, record.seq)
             }
             attachment.advance(past: record.seq)
         }
     }
 
-    /// Whether bash's output may be read now. Not while the journal is full in `block` mode
-    /// (the command then blocks in write(2) until acks make room), nor while a channel that
+    /// Whether bash's output may be read now. Not while the journal is full in `block` mode,
+    /// or in `drop` mode while someone reads (the command then blocks in write(2) until
+    /// acks make room), nor while a channel that
     /// wants live output is backed up (it catches up first; nothing piles up here).
     func mayReadOutput() -> Bool {
         // On the way out, bash's last output is read so its end can be reported.
         if shuttingDown { return true }
-        if outputBuffering == .block && journal.unackedBytes >= bufferLimit { return false }
+        if journal.heldBytes >= bufferLimit && (outputBuffering == .block || hasLiveReader) { return false }
         for peer in peers.values where peer.connection.isBackedUp {
             if peer.attachments.values.contains(where: { $0.isLive }) { return false }
         }
@@ -249,6 +301,15 @@ final class Session {
         }
     }
 
+    /// The client with channels attached here now, if any: it holds the session (attaching
+    /// claims it). Who holds a session nobody is attached to only the registry knows.
+    var attachedHolder: Holder? {
+        peers.values
+            .filter { $0.role == .subsystem && !$0.attachments.isEmpty }
+            .compactMap { peer in peer.clientID.map { Holder(clientID: $0, clientHost: peer.clientHost ?? "unknown", since: peer.attachedSince ?? WallClock.now()) } }
+            .min { $0.since < $1.since }
+    }
+
     var attachmentCount: Int {
         peers.values.reduce(0) { $0 + $1.attachments.count }
     }
@@ -261,8 +322,8 @@ final class Session {
 
     var info: SessionInfo {
         SessionInfo(instanceID: options.instanceID, name: options.name, configuration: options.configuration,
-                    state: hostState, holder: nil, busy: running != nil, createdAt: createdAt,
-                    lastUsedAt: lastUsedAt, idleTimeout: 0, outputBuffering: outputBuffering,
+                    state: hostState, holder: attachedHolder, busy: running != nil, createdAt: createdAt,
+                    lastUsedAt: lastUsedAt, idleTimeout: idleTimeout ?? 0, outputBuffering: outputBuffering,
                     bufferLimit: bufferLimit, reason: lifeReason, exitCode: lifeExitCode,
                     runspacePID: Session.processID)
     }

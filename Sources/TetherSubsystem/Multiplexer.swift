@@ -135,6 +135,8 @@ final class Multiplexer {
                 "'\(request.kindName)' goes on a channel N > 0 (attach one first), not on channel 0")))
         case .configure:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'configure' is for the registry's use only")))
+        case .describe:
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'describe' is for the registry's use only")))
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest,
                 "'\(request.kindName)' goes on a channel N > 0 bound with jobs, not on channel 0")))

@@ -10,6 +10,8 @@ final class CommandCodecTests: XCTestCase {
             InvokeRequest(script: "", arguments: [], stdin: false, wait: false),
             InvokeRequest(script: "echo \"$@\" — ünïcødé", arguments: ["a b", "", "'c'\n"], stdin: true, wait: true, waitTimeout: 2.5),
             InvokeRequest(script: String(repeating: "x", count: 100_000), arguments: Array(repeating: "y", count: 500), waitTimeout: 0),
+            InvokeRequest(script: "date >> log", token: 0xfeed_beef_0123_4567),
+            InvokeRequest(script: "true", stdin: true, waitTimeout: 1, token: 0),
             InvokeRequest(script: "vim", stdin: true, terminal: TerminalRequest(term: "xterm-256color", size: TerminalSize(rows: 50, columns: 200))),
             InvokeRequest(script: "top", arguments: ["-b"], waitTimeout: 1,
                           terminal: TerminalRequest(term: "", size: TerminalSize(rows: .max, columns: 0))),
@@ -40,7 +42,7 @@ final class CommandCodecTests: XCTestCase {
     }
 
     func testEveryTruncationOfAnInvokeIsAnError() {
-        let payload = ControlCodec.request(id: 1, .invoke(InvokeRequest(script: "echo hi", arguments: ["one", "two"], waitTimeout: 3)))
+        let payload = ControlCodec.request(id: 1, .invoke(InvokeRequest(script: "echo hi", arguments: ["one", "two"], waitTimeout: 3, token: 7)))
         for length in 4..<payload.count {
             XCTAssertThrowsError(try ControlCodec.decodeRequest(Array(payload[..<length])), "cut at \(length)") { error in
                 XCTAssertEqual((error as? ProtocolError)?.code, .badPayload, "cut at \(length): \(error)")

@@ -56,7 +56,9 @@ final class CreateValidationTests: XCTestCase {
 
     func testBadBufferLimit() throws {
         let error = try createFailure(CreateRequest(bufferLimit: 0))
-        XCTAssertTrue(error.message.contains("buffer limit must be a positive number"), error.message)
+        XCTAssertTrue(error.message.contains("buffer limit of 0 bytes is below the minimum of 1024 bytes"), error.message)
+        let tiny = try createFailure(CreateRequest(bufferLimit: 10))
+        XCTAssertTrue(tiny.message.contains("buffer limit of 10 bytes is below the minimum"), tiny.message)
     }
 
     func testUnknownInstanceIDs() throws {

@@ -139,6 +139,10 @@ final class LifecycleTests: RunspaceTestCase {
         let bad = registry.request(.configure(outputBuffering: nil, bufferLimit: 0), channel: 0)
         guard case .failure(let body) = try registry.response(to: bad, channel: 0) else { return XCTFail() }
         XCTAssertEqual(body.code, .badRequest)
+        // Issue 11 item 9: a limit too small to hold a command's markers is refused too.
+        let tiny = registry.request(.configure(outputBuffering: nil, bufferLimit: 10), channel: 0)
+        guard case .failure(let tinyBody) = try registry.response(to: tiny, channel: 0) else { return XCTFail() }
+        XCTAssertTrue(tinyBody.message.contains("below the minimum of 1024 bytes"), tinyBody.message)
         let client = try runspace.connect()
         let info = try client.attach(channel: 1, instanceID: runspace.instanceID, receive: false)
         XCTAssertEqual(info.session.outputBuffering, .drop)

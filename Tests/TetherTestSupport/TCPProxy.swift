@@ -84,6 +84,13 @@ public final class TCPProxy: @unchecked Sendable {
         onLoop { $0.setStalled(true) }
     }
 
+    /// Stops forwarding what the target sends on every current connection, while the
+    /// clients' bytes still reach it: a request that leaves and an answer that never comes
+    /// back. Usually followed by `cut()`; new connections are not held.
+    public func holdReplies() {
+        onLoop { $0.holdReplies() }
+    }
+
     /// Forwards again whatever waited during the stall, then live traffic.
     public func resume() {
         onLoop { $0.setStalled(false) }
@@ -234,6 +241,10 @@ final class TCPProxyCore: @unchecked Sendable {
     func setStalled(_ stalled: Bool) {
         self.stalled = stalled
         for link in Array(links.values) { link.setStalled(stalled) }
+    }
+
+    func holdReplies() {
+        for link in Array(links.values) { link.holdReplies() }
     }
 
     func cutAll() {

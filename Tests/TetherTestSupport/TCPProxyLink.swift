@@ -43,6 +43,8 @@ final class TCPProxyLink {
     private var flows = [Flow(source: .client, sink: .target), Flow(source: .target, sink: .client)]
     private var phase = Phase.connecting
     private var stalled: Bool
+    /// What the target sends is read but not passed on (`holdReplies`).
+    private var repliesHeld = false
     /// One-way delay per direction, in nanoseconds (0: none).
     private let delay: UInt64
     private let count: (_ toTarget: Int, _ fromTarget: Int) -> Void
@@ -82,6 +84,11 @@ final class TCPProxyLink {
         }
         updateInterests()
         if !stalled { flushBoth() }
+    }
+
+    func holdReplies() {
+        repliesHeld = true
+        updateInterests()
     }
 
     /// Closes both sockets with an RST (SO_LINGER 0): the abrupt end of a connection.
@@ -178,7 +185,7 @@ final class TCPProxyLink {
 
     /// Writes the flow's queue to its sink; passes an end of file on once it is empty.
     private func flush(direction index: Int) {
-        guard !stalled, phase == .forwarding else { return }
+        guard !stalled, phase == .forwarding, !(repliesHeld && index == 1) else { return }
         let sink = fds[flows[index].sink.rawValue]
         while flows[index].hasPending {
             let offset = flows[index].offset
@@ -274,7 +281,7 @@ final class TCPProxyLink {
             let incoming = flows[1 - side.rawValue]    // the flow this side drains
             let room = delay > 0 ? outgoing.delayedBytes < Self.delayedCapacity : !outgoing.hasPending
             if !outgoing.sourceEnded && room { interest.insert(.readable) }
-            if incoming.hasPending { interest.insert(.writable) }
+            if incoming.hasPending && !(repliesHeld && side == .client) { interest.insert(.writable) }
             return interest
         }
     }

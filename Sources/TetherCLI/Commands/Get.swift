@@ -72,6 +72,11 @@ struct Get: AsyncParsableCommand {
             var rows = computers.isEmpty ? try await localRows(context) : try await remoteRows(context, computers)
             await context.pool.closeAll()
             rows = rows.filter(keep)
+            // A running session with a reason is one the host had to recover (its session
+            // table was lost): say so where a person looks, not only in the JSON.
+            for row in rows where (row.state == .opened || row.state == .disconnected) {
+                if let reason = row.reason { Terminal.shared.err("tether: \(row.computerName): session '\(row.name)': \(reason)\n") }
+            }
             rows.sort { ($0.id ?? Int.max, $0.computerName) < ($1.id ?? Int.max, $1.computerName) }
             SessionTable.print(rows, json: json)
             try context.failures.exitIfFailed()

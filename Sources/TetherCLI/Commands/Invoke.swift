@@ -126,7 +126,7 @@ struct Invoke: AsyncParsableCommand {
     var outputBuffering: OutputBuffering?
 
     @Option(name: .customLong("buffer-limit"), help: ArgumentHelp(
-        "With --in-disconnected-session: bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
+        "With --in-disconnected-session: bytes of unread output kept (default 16 MiB, at least 1024).", valueName: "BYTES"))
     var bufferLimit: Int?
 
     @OptionGroup(title: "Jobs") var asJob: AsJobArguments
@@ -155,7 +155,7 @@ struct Invoke: AsyncParsableCommand {
         }
         try asJob.validate(inDisconnectedSession: inDisconnectedSession, noWait: noWait)
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
-        if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+        if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
         if tty && (json || inDisconnectedSession) {
             throw ValidationError("--tty runs one command on a terminal here: not with --json or --in-disconnected-session")
         }
@@ -322,13 +322,38 @@ struct InvokeJob: Sendable {
                 temporarySession = session
             }
             running.add(session)
+            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
+                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
+            // One token for every attempt at this invoke: a retry after a connection lost
+            // before `started` rejoins the command the lost request started, or starts it.
+            let token = RemoteSession.newInvokeToken()
             let invocation: Invocation
             do {
                 invocation = try await StallNotice.around(current, instanceID: session.instanceID, name: session.name,
                                                           waitingFor: "to start the command") {
                     try await session.invoke(settings.script, arguments: settings.arguments,
-                                             stdin: stdin, wait: settings.wait, terminal: settings.terminal)
+                                             stdin: stdin, wait: settings.wait, token: token, terminal: settings.terminal)
                 }
+            } catch let error as TetherClientError where error.isConnectionLost && settings.reconnectTimeout > 0 {
+                running.remove(session)
+                let (instanceID, name) = (session.instanceID, session.name)
+                let (script, arguments, wait) = (settings.script, settings.arguments, settings.wait)
+                let (retried, newHost) = try await reconnector.reinvoke(lost: current, cause: error, instanceID: instanceID) { host in
+                    let again = host.session(instanceID: instanceID, name: name)
+                    running.add(again)
+                    do {
+                        return try await StallNotice.around(host, instanceID: instanceID, name: name,
+                                                            waitingFor: "to start the command") {
+                            try await again.invoke(script, arguments: arguments, stdin: stdin, wait: wait, token: token)
+                        }
+                    } catch {
+                        running.remove(again)
+                        throw error
+                    }
+                }
+                current = newHost
+                host = newHost
+                invocation = retried
             } catch {
                 running.remove(session)
                 throw error
@@ -339,8 +364,6 @@ struct InvokeJob: Sendable {
             defer { resizes?.cancel() }
             var followed = FollowedOutput.invocation(invocation)
             var stdinCut = false
-            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
-                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
             while true {
                 do {
                     let sequence = followed.output

@@ -34,7 +34,7 @@ struct New: AsyncParsableCommand {
     @Option(name: .customLong("output-buffering"), help: "block or drop: what happens when unread output fills the buffer.")
     var outputBuffering: OutputBuffering?
 
-    @Option(name: .customLong("buffer-limit"), help: ArgumentHelp("Bytes of unread output kept (default 16 MiB).", valueName: "BYTES"))
+    @Option(name: .customLong("buffer-limit"), help: ArgumentHelp("Bytes of unread output kept (default 16 MiB, at least 1024).", valueName: "BYTES"))
     var bufferLimit: Int?
 
     @Option(name: .customLong("job-limit"), help: ArgumentHelp(
@@ -53,7 +53,7 @@ struct New: AsyncParsableCommand {
         guard !splitList(computers).isEmpty else { throw ValidationError("name at least one computer") }
         // The floor is the host's to set (an admin may lower it); the host names it when refusing.
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
-        if let bufferLimit, bufferLimit <= 0 { throw ValidationError("--buffer-limit must be a positive number of bytes") }
+        if let bufferLimit, let problem = BufferLimit.problem(bufferLimit) { throw ValidationError("--buffer-limit: \(problem)") }
         if let jobLimit, !(1...JobLimits.maxConcurrent).contains(jobLimit) {
             throw ValidationError("--job-limit must be between 1 and \(JobLimits.maxConcurrent)")
         }

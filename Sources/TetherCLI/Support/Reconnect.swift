@@ -52,9 +52,31 @@ struct Reconnector {
     /// The resumed reception and the connection it is on. Throws the error to report if
     /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
     func resume(_ point: ResumePoint, lost: RemoteHost, cause: TetherClientError) async throws -> (Reception, RemoteHost) {
+        Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
+        let (reception, host) = try await retry(lost: lost, cause: cause, instanceID: point.instanceID) { host in
+            try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
+        }
+        if reception.stdinCut {
+            Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input was closed before all of it arrived (tether exits 255 when the command ends)\n")
+        }
+        return (reception, host)
+    }
+
+    /// After a connection lost before the host confirmed the command's start: invokes
+    /// again on a new connection with the same token (`invoke`), which the host answers by
+    /// rejoining the command the lost request started, or by starting it now — never twice.
+    func reinvoke(lost: RemoteHost, cause: TetherClientError, instanceID: String,
+                  _ invoke: @escaping @Sendable (RemoteHost) async throws -> Invocation) async throws -> (Invocation, RemoteHost) {
+        Terminal.shared.err("tether: \(computerName): connection lost before the command's start was confirmed (\(cause.message)); reconnecting…\n")
+        return try await retry(lost: lost, cause: cause, instanceID: instanceID, invoke)
+    }
+
+    /// Reconnects and runs `body` on the new connection until it succeeds, a
+    /// non-connection error ends it, or the deadline passes.
+    private func retry<T: Sendable>(lost: RemoteHost, cause: TetherClientError, instanceID: String,
+                                    _ body: @escaping @Sendable (RemoteHost) async throws -> T) async throws -> (T, RemoteHost) {
         reconnecting.begin()
         defer { reconnecting.end() }
-        Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
         let lostAt = Date()
         let deadline = lostAt.addingTimeInterval(timeout)
         var delay = 0.0  // the first attempt goes at once
@@ -64,12 +86,9 @@ struct Reconnector {
             do {
                 let host = try await pool.reconnect(computerName, replacing: attempt, deadline: deadline)
                 attempt = host
-                let reception = try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
+                let result = try await body(host)
                 Terminal.shared.err("tether: \(computerName): reconnected\n")
-                if reception.stdinCut {
-                    Terminal.shared.err("tether: \(computerName): stdin could not be resumed: the command's input was closed before all of it arrived (tether exits 255 when the command ends)\n")
-                }
-                return (reception, host)
+                return (result, host)
             } catch let error as TetherClientError where error.isConnectionLevel && error.kind != .versionMismatch {
                 lastError = error
             }
@@ -79,7 +98,7 @@ struct Reconnector {
             try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
         }
         throw TetherClientError(.connectionLost, host: computerName,
-            "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); the command goes on on the host: `tether receive --computer \(computerName) --instance-id \(point.instanceID)` collects its output")
+            "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); the command goes on on the host: `tether receive --computer \(computerName) --instance-id \(instanceID)` collects its output")
     }
 
     static func seconds(_ value: Double) -> String {

@@ -40,18 +40,26 @@ public final class RemoteSession: Sendable {
     /// `stdin` carries keystrokes (typically `.fileDescriptor(0)` with the local terminal
     /// in `TerminalMode.enterRaw()`), everything the command writes arrives as stdout, and
     /// `resize(_:)` passes window changes on.
+    ///
+    /// `token` makes a retry safe: if this throws `.connectionLost` the request may or may
+    /// not have started the command. Invoke again — on a new connection — with the same
+    /// token (`RemoteSession.newInvokeToken()`) and the host either rejoins the command it
+    /// started (output from its start, its status) or starts it now: never twice.
     public func invoke(_ script: String, arguments: [String] = [], stdin: StdinSource = .none,
                        wait: Bool = true, waitTimeout: Double? = nil,
-                       terminal: TerminalRequest? = nil) async throws -> Invocation {
+                       token: UInt64? = nil, terminal: TerminalRequest? = nil) async throws -> Invocation {
         let channel = self.channel
         let request = InvokeRequest(script: script, arguments: arguments, stdin: !stdin.isNone,
-                                    wait: wait, waitTimeout: waitTimeout, terminal: terminal)
+                                    wait: wait, waitTimeout: waitTimeout, token: token, terminal: terminal)
         let core: CommandCore = try await loop.await { done in
             channel.value.invoke(request, stdin: stdin) { done($0.mapError { $0 }) }
         }
         let commandID = try await core.commandID.value
         return Invocation(session: self, core: core, commandID: commandID)
     }
+
+    /// A fresh token for `invoke(…, token:)`: random, never 0.
+    public static func newInvokeToken() -> UInt64 { UInt64.random(in: 1 ... .max) }
 
     /// Everything the session recorded that no client has received yet, then the live
     /// output of the command running now until it ends. Empty if there is nothing.

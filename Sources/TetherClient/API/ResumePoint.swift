@@ -34,8 +34,8 @@ public struct ResumePoint: Sendable, Equatable {
     public var stdinInterrupted: Bool
     /// Stdin was forwarded at all (the resume then ends it, whatever reached the host).
     public var stdinForwarded: Bool
-    /// An invocation of which nothing has been delivered yet, not even its start: records
-    /// before its `commandStarted` are someone else's (background output) and skipped.
+    /// An invocation of which nothing has been delivered yet, not even its start: output
+    /// before its `commandStarted` (background jobs') is shown first, as the invoke shows it.
     public var awaitingCommandStart: Bool
 
     public init(origin: Origin, instanceID: String, sessionName: String, commandID: UInt64?,

@@ -37,9 +37,9 @@ final class ReceiveChannel: ChannelEndpoint {
         }
         /// Without a command to follow, end at this seq rather than the last at attach.
         var endSeq: UInt64?
-        /// Resuming an invocation of which nothing was delivered yet: records before the
-        /// command's `commandStarted` are not its output (they are acknowledged with it,
-        /// as an invoke channel does, but not handed over).
+        /// Resuming an invocation of which nothing was delivered yet: the command's start
+        /// is still ahead; output before it (background jobs') is shown, as the invoke
+        /// channel shows it, since this channel's acknowledgement covers it.
         var awaitingStart = false
         /// The exit status carried over from before the resume.
         var exitStatusSoFar: Int32?
@@ -152,16 +152,11 @@ final class ReceiveChannel: ChannelEndpoint {
             return
         }
         let queue = core.output
-        if awaitingStart {
-            if record.kind == .commandStarted, (try? record.commandID()) == followedCommand {
-                awaitingStart = false
-                core.progress.awaitingStart = false
-            } else if record.kind == .stdout || record.kind == .stderr || record.kind == .dropped {
-                // Not the command's output: acknowledged along with it, never shown.
-                queue.push(.init(seq: record.seq, chunk: nil, ackNow: false))
-                if let giveUp = giveUpAtSeq, record.seq >= giveUp { end() }
-                return
-            }
+        // Output before the followed command's start (background jobs between commands)
+        // is shown like the rest: this channel's acknowledgement covers it.
+        if awaitingStart, record.kind == .commandStarted, (try? record.commandID()) == followedCommand {
+            awaitingStart = false
+            core.progress.awaitingStart = false
         }
         switch record.kind {
         case .commandStarted:
