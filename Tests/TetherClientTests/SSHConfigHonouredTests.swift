@@ -35,7 +35,10 @@ final class SSHConfigHonouredTests: CLITestCase {
     /// An ssh-agent on `socket` holding `keys`; killed at the end of the test.
     private func startAgent(_ socket: String, keys: [String]) throws {
         let output = try run("ssh-agent", ["-a", socket, "-s"])
-        if let pidText = output.split(separator: ";").first(where: { $0.hasPrefix("SSH_AGENT_PID=") }),
+        // ssh-agent -s prints "…; export SSH_AUTH_SOCK;\nSSH_AGENT_PID=N; …": trimmed,
+        // or the newline hides the PID and the agent outlives the test.
+        if let pidText = output.split(separator: ";").map({ $0.trimmingWhitespace() })
+            .first(where: { $0.hasPrefix("SSH_AGENT_PID=") }),
            let pid = Int32(pidText.dropFirst("SSH_AGENT_PID=".count)) {
             addTeardownBlock { kill(pid, SIGTERM) }
         }
