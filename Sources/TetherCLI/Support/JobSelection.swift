@@ -73,7 +73,8 @@ extension CommandContext {
 
     /// The selected jobs, in session order then job order. Sessions that are closed or
     /// broken are skipped quietly when the session selector did not name them.
-    /// `get` lists nothing for no session, as Get-Job does; the verbs that act say so.
+    /// `get` lists nothing for no session or job, as Get-Job does; the verbs that act
+    /// say so (a usage error when nothing matched and no host failed).
     func resolveJobs(_ selector: SelectorArguments, _ jobSelector: JobSelectorArguments,
                      listing: Bool = false) async throws -> [JobTarget] {
         let sessions = try await jobSessions(selector, noneIsAnError: !listing)
@@ -92,7 +93,11 @@ extension CommandContext {
                 return []
             }
         }
-        return found.flatMap { $0 }
+        let targets = found.flatMap { $0 }
+        if !listing && targets.isEmpty && failures.isEmpty {
+            throw TetherClientError(.usage, "no job matches; see tether job get")
+        }
+        return targets
     }
 }
 

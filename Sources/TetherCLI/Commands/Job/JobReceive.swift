@@ -33,9 +33,6 @@ struct JobReceive: AsyncParsableCommand {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
-            if targets.isEmpty && context.failures.isEmpty {
-                throw TetherClientError(.usage, "no job matches; see tether job get")
-            }
             InterruptHandler(onFirst: {}, nothingToInterrupt: { true }).install()
             let prefix = targets.count > 1 && !hideComputerName
             let codes: [Int32] = await concurrentMap(targets) { [keep, wait] target in

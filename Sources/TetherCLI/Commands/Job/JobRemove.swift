@@ -32,9 +32,6 @@ struct JobRemove: AsyncParsableCommand {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
-            if targets.isEmpty && context.failures.isEmpty {
-                throw TetherClientError(.usage, "no job matches; see tether job get")
-            }
             let removed: [SessionTarget?] = await concurrentMap(targets) { [force] target in
                 do {
                     try await target.jobs.remove(jobID: target.info.id, force: force)

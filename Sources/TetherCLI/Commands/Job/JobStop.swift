@@ -31,9 +31,6 @@ struct JobStop: AsyncParsableCommand {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
-            if targets.isEmpty && context.failures.isEmpty {
-                throw TetherClientError(.usage, "no job matches; see tether job get")
-            }
             let stopped: [JobTarget?] = await concurrentMap(targets) { target in
                 do {
                     var done = target

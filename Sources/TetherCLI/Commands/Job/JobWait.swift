@@ -35,9 +35,6 @@ struct JobWait: AsyncParsableCommand {
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
-            if targets.isEmpty && context.failures.isEmpty {
-                throw TetherClientError(.usage, "no job matches; see tether job get")
-            }
             let needed = any ? min(1, targets.count) : targets.count
             // Unstructured tasks: a wait that is over (enough jobs ended, or the timeout)
             // must not wait for the others' answers.
