@@ -91,13 +91,22 @@ public final class TetherClient: Sendable {
         } catch let error as TetherClientError {
             throw error.on(host: destination)
         }
-        let (connection, hostHello) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
-            let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
-            let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
-                                            clientHello: hello, handshakeTimeout: options.handshakeTimeout)
-            connection.start { result in
-                done(result.map { (LoopBound(connection), $0) }.mapError { $0 })
+        try Task.checkCancellation()
+        let attempt = ConnectAttempt()
+        let (connection, hostHello) = try await withTaskCancellationHandler {
+            try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
+                attempt.done = done
+                guard !attempt.cancelled else { return attempt.finish(.failure(CancellationError())) }
+                let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
+                let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
+                                                clientHello: hello, handshakeTimeout: options.handshakeTimeout)
+                attempt.connection = connection
+                connection.start { result in
+                    attempt.finish(result.map { (LoopBound(connection), $0) }.mapError { $0 })
+                }
             }
+        } onCancel: {
+            reactor.execute { attempt.cancel(destination: destination) }
         }
         // Connecting again, we know the host's gateway: a resume skips the login shell.
         var again = options
@@ -109,5 +118,30 @@ public final class TetherClient: Sendable {
                               if let timeout { options.connectTimeout = timeout }
                               return try await self.connect(destination, options: options)
                           })
+    }
+}
+
+/// A `connect` on its way, so cancelling the awaiting task can stop it: the transport
+/// is closed (the ssh process, the socket, libssh2's session) and `connect` throws
+/// `CancellationError` at once. Loop-confined.
+private final class ConnectAttempt: @unchecked Sendable {
+    var done: ((Result<(LoopBound<HostConnection>, Hello), Error>) -> Void)?
+    var connection: HostConnection?
+    var cancelled = false
+
+    func finish(_ result: Result<(LoopBound<HostConnection>, Hello), Error>) {
+        guard let done else { return }
+        self.done = nil
+        connection = nil
+        done(result)
+    }
+
+    /// A connection that already answered is the caller's: only one still connecting stops.
+    func cancel(destination: String) {
+        cancelled = true
+        guard done != nil else { return }
+        let connecting = connection
+        finish(.failure(CancellationError()))
+        connecting?.shutdown(TetherClientError(.connection, host: destination, "connect cancelled"))
     }
 }
