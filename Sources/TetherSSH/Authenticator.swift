@@ -15,6 +15,8 @@ final class Authenticator {
 
     private enum Phase {
         case listMethods
+        case nextMemoryKey(Int)
+        case tryMemoryKey(Int, passphrase: String?, label: String)
         case startAgent
         case nextAgentIdentity(after: UnsafeMutablePointer<libssh2_agent_publickey>?)
         case tryAgentIdentity(UnsafeMutablePointer<libssh2_agent_publickey>, label: String)
@@ -26,6 +28,7 @@ final class Authenticator {
     private let session: OpaquePointer
     private let target: SSHTarget
     private let passphrases: PassphraseProvider
+    private let memoryKeys: [MemoryKey]
     private let notice: (String) -> Void
     private var phase = Phase.listMethods
     private var agent: OpaquePointer?
@@ -39,10 +42,11 @@ final class Authenticator {
     private(set) var secondsWaitingForPerson = 0.0
 
     init(session: OpaquePointer, target: SSHTarget, passphrases: PassphraseProvider,
-         notice: @escaping (String) -> Void) {
+         memoryKeys: [MemoryKey] = [], notice: @escaping (String) -> Void) {
         self.session = session
         self.target = target
         self.passphrases = passphrases
+        self.memoryKeys = memoryKeys
         self.notice = notice
         files = target.identityFiles.map { ($0, IdentityFile.load($0)) }
     }
@@ -71,7 +75,31 @@ final class Authenticator {
                 guard methods.contains("publickey") else {
                     return .failed(failure("the server does not accept public keys for user '\(user)' (it allows: \(methods.joined(separator: ", "))); tether authenticates with ssh-agent or identity files only"))
                 }
-                phase = .startAgent
+                phase = .nextMemoryKey(0)
+
+            case .nextMemoryKey(let index):
+                guard index < memoryKeys.count else { phase = .startAgent; continue }
+                phase = .nextMemoryKey(index + 1)
+                if let attempt = prepareMemoryKey(index) { phase = attempt }
+
+            case .tryMemoryKey(let index, let passphrase, let label):
+                let key = memoryKeys[index].privateKey
+                let rc = key.withUnsafeBufferPointer { bytes in
+                    bytes.withMemoryRebound(to: CChar.self) { chars in
+                        // libssh2 derives the public key from the private one.
+                        libssh2_userauth_publickey_frommemory(session, user, user.utf8.count, nil, 0,
+                                                              chars.baseAddress, chars.count, passphrase)
+                    }
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+                if rc == 0 { return .succeeded }
+                if let lost = connectionLost(rc) { return .failed(lost) }
+                if rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED {
+                    skipped.append("\(memoryKeys[index].label) (libssh2 could not use it\(passphrase != nil ? ": wrong passphrase?" : ""): \(LibSSH2.lastError(session).message))")
+                } else {
+                    tried.append(label)
+                }
+                phase = .nextMemoryKey(index + 1)
 
             case .startAgent:
                 phase = .nextFile(0)
@@ -218,6 +246,45 @@ final class Authenticator {
             }
         }
         return .tryFile(index, path: path, passphrase: passphrase, label: label)
+    }
+
+    /// Checks an in-memory key as `prepareFile` checks a file; nil to skip it.
+    private func prepareMemoryKey(_ index: Int) -> Phase? {
+        let memory = memoryKeys[index]
+        let key: IdentityFile
+        switch IdentityFile.parse(memory.privateKey, path: memory.label) {
+        case .success(let parsed) where parsed.format != .publicOnly:
+            key = parsed
+        case .success:
+            skipped.append("\(memory.label) (only a public key)")
+            return nil
+        case .failure(.notAKey(let why)), .failure(.unreadable(let why)):
+            skipped.append("\(memory.label) (\(why))")
+            return nil
+        case .failure(.missing):
+            skipped.append("\(memory.label) (empty)")
+            return nil
+        }
+        if key.isSecurityKey {
+            skipped.append("\(memory.label) (a FIDO/security key: libssh2 cannot use it)")
+            return nil
+        }
+        if key.isRSA && !LibSSH2.canSignRSASHA2 {
+            skipRSA(memory.label)
+            return nil
+        }
+        if let blob = key.publicKeyBlob { triedBlobs.insert(blob) }
+        var passphrase = memory.passphrase
+        if key.isEncrypted && passphrase == nil {
+            let started = Reactor.now()
+            passphrase = passphrases.passphrase(for: memory.label)
+            secondsWaitingForPerson += Double(Reactor.now() - started) / 1e9
+            if passphrase == nil {
+                skipped.append("\(memory.label) (encrypted, and no passphrase was given)")
+                return nil
+            }
+        }
+        return .tryMemoryKey(index, passphrase: passphrase, label: "\(memory.label) (\(LibSSH2.displayKeyType(key.keyType)))")
     }
 
     private func skipRSA(_ what: String) {

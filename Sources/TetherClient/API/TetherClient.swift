@@ -78,8 +78,11 @@ public final class TetherClient: Sendable {
     }
 
     /// Opens a connection to `destination` (an ssh config alias or `[user@]host`) and
-    /// completes the Tether handshake. Each call opens a new connection.
-    public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {
+    /// completes the Tether handshake. Each call opens a new connection. `credentials`:
+    /// a passphrase provider, a host key decision and in-memory keys of the program's own
+    /// (see `ConnectionCredentials`). Cancelling the calling task stops the connect.
+    public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions(),
+                        credentials: ConnectionCredentials = ConnectionCredentials()) async throws -> RemoteHost {
         let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
                           software: "tether/0.1", hostname: clientHost, user: Environment.userName())
         let reactor = loop.reactor
@@ -91,13 +94,21 @@ public final class TetherClient: Sendable {
         } catch let error as TetherClientError {
             throw error.on(host: destination)
         }
+        if !credentials.isEmpty, case .openssh = plan.route {
+            let reasons = plan.resolution.map { LibSSH2Limits.reasons(target: $0.target, config: $0.config) } ?? []
+            let why = options.effectiveTransport == .openssh || reasons.isEmpty ? "the OpenSSH transport is forced"
+                : "this destination needs OpenSSH's ssh (\(reasons[0]))"
+            throw TetherClientError(.usage, host: destination,
+                "passphrase providers, host key decisions and in-memory keys work with the libssh2 transport only, but \(why)")
+        }
         try Task.checkCancellation()
         let attempt = ConnectAttempt()
         let (connection, hostHello) = try await withTaskCancellationHandler {
             try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
                 attempt.done = done
                 guard !attempt.cancelled else { return attempt.finish(.failure(CancellationError())) }
-                let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
+                let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home,
+                                                      credentials: credentials)
                 let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
                                                 clientHello: hello, handshakeTimeout: options.handshakeTimeout)
                 attempt.connection = connection
@@ -116,7 +127,7 @@ public final class TetherClient: Sendable {
                           connectAgain: { [self, again] timeout in
                               var options = again
                               if let timeout { options.connectTimeout = timeout }
-                              return try await self.connect(destination, options: options)
+                              return try await self.connect(destination, options: options, credentials: credentials)
                           })
     }
 }
