@@ -26,7 +26,7 @@ struct Export: AsyncParsableCommand {
         and if it is disconnected it is connected again; either is said on stderr. A new
         session starts empty: functions and aliases the old one defined are not in it (a
         call of one exits 127, as in bash). A session another client holds is not taken
-        (tether connect --force does that), and a Broken or Closed one is not replaced:
+        (tether connect --force does that), and a Broken or Closed one is not replaced;
         the call fails, saying what to do.
 
         --restore-session is that check, as the file runs it: with --computer and --name
@@ -35,10 +35,10 @@ struct Export: AsyncParsableCommand {
         exists and this client holds it, and prints nothing else.
 
         Examples:
-          tether export --name deploy --command 'app*,ll' --output ~/.local/lib/deploy.bash
-          source ~/.local/lib/deploy.bash; app-status
-          tether export --computer web1 --name deploy --command '*' --prefix web1_ --output web1.bash --force
-          tether Export-PSSession -Session deploy -CommandName 'app*' -OutputModule deploy.bash
+          tether export --name deploy --command 'app*,ll' --output ~/lib/deploy.bash
+          source ~/lib/deploy.bash; app-status
+          tether export --name deploy --command '*' --prefix d_ --output d.bash --force
+          tether Export-PSSession deploy -CommandName 'app*' -OutputModule d.bash
         """))
 
     @OptionGroup var arguments: ImportArguments

@@ -32,10 +32,10 @@ struct Import: AsyncParsableCommand {
         Examples:
           eval "$(tether import --name deploy --command 'app*,ll')"
           app-status --verbose               # runs app-status in the session deploy
-          eval "$(tether import --computer web1 --name deploy --command '*' --prefix web1_)"
-          web1_df -h /srv
-          tar c ./site | web1_tar x -C /srv/www
-          eval "$(tether import --id 3 --command ls --allow-clobber)"   # ls is now the session's
+          eval "$(tether import --id 2 --command 'df,tar' --prefix w_)"
+          w_df -h /srv
+          tar c ./site | w_tar x -C /srv/www
+          eval "$(tether import --id 3 --command ls --allow-clobber)"  # its ls
           tether Import-PSSession -Session deploy -CommandName 'app*' -Prefix r_
         """))
 
