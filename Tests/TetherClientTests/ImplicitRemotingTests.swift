@@ -28,13 +28,14 @@ final class ImplicitRemotingTests: CLITestCase {
     /// `bash -c SCRIPT` with `$1` = `code`, in this test's client environment (what a
     /// user's shell is: the same TETHER_HOME and ssh config).
     private func bash(_ script: String, code: String = "", stdin: [UInt8] = [],
-                      environment extra: [String: String] = [:]) throws -> CommandResult {
+                      environment extra: [String: String] = [:], extra arguments: [String] = [],
+                      timeout: Double = 60) throws -> CommandResult {
         var environment = Spawn.currentEnvironment().filter {
             !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
         }
         for (key, value) in self.environment.merging(extra, uniquingKeysWith: { $1 }) { environment.append("\(key)=\(value)") }
-        return try Processes.run("/bin/bash", ["--norc", "--noprofile", "-c", script, "bash", code], stdin: stdin,
-                                 environment: environment, timeout: 60)
+        return try Processes.run("/bin/bash", ["--norc", "--noprofile", "-c", script, "bash", code] + arguments,
+                                 stdin: stdin, environment: environment, timeout: timeout)
     }
 
     /// A session `work` with a function, an alias and a program of its own on its PATH.
@@ -77,6 +78,12 @@ final class ImplicitRemotingTests: CLITestCase {
         XCTAssertEqual(copied.stdout, binary)
         let counted = try bash(#"eval "$1"; printf 'abc' | r_wc -c; r_wc -l < /dev/null; type -t wc"#, code: cat)
         XCTAssertEqual(counted.stdoutText, "3\n0\nfile\n", counted.stderrText)
+
+        // A command that doesn't read its stdin ends without waiting for the input's end
+        // (the pipe's writer stays until the test is over): as with ssh.
+        let unread = try bash(#"eval "$1"; { sleep 100 & echo $! > "$2"; wait; } | { show x; echo "ended $?"; kill "$(cat "$2")"; }"#,
+                              code: code, environment: [:], extra: [workDirectory + "/sleeper.pid"], timeout: 40)
+        XCTAssertEqual(unread.stdoutText, "<x>\nended 0\n", unread.stderrText)
     }
 
     func testStdinOnATerminalIsNotWaitedFor() throws {
@@ -94,29 +101,32 @@ final class ImplicitRemotingTests: CLITestCase {
 
     func testExistingNamesAreKeptUnlessAllowClobber() throws {
         try makeSession()
-        let code = try check(["import", "--name", "work", "--command", "show,greet,cat"])
+        // The session's own function history stands in for the builtin there.
+        try check(["invoke", "--name", "work", "--", "history() { echo remote history; }"])
+        let code = try check(["import", "--name", "work", "--command", "show,greet,cat,history"])
         let kept = try bash(#"""
             shopt -s expand_aliases
             show() { echo local show; }
             alias greet='echo local greet'
             eval "$1"
-            show a; greet b; type -t cat
+            show a; greet b; type -t cat history
             """#, code: code)
-        XCTAssertEqual(kept.stdoutText, "local show\nlocal greet b\nfile\n")
+        XCTAssertEqual(kept.stdoutText, "local show\nlocal greet b\nfile\nbuiltin\n")
+        XCTAssertTrue(kept.stderrText.contains("tether: history already exists here (builtin)"), kept.stderrText)
         XCTAssertTrue(kept.stderrText.contains("tether: show already exists here (function): not imported; --allow-clobber replaces it"), kept.stderrText)
         XCTAssertTrue(kept.stderrText.contains("tether: greet already exists here (alias)"), kept.stderrText)
         XCTAssertTrue(kept.stderrText.contains("tether: cat already exists here (file)"), kept.stderrText)
 
-        let clobbering = try check(["import", "--name", "work", "--command", "show,greet,cat", "--allow-clobber"])
+        let clobbering = try check(["import", "--name", "work", "--command", "show,greet,cat,history", "--allow-clobber"])
         let replaced = try bash(#"""
             shopt -s expand_aliases
             show() { echo local show; }
             alias greet='echo local greet'
             eval "$1"
-            show a; greet b; type -t cat greet
+            show a; greet b; history; type -t cat greet
             eval "$1"
             """#, code: clobbering)
-        XCTAssertEqual(replaced.stdoutText, "<a>\nhello b\nfunction\nfunction\n")
+        XCTAssertEqual(replaced.stdoutText, "<a>\nhello b\nremote history\nfunction\nfunction\n")
         // Importing the same session again replaces its own functions without a word.
         XCTAssertEqual(replaced.stderrText, "")
 
@@ -138,6 +148,10 @@ final class ImplicitRemotingTests: CLITestCase {
         XCTAssertEqual(builtin.status, .exited(1))
         XCTAssertTrue(builtin.stderrText.contains("matches --command pwd (builtins and keywords are not imported"), builtin.stderrText)
         XCTAssertFalse(builtin.stdoutText.contains("pwd {"), builtin.stdoutText)
+        try check(["new", "alpha", "--name", "work2"])
+        let two = try tether(["import", "--name", "work*", "--command", "show"])
+        XCTAssertEqual(two.status, .exited(1))
+        XCTAssertTrue(two.stderrText.contains("import takes its commands from one session, but --name work* selects 2"), two.stderrText)
         let bad = try tether(["import", "--name", "work", "--command", "show", "--prefix", "bad prefix"])
         XCTAssertEqual(bad.status, .exited(64), bad.stderrText)
         XCTAssertTrue(bad.stderrText.contains("--prefix 'bad prefix'"), bad.stderrText)
@@ -179,6 +193,14 @@ final class ImplicitRemotingTests: CLITestCase {
         XCTAssertEqual(reconnected.stdoutText, "2\n")
         XCTAssertEqual(reconnected.stderrText, "tether: alpha: session keep was disconnected: connected it again\n")
         XCTAssertEqual(try getJSON().first?["state"] as? String, "Opened")
+
+        // Another client (its own TETHER_HOME) finds it held: not taken, the call says so.
+        let other = try bash(#"source "$1"; r_wc -c </dev/null"#, code: file,
+                             environment: ["TETHER_SSH_CONFIG": "/dev/null", "TETHER_HOME": workDirectory + "/other-home"])
+        XCTAssertEqual(other.status, .exited(1), other.stderrText)
+        XCTAssertTrue(other.stderrText.contains("session keep is held by client")
+                      && other.stderrText.contains("tether connect --computer alpha --name keep --force takes it over"), other.stderrText)
+        XCTAssertEqual(other.stdoutText, "")
 
         // The file is not overwritten by accident.
         let again = try tether(["export", "--name", "keep", "--command", "wc", "--output", file])

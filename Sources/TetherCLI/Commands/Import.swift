@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import TetherClient
 
 struct Import: AsyncParsableCommand {
@@ -53,6 +54,10 @@ struct Import: AsyncParsableCommand {
             let plan = try await arguments.plan(context: context, restoresSession: false, verb: "import")
             await context.pool.closeAll()
             Terminal.shared.out(ImplicitRemoting.code(plan))
+            if isatty(1) == 1 {
+                // Printed, not run: the functions exist only once a shell evaluates this.
+                Terminal.shared.err("tether: this is bash to evaluate: eval \"$(tether import …)\" defines the functions\n")
+            }
             try context.failures.exitIfFailed()
         }
     }

@@ -61,7 +61,10 @@ struct ImportArguments: ParsableArguments {
         let session = host.session(instanceID: target.instanceID, name: target.name)
         let listed: (stdout: [UInt8], stderr: [UInt8], exitStatus: Int32)
         do {
-            listed = try await session.invoke(ImplicitRemoting.discoveryScript, arguments: [token] + patterns).collect()
+            listed = try await StallNotice.around(host, instanceID: target.instanceID, name: target.name,
+                                                  waitingFor: "to list its commands") {
+                try await session.invoke(ImplicitRemoting.discoveryScript, arguments: [token] + patterns)
+            }.collect()
         } catch let error as TetherClientError where error.remoteCode == .permissionDenied {
             throw TetherClientError(error.kind, host: computer,
                 "\(verb) lists the session's commands with bash, which session \(target.name) (configuration \(summary.info.configuration)) does not run: \(error.message)")
