@@ -21,6 +21,13 @@ enum LibSSH2 {
         return (code, message.map { String(cString: $0) } ?? "")
     }
 
+    /// A length-delimited string from libssh2 (keyboard-interactive names and prompts,
+    /// which are not NUL-terminated on every version).
+    static func text(_ pointer: UnsafeRawPointer?, _ length: Int) -> String {
+        guard let pointer, length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
     static func lastErrno(_ session: OpaquePointer) -> Int32 {
         libssh2_session_last_errno(session)
     }

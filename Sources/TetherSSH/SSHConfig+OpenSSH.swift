@@ -121,6 +121,9 @@ extension SSHConfig {
         preferences.keyboardInteractiveAuthentication = config.flag("kbdinteractiveauthentication") ?? true
         preferences.batchMode = config.flag("batchmode") ?? false
         preferences.passwordPrompts = config.value("numberofpasswordprompts").flatMap { Int($0) } ?? 3
+        if let order = config.value("preferredauthentications") {
+            preferences.preferredAuthentications = order.split(separator: ",").map(String.init)
+        }
         target.preferences = preferences
 
         if let command = config.value("proxycommand"), command.lowercased() != "none" {

@@ -73,6 +73,10 @@ extension SSHConnection {
         knownHosts = nil
         enter(.authenticating)
         authenticator = Authenticator(session: session, target: target, passphrases: passphraseProvider,
+                                      prompter: loginPrompter,
+                                      abandon: { [weak self] in
+                                          if let self, self.socket >= 0 { _ = shutdown(self.socket, Int32(SHUT_RDWR)) }
+                                      },
                                       notice: { [weak self] in self?.onNotice($0) })
         authenticate()
     }

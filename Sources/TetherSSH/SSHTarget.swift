@@ -112,6 +112,8 @@ public struct SSHPreferences: Sendable, Equatable, Hashable, Codable {
     public var batchMode = false
     /// `NumberOfPasswordPrompts`.
     public var passwordPrompts = 3
+    /// `PreferredAuthentications`: the order methods are tried in (ssh's default).
+    public var preferredAuthentications = ["gssapi-with-mic", "hostbased", "publickey", "keyboard-interactive", "password"]
 
     public init() {}
 }
