@@ -236,7 +236,7 @@ final class Authenticator {
             case .exhausted:
                 releaseAgent()
                 var parts = ["Permission denied (\(serverMethods.joined(separator: ","))) for user '\(user)'"]
-                parts.append(tried.isEmpty ? "nothing was offered" : "tried: \(tried.joined(separator: ", "))")
+                parts.append(tried.isEmpty ? "no key was offered" : "tried: \(tried.joined(separator: ", "))")
                 if !skipped.isEmpty { parts.append("skipped: \(skipped.joined(separator: "; "))") }
                 return .failed(failure(parts.joined(separator: "; ")))
             }

@@ -77,7 +77,7 @@ final class SSHConfigHonouredTests: CLITestCase {
                                  "IdentityFile \(pub)"], identity: false)
         let refused = try tether(["invoke", "--computer", "no-agent", "--", "true"])
         XCTAssertEqual(refused.status, .exited(255))
-        XCTAssertTrue(refused.stderrText.contains("permission denied"), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("Permission denied (publickey)"), refused.stderrText)
     }
 
     func testAnRSAOnlyAgentKeyWorksThroughWhicheverTransportCan() throws {

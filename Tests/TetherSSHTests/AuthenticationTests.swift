@@ -9,7 +9,7 @@ final class AuthenticationTests: SSHFixtureTestCase {
     func testWrongKeyIsAuthenticationFailedListingWhatWasTried() throws {
         let stranger = try makeKey("stranger", authorize: false)
         let probe = try assertFails(target(identities: [stranger, "\(scratch)/absent"]), kind: .authenticationFailed, within: 5,
-                                    messageContains: ["permission denied (publickey) for user '\(fixture.user)'", "tried: \(stranger) (ED25519)",
+                                    messageContains: ["Permission denied (publickey) for user '\(fixture.user)'", "tried: \(stranger) (ED25519)",
                                                       "skipped: \(scratch)/absent (no such file)"])
         print("wrong key: \(probe.error!)")
     }
