@@ -285,6 +285,19 @@ final class SSHConfigHonouredTests: CLITestCase {
         XCTAssertTrue(verbose.stderrText.contains("resolved by `ssh -G"), verbose.stderrText)
         XCTAssertTrue(verbose.stderrText.contains("keeper:"), verbose.stderrText)
         XCTAssertTrue(verbose.stderrText.contains("-p \(alpha.port)"), "the remembered port: \(verbose.stderrText)")
+        // -G on the selector verbs: what the session's computer resolves to with the
+        // remembered options, under this command line's, printed without connecting.
+        XCTAssertTrue(try check(["invoke", "--name", "remembered", "-G", "--", "true"]).contains("port \(alpha.port)\n"))
+        let unreachable = try closedLoopbackPort()
+        for verb in [["receive", "--name", "remembered"], ["remove", "--name", "remembered"], ["job", "get"], ["get"]] {
+            let shown = try tether(verb + ["-p", String(unreachable), "-G"])
+            XCTAssertEqual(shown.status, .exited(0), "\(verb): \(shown.stderrText)")
+            XCTAssertTrue(shown.stdoutText.contains("port \(unreachable)\n"), "\(verb): \(shown.stdoutText)")
+            XCTAssertTrue(shown.stdoutText.contains("# tether transport: libssh2"), "\(verb): \(shown.stdoutText)")
+        }
+        let nothing = try tether(["disconnect", "--name", "no-such-session", "-G"])
+        XCTAssertEqual(nothing.status, .exited(1), nothing.stderrText)
+        XCTAssertTrue(nothing.stderrText.contains("no session in this client's list matches --name no-such-session"), nothing.stderrText)
         // The command line still wins: a wrong port now fails.
         let overridden = try tether(["invoke", "--name", "remembered", "-p", String(try closedLoopbackPort()), "--", "true"])
         XCTAssertEqual(overridden.status, .exited(255), overridden.stderrText)
