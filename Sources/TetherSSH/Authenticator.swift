@@ -23,7 +23,7 @@ final class Authenticator {
         case nextAgentIdentity(after: UnsafeMutablePointer<libssh2_agent_publickey>?)
         case tryAgentIdentity(UnsafeMutablePointer<libssh2_agent_publickey>, label: String)
         case nextFile(Int)
-        case tryFile(Int, path: String, passphrase: String?, label: String)
+        case tryFile(Int, path: String, passphrase: String?, label: String, certificate: String?)
         case keyboardInteractive(attempt: Int)
         case askPassword(attempt: Int)
         case tryPassword(attempt: Int, password: [CChar])
@@ -148,11 +148,18 @@ final class Authenticator {
                 phase = .nextFile(index + 1)
                 if let attempt = prepareFile(index) { phase = attempt }
 
-            case .tryFile(let index, let path, let passphrase, let label):
-                let rc = libssh2_userauth_publickey_fromfile_ex(session, user, UInt32(user.utf8.count), nil, path, passphrase)
+            case .tryFile(let index, let path, let passphrase, let label, let certificate):
+                // With a certificate, libssh2 (≥ 1.11) sends it and signs with the key.
+                let rc = libssh2_userauth_publickey_fromfile_ex(session, user, UInt32(user.utf8.count), certificate, path, passphrase)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
                 if rc == 0 { return .succeeded }
                 if let lost = connectionLost(rc) { return .failed(lost) }
+                if let certificate {
+                    // Refused as a certificate: the plain key next, as ssh does.
+                    tried.append("\(certificate) (certificate)")
+                    phase = .tryFile(index, path: path, passphrase: passphrase, label: label, certificate: nil)
+                    continue
+                }
                 if rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED {
                     // libssh2 could not use the file itself (#608: a wrong passphrase looks
                     // like this too); we checked the format before, so say what is likely.
@@ -387,7 +394,11 @@ final class Authenticator {
                 return nil
             }
         }
-        return .tryFile(index, path: path, passphrase: passphrase, label: label)
+        let certificate = UserCertificates.libssh2CanUse
+            ? UserCertificates.certificate(for: path, publicKey: key.publicKeyBlob,
+                                           certificateFiles: target.preferences.certificateFiles)
+            : nil
+        return .tryFile(index, path: path, passphrase: passphrase, label: label, certificate: certificate)
     }
 
     private func skipRSA(_ what: String) {

@@ -115,6 +115,8 @@ extension SSHConfig {
                 : try paths.expand(agent.hasPrefix("$") && !agent.hasPrefix("${") ? "${\(agent.dropFirst())}" : agent,
                                    what: "IdentityAgent")
         }
+        preferences.certificateFiles = try config.values("certificatefile").filter { $0.lowercased() != "none" }
+            .map { try paths.expand($0, what: "CertificateFile") }
         preferences.hashKnownHosts = config.flag("hashknownhosts") ?? false
         preferences.publicKeyAuthentication = config.flag("pubkeyauthentication") ?? true
         preferences.passwordAuthentication = config.flag("passwordauthentication") ?? true

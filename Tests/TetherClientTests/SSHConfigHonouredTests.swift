@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Glibc
 import TetherIO
+import TetherSSH
 import TetherTestSupport
 
 /// A real ~/.ssh works as with ssh (issue 12), end to end against real sshds: each test
@@ -110,7 +111,13 @@ final class SSHConfigHonouredTests: CLITestCase {
         let result = try tether(["invoke", "--computer", "certified", "--", "echo certified"])
         XCTAssertEqual(result.status, .exited(0), result.stderrText)
         XCTAssertEqual(result.stdoutText, "certified\n")
-        XCTAssertTrue(result.stderrText.contains("using OpenSSH's ssh: CertificateFile"), result.stderrText)
+        if SSHLibrary.isAtLeast1_11 {
+            // libssh2 1.11 offers the certificate itself.
+            XCTAssertFalse(result.stderrText.contains("using OpenSSH's ssh"), result.stderrText)
+            XCTAssertTrue(fixture.sshdLog.contains("Accepted certificate ID"), fixture.sshdLog)
+        } else {
+            XCTAssertTrue(result.stderrText.contains("using OpenSSH's ssh: CertificateFile"), result.stderrText)
+        }
         // The next command shares the warm OpenSSH connection (our ControlMaster).
         XCTAssertEqual(try check(["invoke", "--computer", "certified", "--", "echo again"]), "again\n")
     }
@@ -179,6 +186,8 @@ final class SSHConfigHonouredTests: CLITestCase {
         let result = try tether(["invoke", "--computer", "rsa-host", "--", "echo by rsa"])
         XCTAssertEqual(result.status, .exited(0), result.stderrText)
         XCTAssertEqual(result.stdoutText, "by rsa\n")
+        // libssh2 1.11 verifies it itself (rsa-sha2); 1.10 hands the host to OpenSSH.
+        XCTAssertEqual(result.stderrText.contains("using OpenSSH's ssh"), !SSHLibrary.isAtLeast1_11, result.stderrText)
     }
 
     func testAskOnATerminalRecordsTheKeyTheUserAccepts() throws {
