@@ -18,8 +18,9 @@ public struct TetherCommand: AsyncParsableCommand {
         resolves them (ssh -G: ~/.ssh/config or $TETHER_SSH_CONFIG, /etc/ssh/ssh_config, Match,
         Include) and reached with libssh2, or with the ssh binary where the config needs what
         only ssh can do (certificates, FIDO keys…; said on stderr; --transport or
-        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v;
-        `tether new HOST -G` prints the resolved configuration. A background keeper
+        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v,
+        and -G, which prints the configuration of each computer the command would reach
+        (`tether new HOST -G`, `tether invoke --name deploy -G`) without connecting. A background keeper
         process holds each host's SSH connection open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
         connects directly; `tether keeper --status` shows it).
 
