@@ -259,4 +259,8 @@ final class Registry {
     func shutdown() {
         saveNow()
     }
+
+    /// Nothing in flight that only this image knows about: no runspace starting, being
+    /// removed or being recovered (a hand-over to a new image waits for this).
+    var isQuiet: Bool { starting.isEmpty && departing.isEmpty && recovering.isEmpty }
 }
