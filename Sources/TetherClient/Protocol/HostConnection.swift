@@ -1,5 +1,6 @@
 import TetherIO
 import TetherProtocol
+import TetherSSH
 
 /// What a channel (one attachment to a session) hears from its host connection.
 protocol ChannelEndpoint: AnyObject {
@@ -72,11 +73,7 @@ final class HostConnection {
     func start(_ completion: @escaping (Result<Hello, TetherClientError>) -> Void) {
         readyWaiters.append(completion)
         transport.onDrained = { [weak self] in self?.drained() }
-        handshakeTimer = reactor.schedule(after: handshakeTimeout) { [weak self] in
-            guard let self, case .connecting = self.phase else { return }
-            self.shutdown(TetherClientError(.connection, host: self.computerName,
-                "no answer from the tether subsystem within \(Int(self.handshakeTimeout)) s"))
-        }
+        armHandshakeTimer(after: handshakeTimeout)
         transport.start(
             onReady: { [weak self] in
                 guard let self else { return }
@@ -84,6 +81,22 @@ final class HostConnection {
             },
             onData: { [weak self] bytes in self?.received(bytes) },
             onClose: { [weak self] error in self?.transportClosed(error) })
+    }
+
+    /// Bounds the handshake; time spent waiting for a person to type a passphrase or a
+    /// password (on this process's terminal) is added, not counted.
+    private func armHandshakeTimer(after seconds: Double) {
+        let personBefore = PersonWait.seconds
+        handshakeTimer = reactor.schedule(after: seconds) { [weak self] in
+            guard let self, case .connecting = self.phase else { return }
+            let waited = PersonWait.seconds - personBefore
+            if waited > 0 {
+                self.armHandshakeTimer(after: waited)
+                return
+            }
+            self.shutdown(TetherClientError(.connection, host: self.computerName,
+                "no answer from the tether subsystem within \(Int(self.handshakeTimeout)) s"))
+        }
     }
 
     var isReady: Bool {
