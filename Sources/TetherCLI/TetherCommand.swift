@@ -34,13 +34,14 @@ public struct TetherCommand: AsyncParsableCommand {
           tether get --computer web1
           tether receive --computer web1 --name deploy
           tether remove --name deploy
+          eval "$(tether import --name deploy --command 'app*')"   # the session's app* as local functions
 
         PowerShell's cmdlet names and parameters work too (tether Get-PSSession
         -ComputerName web1): tether help powershell lists them.
         """),
         version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
-                      JobCommand.self, Configurations.self,
+                      JobCommand.self, Import.self, Export.self, Configurations.self,
                       KeeperCommand.self]
     )
 
