@@ -163,6 +163,10 @@ final class ImplicitRemotingTests: CLITestCase {
         try writeFile(ownConfig, try XCTUnwrap(String(data: FileManager.default.contents(atPath: sshConfigPath) ?? Data(), encoding: .utf8)))
         try check(["new", "alpha", "--name", "keep", "-F", ownConfig, "--idle-timeout", "5000"])
         let file = workDirectory + "/keep.bash"
+        // -G: what the session's computer resolves to (its -F remembered), nothing written.
+        let resolved = try check(["export", "--name", "keep", "--command", "wc", "--output", file, "-G"])
+        XCTAssertTrue(resolved.contains("hostname 127.0.0.1"), resolved)
+        XCTAssertNil(Descriptors.readFile(file))
         try check(["export", "--name", "keep", "--command", "wc,uname", "--prefix", "r_", "--output", file])
         let text = String(decoding: Descriptors.readFile(file) ?? [], as: UTF8.self)
         XCTAssertTrue(text.contains("-F \(ownConfig)") && text.contains("--idle-timeout 5000"), text)

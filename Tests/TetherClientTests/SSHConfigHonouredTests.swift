@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Glibc
 import TetherIO
+import TetherProtocol
 import TetherSSH
 import TetherTestSupport
 
@@ -316,9 +317,9 @@ final class SSHConfigHonouredTests: CLITestCase {
     func testVersionNamesReleaseAndProtocol() throws {
         let version = try check(["--version"])
         XCTAssertTrue(version.hasPrefix("tether "), version)
-        XCTAssertTrue(version.contains("protocol 2"), version)
+        XCTAssertTrue(version.contains("protocol \(tetherProtocolVersion), speaks \(ProtocolRange.ours)"), version)
         let subsystem = try Processes.run(alpha.subsystemPath, ["--version"])
         XCTAssertTrue(subsystem.stdoutText.contains("tether-subsystem"), subsystem.stdoutText)
-        XCTAssertTrue(subsystem.stdoutText.contains("protocol 2"), subsystem.stdoutText)
+        XCTAssertTrue(subsystem.stdoutText.contains("protocol \(tetherProtocolVersion), speaks \(ProtocolRange.ours)"), subsystem.stdoutText)
     }
 }

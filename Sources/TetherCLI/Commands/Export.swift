@@ -94,6 +94,10 @@ struct Export: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: arguments.selector),
+                                                        connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             if restoreSession {
                 try await restore(context: context)

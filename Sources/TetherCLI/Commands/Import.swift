@@ -50,6 +50,10 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: arguments.selector),
+                                                        connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let plan = try await arguments.plan(context: context, restoresSession: false, verb: "import")
             await context.pool.closeAll()

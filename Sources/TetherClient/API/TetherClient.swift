@@ -84,7 +84,7 @@ public final class TetherClient: Sendable {
     public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions(),
                         credentials: ConnectionCredentials = ConnectionCredentials()) async throws -> RemoteHost {
         let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
-                          software: "tether/0.1", hostname: clientHost, user: Environment.userName())
+                          software: "tether/\(tetherReleaseVersion)", hostname: clientHost, user: Environment.userName())
         let reactor = loop.reactor
         let keeper = self.keeper
         let home = self.home
@@ -103,8 +103,8 @@ public final class TetherClient: Sendable {
         }
         try Task.checkCancellation()
         let attempt = ConnectAttempt()
-        let (connection, hostHello) = try await withTaskCancellationHandler {
-            try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
+        let (connection, hostHello, version) = try await withTaskCancellationHandler {
+            try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void) in
                 attempt.done = done
                 guard !attempt.cancelled else { return attempt.finish(.failure(CancellationError())) }
                 let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home,
@@ -113,17 +113,21 @@ public final class TetherClient: Sendable {
                                                 clientHello: hello, handshakeTimeout: options.handshakeTimeout)
                 attempt.connection = connection
                 connection.start { result in
-                    attempt.finish(result.map { (LoopBound(connection), $0) }.mapError { $0 })
+                    attempt.finish(result.map { (LoopBound(connection), $0, connection.protocolVersion) }.mapError { $0 })
                 }
             }
         } onCancel: {
             reactor.execute { attempt.cancel(destination: destination) }
         }
+        if options.verbosity > 0 {
+            // -v: which release answered, and which protocol the hello settled on.
+            SSHNotice.printToStandardError("\(destination): host: \(hostHello.software.split(separator: "/").joined(separator: " ")), protocol \(version) (speaks up to \(hostHello.newestProtocol ?? version)); this client: tether \(tetherReleaseVersion), protocol \(ProtocolRange.ours)")
+        }
         // Connecting again, we know the host's gateway: a resume skips the login shell.
         var again = options
         again.gatewaySocket = hostHello.gateway ?? options.gatewaySocket
         return RemoteHost(loop: loop, connection: connection, computerName: destination,
-                          clientID: clientID, hostHello: hostHello,
+                          clientID: clientID, hostHello: hostHello, protocolVersion: version,
                           connectAgain: { [self, again] timeout in
                               var options = again
                               if let timeout { options.connectTimeout = timeout }
@@ -136,11 +140,11 @@ public final class TetherClient: Sendable {
 /// is closed (the ssh process, the socket, libssh2's session) and `connect` throws
 /// `CancellationError` at once. Loop-confined.
 private final class ConnectAttempt: @unchecked Sendable {
-    var done: ((Result<(LoopBound<HostConnection>, Hello), Error>) -> Void)?
+    var done: ((Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void)?
     var connection: HostConnection?
     var cancelled = false
 
-    func finish(_ result: Result<(LoopBound<HostConnection>, Hello), Error>) {
+    func finish(_ result: Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) {
         guard let done else { return }
         self.done = nil
         connection = nil

@@ -167,6 +167,13 @@ public final class Keeper {
             needsTerminal[key] = nil
         }
         let existing = links[key].flatMap { $0.phase == .closed ? nil : $0 }
+        // A CLI of another release than the one whose hello opened the link: the link's
+        // protocol may be one it doesn't speak, so it connects on its own.
+        let offered = open.hello.offered(version: tetherOldestProtocolVersion)
+        if let existing, existing.isReady, !offered.contains(existing.protocolVersion) {
+            client.finish(with: .fallback(reason: "the keeper's link to \(open.target.alias) speaks protocol \(existing.protocolVersion), this tether speaks \(offered)"))
+            return
+        }
         let link = existing ?? makeLink(open)
         // -v: say what the keeper did, so nobody needs its log.
         let said = open.verbose == true

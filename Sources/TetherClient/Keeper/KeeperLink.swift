@@ -91,6 +91,8 @@ final class KeeperLink {
     private(set) var hostHelloPayload: [UInt8] = []
     /// The host's gateway socket, as its hello named it.
     private(set) var hostGateway: String?
+    /// The protocol version the link's hello settled on; a CLI must speak it too.
+    private(set) var protocolVersion = tetherOldestProtocolVersion
     private var notices: [String] = []
     private var waiters: [(Outcome) -> Void] = []
     private var decoder = FrameDecoder()
@@ -309,10 +311,11 @@ final class KeeperLink {
         switch frame.type {
         case .hello:
             do {
-                hostGateway = try Hello.decode(frame.payload).gateway
+                let (hello, version) = try Hello.answer(frame.payload)
+                hostGateway = hello.gateway
+                protocolVersion = version
             } catch .versionMismatch(let peer, let ours) {
-                fail(KeeperFailure(.versionMismatch,
-                    "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
+                fail(KeeperFailure(.versionMismatch, HostConnection.mismatchMessage(host: peer, client: ours)))
                 return
             } catch {
                 fail(KeeperFailure(.protocolViolation, "the subsystem did not answer like a Tether host: \(error)"))
