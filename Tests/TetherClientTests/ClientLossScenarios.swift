@@ -10,11 +10,16 @@ extension TwoClientTestCase {
     /// 40 lines in about 4 seconds, for tests that stop a reader mid-command.
     static let slowLoop = "for i in $(seq 1 40); do echo \"line $i\"; sleep 0.1; done"
 
+    /// `slowLoop` that stops after line 10 until the file `$1` exists: a takeover made
+    /// meanwhile lands while the command is still running, however loaded the machine.
+    static let gatedSlowLoop = "for i in $(seq 1 40); do echo \"line $i\"; if [ $i = 10 ]; then while [ ! -e \"$1\" ]; do sleep 0.05; done; fi; sleep 0.1; done"
+
     func forceTakesOverALiveCommand() throws {
         try check(["new", "alpha", "--name", "shared"], home: firstHome)
         try check(["invoke", "--name", "shared", "--", "counter=7"], home: firstHome)
         // The first client streams a command; the second takes the session mid-way.
-        let streaming = try spawnTether(["invoke", "--name", "shared", "--", Self.slowLoop], home: firstHome, label: "streaming")
+        let gate = workDirectory + "/shared.gate"
+        let streaming = try spawnTether(["invoke", "--name", "shared", "--", Self.gatedSlowLoop, gate], home: firstHome, label: "streaming")
         try waitUntil("the first client printed 5 lines") { lineNumbers(streaming.stdoutText).count >= 5 }
 
         let refused = try tether(["connect", "--computer", "alpha", "--name", "shared"], home: secondHome)
@@ -25,6 +30,7 @@ extension TwoClientTestCase {
         XCTAssertEqual(forced.status, .exited(0), forced.stderrText)
         XCTAssertTrue(forced.stderrText.contains("took over session shared from \(machineName)"), forced.stderrText)
         XCTAssertTrue(forced.stdoutText.contains("Opened"), forced.stdoutText)
+        try writeFile(gate, "")  // the command goes on after the takeover
 
         // The first client is told, and stops; the command goes on.
         let status = try streaming.wait(timeout: 20)

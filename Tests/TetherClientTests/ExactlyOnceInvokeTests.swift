@@ -37,7 +37,11 @@ final class ExactlyOnceInvokeTests: ResumeTestCase {
         try check(["new", "alpha", "--name", "s"])
         proxy.stall()  // the request leaves the client and goes nowhere
         let run = try spawnTether(["invoke", "--name", "s", "--", Self.command, ranLog], home: firstHome, label: "lost")
-        try waitUntil("the CLI is waiting for its answer") { proxy.statistics.open >= 1 && run.stderrText.isEmpty }
+        // The keeper relays the CLI's attach (a channel of its link) once the CLI is past
+        // opening its connection: from there on a lost link is a lost request, which the
+        // CLI retries. (Cut earlier — a slow CLI still opening — the open itself fails,
+        // exit 255: another case, not this test's.)
+        try waitUntil("the CLI's request went into the link") { try run.stderrText.isEmpty && keeperChannels() >= 1 }
         usleep(300_000)
         XCTAssertTrue((Descriptors.readFile(ranLog) ?? []).isEmpty, "nothing ran yet")
         proxy.cut()
@@ -46,6 +50,15 @@ final class ExactlyOnceInvokeTests: ResumeTestCase {
         XCTAssertEqual(try run.wait(timeout: 60), .exited(5), run.stderrText)
         // (Under load the request may not have left before the cut: either way, once.)
         assertRanOnce(run, ranLog: ranLog, reconnected: false)
+    }
+
+    /// Channels the keeper relays now, over all its links (`tether keeper --status`).
+    private func keeperChannels() throws -> Int {
+        let result = try tether(["keeper", "--status"], home: firstHome)
+        guard result.status == .exited(0),
+              let status = try JSONSerialization.jsonObject(with: Data(result.stdoutText.utf8)) as? [String: Any],
+              let links = status["links"] as? [[String: Any]] else { return 0 }
+        return links.compactMap { $0["channels"] as? Int }.reduce(0, +)
     }
 
     private func assertRanOnce(_ run: TetherProcess, ranLog: String, reconnected: Bool = true,

@@ -126,11 +126,15 @@ final class KeeperTests: CLITestCase {
 
     func testKilledCLIMidCommandIsADisconnectAndReceiveGetsTheRest() throws {
         try newSession("s")
-        let script = "for i in $(seq 1 30); do echo line-$i; sleep 0.1; done"
-        let running = try startTether(["invoke", "--name", "s", "--", script], label: "victim")
+        // After line 5 the command waits for the gate file: the CLI is killed mid-command
+        // however slowly a loaded machine runs it.
+        let gate = workDirectory + "/victim.gate"
+        let script = "for i in $(seq 1 30); do echo line-$i; if [ $i = 5 ]; then while [ ! -e \"$1\" ]; do sleep 0.05; done; fi; sleep 0.1; done"
+        let running = try startTether(["invoke", "--name", "s", "--", script, gate], label: "victim")
         try eventually("the command's first line") { running.stdoutText.contains("line-2\n") }
         try Processes.kill9(running.pid)
         _ = try running.wait()
+        try writeFile(gate, "")
         let printed = running.stdoutText.split(separator: "\n").map(String.init)
 
         // The keeper detached the dead CLI's channel: the session is free for a receive,

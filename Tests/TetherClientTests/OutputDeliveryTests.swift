@@ -19,19 +19,35 @@ final class OutputDeliveryTests: CLITestCase {
         return try Processes.run("/bin/bash", ["-c", script], environment: environment, timeout: timeout)
     }
 
-    /// Lines of `text` as integers; fails unless they count up by one and end at `last`.
-    func assertContiguousRun(_ text: String, endingAt last: Int, file: StaticString = #filePath, line: UInt = #line) -> Int? {
-        let numbers = text.split(separator: "\n").compactMap { Int($0) }
-        guard let first = numbers.first else {
-            XCTFail("no lines at all (everything was lost)", file: file, line: line)
+    /// `text` must be exactly the end of `seq 1 <last>`'s output: what a reader got after
+    /// the writes that were acknowledged. Returns how many bytes of that output came
+    /// before it (nil if `text` is not such an end). Acknowledgement is by record and a
+    /// record may end mid-line (a 64 KiB pipe fills at byte 65,536, inside "12774\n"),
+    /// so the text may start with the rest of a line — "4\n12775\n…" — and is compared
+    /// as bytes, not parsed as whole lines.
+    func assertEndOfSeq(_ text: String, last: Int, file: StaticString = #filePath, line: UInt = #line) -> Int? {
+        let whole = Self.seqOutput(through: last)
+        let rest = Array(text.utf8)
+        guard !rest.isEmpty else {
+            XCTFail("no output at all (everything was lost)", file: file, line: line)
             return nil
         }
-        XCTAssertEqual(numbers, Array(first...last), "not one run \(first)…\(last)", file: file, line: line)
-        return first
+        guard rest.count <= whole.count, whole.suffix(rest.count).elementsEqual(rest) else {
+            XCTFail("not exactly the end of seq 1 \(last): \(rest.count) bytes starting \(text.prefix(40).debugDescription)",
+                    file: file, line: line)
+            return nil
+        }
+        return whole.count - rest.count
     }
 
-    /// More lines of `seq` than a 64 KiB pipe holds (what `head` may leave unread).
-    static let pipeful = 20_000
+    /// What `seq 1 <last>` prints.
+    static func seqOutput(through last: Int) -> [UInt8] {
+        Array((1...last).map { "\($0)\n" }.joined().utf8)
+    }
+
+    /// More bytes of `seq`'s output than a 64 KiB pipe holds (what `head` may leave
+    /// unread): its first 20,000 lines.
+    static let pipeful = seqOutput(through: 20_000).count
 
     /// Journaled, unread output: `seq 1 100000` in a released session named `name`.
     func sessionWithUnreadLines(_ name: String) throws {
@@ -49,7 +65,7 @@ final class OutputDeliveryTests: CLITestCase {
         // into the pipe (written, so acknowledged: at most the pipe's 64 KiB, ~12,000
         // lines, that head never read).
         let rest = try check(["receive", "--computer", "alpha", "--name", "unread"])
-        XCTAssertLessThanOrEqual(assertContiguousRun(rest, endingAt: 100_000) ?? .max, Self.pipeful)
+        XCTAssertLessThanOrEqual(assertEndOfSeq(rest, last: 100_000) ?? .max, Self.pipeful)
     }
 
     func testReceiveToAFullDeviceSaysSoAndAcknowledgesNothing() throws {
@@ -57,7 +73,7 @@ final class OutputDeliveryTests: CLITestCase {
         let full = try shell("\"$T\" receive --computer alpha --name full > /dev/full")
         XCTAssertEqual(full.status, .exited(1), full.stderrText)
         XCTAssertTrue(full.stderrText.contains("cannot write to standard output: No space left on device"), full.stderrText)
-        XCTAssertEqual(assertContiguousRun(try check(["receive", "--name", "full"]), endingAt: 100_000), 1)
+        XCTAssertEqual(assertEndOfSeq(try check(["receive", "--name", "full"]), last: 100_000), 0)
     }
 
     func testInvokeIntoHeadOrAFullDeviceKeepsTheUnwrittenOutput() throws {
@@ -65,13 +81,13 @@ final class OutputDeliveryTests: CLITestCase {
         let piped = try shell("\"$T\" invoke --name cmd -- 'seq 1 100000' | head -3; echo \"status=${PIPESTATUS[0]}\" >&2")
         XCTAssertEqual(piped.stdoutText, "1\n2\n3\n")
         XCTAssertEqual(piped.stderrText, "status=141\n")
-        XCTAssertLessThanOrEqual(assertContiguousRun(try check(["receive", "--name", "cmd"]), endingAt: 100_000) ?? .max,
+        XCTAssertLessThanOrEqual(assertEndOfSeq(try check(["receive", "--name", "cmd"]), last: 100_000) ?? .max,
                                  Self.pipeful)
 
         let full = try shell("\"$T\" invoke --name cmd -- 'seq 1 100000' > /dev/full")
         XCTAssertEqual(full.status, .exited(1), full.stderrText)
         XCTAssertTrue(full.stderrText.contains("No space left on device"), full.stderrText)
-        XCTAssertEqual(assertContiguousRun(try check(["receive", "--name", "cmd"]), endingAt: 100_000), 1)
+        XCTAssertEqual(assertEndOfSeq(try check(["receive", "--name", "cmd"]), last: 100_000), 0)
     }
 
     /// Several sessions: every line gets `[computer] `, and a line longer than the 64 KiB
