@@ -13,7 +13,7 @@ import TetherIO
 /// The registry only hands the socket over: it is out of the data path at once, and a
 /// subsystem that dies takes only its own connection with it, as under sshd.
 final class Gateway {
-    private let listener: UnixListener
+    let listener: UnixListener
 
     init(reactor: Reactor, paths: HostPaths, log: HostLog) throws {
         // A gateway socket left by a registry that was killed is replaced: the pid lock

@@ -56,6 +56,9 @@ final class RunspaceControl {
         send(.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit, idleTimeout: idleTimeout))
     }
 
+    /// Asks the runspace to bind its socket again: a cleaner removed it (`RuntimeDirectoryGuard`).
+    func restoreSocket() { send(.restoreSocket) }
+
     /// Asks the runspace who it is; `onDescribed` gets the answer.
     func describe() { send(.describe) }
     /// The runspace's `session` answer to `describe`.

@@ -239,9 +239,16 @@ final class PeerConnection {
             if let idleTimeout { session.idleTimeout = idleTimeout }
             session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)
             respond(channel: channel, id: id, .done)
+        case .restoreSocket:
+            do {
+                try session.restoreRuntimeFiles()
+                respond(channel: channel, id: id, .done)
+            } catch {
+                respond(channel: channel, id: id, .failure(ErrorBody(.unavailable, "cannot restore the session's socket: \(error)")))
+            }
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.kindName) is not a request the registry's control connection carries (signal, configure and describe are)")))
+                "\(request.kindName) is not a request the registry's control connection carries (signal, configure, describe and restoreSocket are)")))
         }
     }
 }
