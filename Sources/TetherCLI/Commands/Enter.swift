@@ -52,7 +52,7 @@ struct Enter: AsyncParsableCommand {
 
     @Argument(help: ArgumentHelp(
         "A computer to start a temporary session on (removed when you leave); with --name/--id/--instance-id, where to look for that session.",
-        valueName: "HOST"))
+        valueName: "HOST"), completion: .custom(HostCompletion.complete))
     var host: String?
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments

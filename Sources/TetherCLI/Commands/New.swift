@@ -18,7 +18,8 @@ struct New: AsyncParsableCommand {
           tether new web1 --configuration ops     # a restricted endpoint the admin set up
         """))
 
-    @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
+    @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"),
+              completion: .custom(HostCompletion.complete))
     var computers: [String]
 
     @Option(help: "Name of the new sessions (default: chosen by the host).")
