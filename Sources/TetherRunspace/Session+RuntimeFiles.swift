@@ -15,7 +15,7 @@ extension Session {
         guard !shuttingDown, let listener, !listener.isReachable else { return }
         try SecureDirectory.prepare(options.paths.runtimeDirectory)
         try SecureDirectory.prepare(options.paths.sessionsDirectory)
-        try SecureDirectory.prepare(workDirectory.path)
+        try workDirectory.ensureExists()
         try listener.restoreIfGone()
     }
 }

@@ -23,6 +23,12 @@ final class WorkDirectory {
         driver = RewritableFile(path: path + "/" + WorkDirectory.driverName)
     }
 
+    /// Makes the directory again if a cleaner removed it (one access(2) when it is there),
+    /// for what writes into it by path outside `prepare` (a job's script).
+    func ensureExists() throws {
+        if access(path, F_OK) != 0 { try SecureDirectory.prepare(path) }
+    }
+
     func stdinName(_ commandID: UInt64) -> String { "stdin-\(commandID)" }
     func stdinPath(_ commandID: UInt64) -> String { path + "/" + stdinName(commandID) }
 

@@ -97,6 +97,10 @@ final class RuntimeDirectoryTests: CLITestCase {
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "echo \"$x\" $PWD"]), "state-before-cleanup /tmp\n")
         // A command with stdin (a FIFO in the session's work directory, which went too).
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "wc -c"], stdin: Array("12345".utf8)), "5\n")
+        // A job (its script is written into the session's work directory, which went too).
+        try check(["invoke", "--name", "kept", "--as-job", "--job-name", "after", "--", "echo \"job $x\""])
+        let job = try tether(["job", "receive", "--name", "kept", "--job-name", "after", "--wait"])
+        XCTAssertEqual(job.stdoutText, "job state-before-cleanup\n", job.stderrText)
         try check(["disconnect", "--name", "kept"])
         try check(["connect", "--name", "kept"])
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "echo \"$x\""]), "state-before-cleanup\n")

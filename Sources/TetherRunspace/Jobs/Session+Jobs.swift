@@ -173,6 +173,7 @@ extension Session {
         var bytes = Array(DriverLine.scriptFile(request.script).utf8)
         if bytes.last != 0x0a { bytes.append(0x0a) }
         do {
+            try workDirectory.ensureExists()
             try writeFile(workDirectory.path + "/" + JobScript.scriptName(job.id), bytes)
         } catch {
             jobTable.remove(job)
