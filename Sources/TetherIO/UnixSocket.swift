@@ -133,14 +133,23 @@ public final class UnixListener {
     /// was removed (or replaced) under us.
     private var boundFile: (device: UInt, inode: UInt)?
 
-    public init(reactor: Reactor, path: String,
+    /// Listens on `path`, or on `inheritedFD` — a socket already listening there, left
+    /// open by the image this process re-executed from (a registry's hand-over).
+    public init(reactor: Reactor, path: String, inheritedFD: Int32? = nil,
                 onAccept: @escaping (Int32) -> Void,
                 onRefused: @escaping (Error) -> Void = { _ in }) throws {
         self.reactor = reactor
         self.path = path
         self.onAccept = onAccept
         self.onRefused = onRefused
-        self.fd = try UnixSocket.listen(path: path)
+        if let inheritedFD {
+            setNonBlocking(inheritedFD)
+            self.fd = inheritedFD
+        } else {
+            self.fd = try UnixSocket.listen(path: path)
+        }
+        // An inherited socket is taken to be the one at `path` (the image before us bound
+        // it there); if a cleaner removed it meanwhile, `restoreIfGone` binds it again.
         boundFile = UnixListener.identity(of: path)
         register()
     }

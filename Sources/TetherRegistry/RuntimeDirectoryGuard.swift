@@ -21,6 +21,10 @@ final class RuntimeDirectoryGuard {
     private var pidLock: RegistryPIDLock
     private let sockets: [UnixListener]
 
+    /// The pid lock held now (a fresh one once a cleaner removed the first file): what a
+    /// hand-over to an upgraded image passes on.
+    var pidLockFD: Int32 { pidLock.fd }
+
     init(registry: Registry, pidLock: RegistryPIDLock, sockets: [UnixListener]) {
         self.registry = registry
         self.paths = registry.paths
@@ -106,8 +110,8 @@ final class RuntimeDirectoryGuard {
         let candidates = ids.map { $0.compactMap { registry.sessions[$0] } } ?? Array(registry.sessions.values)
         for session in candidates {
             guard let control = session.control, control.isOpen else { continue }
-            if !RuntimeDirectoryGuard.isSocket(paths.runspaceSocket(session.instanceID)) {
-                control.restoreSocket()
+            if !RuntimeDirectoryGuard.isSocket(paths.runspaceSocket(session.instanceID)), !control.restoreSocket() {
+                log.write("session \(session.instanceID): its socket was removed and its runspace, of an earlier release, can't bind it again: new connections can't attach to it (tether remove still ends it)")
             }
         }
     }
