@@ -45,4 +45,77 @@ final class StreamRecordTests: CLITestCase {
         XCTAssertEqual(object["stdout"] as? String, "out1\nout2\n")
         XCTAssertEqual(object["stderr"] as? String, "err\n")
     }
+
+    func testShownOnStderrWithoutATerminalVerboseOnlyWhenAskedAndNoProgress() throws {
+        let plain = try tether(["invoke", "--computer", "alpha", "--", Self.everyStream])
+        XCTAssertEqual(plain.status, .exited(0), plain.stderrText)
+        XCTAssertEqual(plain.stdoutText, "out1\nout2\n", "nothing of the other streams on stdout")
+        // Not a terminal: no colour, no bar, no cursor movement — just the lines.
+        XCTAssertEqual(plain.stderrText, "WARNING: careful now\nfor you\nerr\n")
+
+        let verbose = try tether(["invoke", "--computer", "alpha", "--verbose", "--", Self.everyStream])
+        XCTAssertEqual(verbose.status, .exited(0), verbose.stderrText)
+        XCTAssertEqual(verbose.stdoutText, "out1\nout2\n")
+        XCTAssertEqual(verbose.stderrText, "WARNING: careful now\nVERBOSE: some details\nfor you\nerr\n")
+
+        // PowerShell's spelling reaches the same flag.
+        let cmdlet = try tether(["Invoke-Command", "-ComputerName", "alpha", "-Verbose", "-ScriptBlock", "{ tether-verbose said }"])
+        XCTAssertEqual(cmdlet.status, .exited(0), cmdlet.stderrText)
+        XCTAssertEqual(cmdlet.stderrText, "VERBOSE: said\n")
+    }
+
+    func testScriptsSubshellsAndOtherProgramsTheCommandStartsReachTheStreams() throws {
+        try check(["new", "alpha", "--name", "s"])
+        let script = #"""
+            dir=$(mktemp -d); printf '#!/bin/bash\ntether-warning "from a script: $1"\n' > "$dir/child.sh"
+            bash "$dir/child.sh" one
+            sh -c 'tether-information "from sh"'
+            ( tether-verbose "from a subshell" )
+            { tether-progress 70 Background; } & wait
+            env -i PATH="$PATH" TETHER_STREAMS="$TETHER_STREAMS" tether-warning "from a clean environment"
+            tether-warning "from the session"; rm -r "$dir"
+            """#
+        let object = try invokeJSON(script, ["--name", "s"])
+        let records = try records(object)
+        XCTAssertEqual(records.map { "\($0["stream"] ?? "?"):\($0["text"] ?? $0["activity"] ?? "?")" },
+                       ["warning:from a script: one", "information:from sh", "verbose:from a subshell", "progress:Background",
+                        "warning:from a clean environment", "warning:from the session"], "\(object)")
+        XCTAssertEqual(object["exitStatus"] as? Int, 0)
+
+        // Outside a session (no FIFO named) the commands still work: a warning is a line on stderr.
+        let outside = try tether(["invoke", "--name", "s", "--", "env -u TETHER_STREAMS tether-warning alone; env -u TETHER_STREAMS tether-verbose quiet"])
+        XCTAssertEqual(outside.status, .exited(0), outside.stderrText)
+        XCTAssertEqual(outside.stderrText, "WARNING: alone\n")
+
+        // A wrong call says how to make a right one.
+        let wrong = try tether(["invoke", "--name", "s", "--", "tether-progress half Copy"])
+        XCTAssertEqual(wrong.status, .exited(2))
+        XCTAssertTrue(wrong.stderrText.contains("usage: tether-progress [--completed] PERCENT ACTIVITY [STATUS]"), wrong.stderrText)
+        // Functions in the session's shell, programs on PATH for everything else.
+        XCTAssertEqual(try check(["invoke", "--name", "s", "--", "type -t tether-progress; type -P tether-warning | grep -c /bin/tether-warning"]),
+                       "function\n1\n")
+    }
+
+    func testJobsKeepTheirStreamsInTheirOwnOutput() throws {
+        try check(["new", "alpha", "--name", "s"])
+        try check(["invoke", "--name", "s", "--as-job", "--job-name", "j", "--",
+                   "echo out; tether-warning in the job; bash -c 'tether-information from its child'; tether-progress 20 Job"])
+        let received = try tether(["job", "receive", "--name", "s", "--job-name", "j", "--wait"])
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(received.stdoutText, "out\n")
+        XCTAssertEqual(received.stderrText, "WARNING: in the job\nfrom its child\n")
+        // Nothing of the job's reached the session's own output.
+        let session = try tether(["receive", "--name", "s"])
+        XCTAssertEqual(session.stderrText, "", "the session's journal has no job records")
+    }
+
+    func testRecordsOfACommandNobodyFollowedAreReceivedLater() throws {
+        try check(["invoke", "--computer", "alpha", "--in-disconnected-session", "--session-name", "later", "--",
+                   "tether-warning early; tether-progress 40 Stage; echo out; tether-verbose late; tether-information done"])
+        let received = try tether(["receive", "--name", "later", "--verbose"])
+        XCTAssertEqual(received.status, .exited(0), received.stderrText)
+        XCTAssertEqual(received.stdoutText, "out\n")
+        XCTAssertEqual(received.stderrText, "WARNING: early\nVERBOSE: late\ndone\n")
+        XCTAssertEqual(try tether(["receive", "--name", "later"]).stderrText, "", "received once")
+    }
 }
