@@ -268,7 +268,22 @@ struct Invoke: AsyncParsableCommand {
 
     /// --in-disconnected-session: create, start, release, print the sessions.
     private func startDisconnected(context: CommandContext, script: String, arguments: [String]) async throws {
+        let progress = StreamDisplay(showVerbose: false, json: json)
+        defer { progress.finish() }
+        progress.beginFanOut(total: selector.computers.count)
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
+            let row = await startDisconnected(on: computer, context: context, script: script, arguments: arguments)
+            progress.targetFinished(failed: row == nil)
+            return row
+        }
+        progress.finish()
+        await context.pool.closeAll()
+        SessionTable.print(rows.compactMap { $0 }, json: json)
+        try context.failures.exitIfFailed()
+    }
+
+    private func startDisconnected(on computer: String, context: CommandContext, script: String,
+                                   arguments: [String]) async -> SessionRow? {
             do {
                 let host = try await context.pool.host(computer)
                 let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
@@ -282,10 +297,6 @@ struct Invoke: AsyncParsableCommand {
                 context.failures.report(error, host: computer)
                 return nil
             }
-        }
-        await context.pool.closeAll()
-        SessionTable.print(rows.compactMap { $0 }, json: json)
-        try context.failures.exitIfFailed()
     }
 }
 

@@ -66,7 +66,24 @@ struct New: AsyncParsableCommand {
         }
         try await reportingErrors {
             let context = try CommandContext(connection: connection)
-            let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
+            let all = splitList(computers)
+            // On a terminal, several computers: how many are done and failed, below the output.
+            let progress = StreamDisplay(showVerbose: false, json: json)
+            defer { progress.finish() }
+            progress.beginFanOut(total: all.count)
+            let rows: [SessionRow?] = await concurrentMap(all) { [self] computer in
+                let row = await create(on: computer, context: context)
+                progress.targetFinished(failed: row == nil)
+                return row
+            }
+            progress.finish()
+            await context.pool.closeAll()
+            SessionTable.print(rows.compactMap { $0 }, json: json)
+            try context.failures.exitIfFailed()
+        }
+    }
+
+    private func create(on computer: String, context: CommandContext) async -> SessionRow? {
                 do {
                     let host = try await context.pool.host(computer)
                     let session = try await host.createSession(
@@ -81,11 +98,6 @@ struct New: AsyncParsableCommand {
                     context.failures.report(error, host: computer)
                     return nil
                 }
-            }
-            await context.pool.closeAll()
-            SessionTable.print(rows.compactMap { $0 }, json: json)
-            try context.failures.exitIfFailed()
-        }
     }
 
     /// `-G`: nothing is connected; a computer whose config is bad is reported (exit 255).
