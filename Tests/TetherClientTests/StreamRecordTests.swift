@@ -118,4 +118,15 @@ final class StreamRecordTests: CLITestCase {
         XCTAssertEqual(received.stderrText, "WARNING: early\nVERBOSE: late\ndone\n")
         XCTAssertEqual(try tether(["receive", "--name", "later"]).stderrText, "", "received once")
     }
+
+    func testEnterShowsThemToo() throws {
+        try check(["new", "alpha", "--name", "s"])
+        let lines = "echo one\ntether-warning mind the gap\ntether-verbose hidden\ntether-information said\necho two\n"
+        let plain = try tether(["enter", "--name", "s"], stdin: Array(lines.utf8))
+        XCTAssertEqual(plain.status, .exited(0), plain.stderrText)
+        XCTAssertEqual(plain.stdoutText, "one\ntwo\n")
+        XCTAssertEqual(plain.stderrText, "WARNING: mind the gap\nsaid\n")
+        let verbose = try tether(["enter", "--name", "s", "--verbose"], stdin: Array(lines.utf8))
+        XCTAssertEqual(verbose.stderrText, "WARNING: mind the gap\nVERBOSE: hidden\nsaid\n")
+    }
 }

@@ -114,6 +114,7 @@ final class Terminal: Sendable {
     /// reader went away, quietly by SIGPIPE (status 141 in a shell); otherwise saying
     /// why, with status 1. What was not written was not acknowledged.
     func leave(after error: OutputWriteError) -> Never {
+        setFooter([])
         TetherClient.shutdownEventLoop()
         if error.readerClosed {
             signal(SIGPIPE, SIG_DFL)
