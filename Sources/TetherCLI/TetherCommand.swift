@@ -18,8 +18,9 @@ public struct TetherCommand: AsyncParsableCommand {
         resolves them (ssh -G: ~/.ssh/config or $TETHER_SSH_CONFIG, /etc/ssh/ssh_config, Match,
         Include) and reached with libssh2, or with the ssh binary where the config needs what
         only ssh can do (certificates, FIDO keys…; said on stderr; --transport or
-        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v;
-        `tether new HOST -G` prints the resolved configuration. A background keeper
+        TETHER_TRANSPORT force either). The connecting verbs take ssh's -p -l -i -F -o -J -v,
+        and -G, which prints the configuration of each computer the command would reach
+        (`tether new HOST -G`, `tether invoke --name deploy -G`) without connecting. A background keeper
         process holds each host's SSH connection open between commands (TETHER_KEEPER_PERSIST seconds, default 600; TETHER_KEEPER=0
         connects directly; `tether keeper --status` shows it).
 
@@ -33,13 +34,14 @@ public struct TetherCommand: AsyncParsableCommand {
           tether get --computer web1
           tether receive --computer web1 --name deploy
           tether remove --name deploy
+          eval "$(tether import --name deploy --command 'app*')"   # the session's app* as local functions
 
         PowerShell's cmdlet names and parameters work too (tether Get-PSSession
         -ComputerName web1): tether help powershell lists them.
         """),
         version: tetherVersionLine("tether", detail: "libssh2 \(TetherClient.libssh2Version)"),
         subcommands: [Enter.self, New.self, Invoke.self, Get.self, Connect.self, Disconnect.self, Receive.self, Remove.self,
-                      JobCommand.self, Configurations.self,
+                      JobCommand.self, Import.self, Export.self, Configurations.self,
                       KeeperCommand.self]
     )
 

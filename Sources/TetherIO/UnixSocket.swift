@@ -128,12 +128,19 @@ public final class UnixListener {
     private let reactor: Reactor
     private var registration: Registration?
 
-    public init(reactor: Reactor, path: String,
+    /// Listens on `path`, or on `inheritedFD` — a socket already listening there, left
+    /// open by the image this process re-executed from (a registry's hand-over).
+    public init(reactor: Reactor, path: String, inheritedFD: Int32? = nil,
                 onAccept: @escaping (Int32) -> Void,
                 onRefused: @escaping (Error) -> Void = { _ in }) throws {
         self.reactor = reactor
         self.path = path
-        self.fd = try UnixSocket.listen(path: path)
+        if let inheritedFD {
+            setNonBlocking(inheritedFD)
+            self.fd = inheritedFD
+        } else {
+            self.fd = try UnixSocket.listen(path: path)
+        }
         registration = reactor.register(fd: fd, interest: .readable) { [fd] _ in
             while true {
                 do {

@@ -313,7 +313,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case frameTooLarge(Int, limit: Int)
     case unknownFrameType(UInt8)
     case badMagic
-    case versionMismatch(peer: UInt16, ours: UInt16)
+    case versionMismatch(peer: ProtocolRange, ours: ProtocolRange)
     case badPayload(String)
     case unexpected(String)
     case truncatedAtEOF(Int)
@@ -325,7 +325,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .frameTooLarge(let n, let limit): "frame payload of \(n) bytes exceeds the limit of \(limit) bytes"
         case .unknownFrameType(let t): "unknown frame type 0x\(String(t, radix: 16))"
         case .badMagic: "not a Tether peer (bad hello magic)"
-        case .versionMismatch(let peer, let ours): "protocol version mismatch: peer speaks \(peer), this side speaks \(ours)"
+        case .versionMismatch(let peer, let ours): versionMismatchMessage(peer: peer, ours: ours)
         case .badPayload(let why): "malformed payload: \(why)"
         case .unexpected(let why): "unexpected frame: \(why)"
         case .truncatedAtEOF(let n): "stream ended inside a frame (\(n) bytes of an incomplete frame)"
@@ -342,4 +342,13 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .versionMismatch: .versionMismatch
         }
     }
+}
+
+/// "protocol version mismatch: peer speaks 4–5, this side speaks 2–3 (tether 0.2); …":
+/// both ranges, and which side to upgrade.
+private func versionMismatchMessage(peer: ProtocolRange, ours: ProtocolRange) -> String {
+    let advice = peer.newest < ours.oldest
+        ? "the peer needs tether \(tetherRelease(introducingProtocol: ours.oldest)) or later"
+        : "this side needs a newer release (\(protocolDescription(peer.oldest)))"
+    return "protocol version mismatch: peer speaks \(peer), this side speaks \(ours) (tether \(tetherReleaseVersion)); \(advice)"
 }

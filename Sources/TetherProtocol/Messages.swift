@@ -4,9 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The protocol version both sides must speak exactly. Bump on any incompatible change.
-public let tetherProtocolVersion: UInt16 = 2
-
 /// Eight bytes that open every `hello` payload, so a stray peer is told apart at once.
 public let helloMagic: [UInt8] = Array("TETHER\r\n".utf8)
 
@@ -27,7 +24,9 @@ public enum ConnectionRoute: String, Sendable, Equatable {
     case gateway
 }
 
-/// `hello` body (after magic and u16 version).
+/// `hello` body (after magic and u16 version). The u16 of an initiator's hello is the
+/// oldest version it speaks and `newestProtocol` the newest; the answer's u16 is the
+/// version the connection speaks from then on (ProtocolVersions.swift).
 public struct Hello: Codable, Sendable, Equatable {
     public var role: PeerRole
     /// The client's stable id (from TETHER_HOME). Set by clients and relayed by subsystems.
@@ -47,11 +46,16 @@ public struct Hello: Codable, Sendable, Equatable {
     /// Subsystem → runspace: where the SSH client connected from ("ADDRESS PORT", from
     /// sshd's SSH_CONNECTION), for transcripts. Not set on the gateway route.
     public var clientAddress: String?
+    /// The newest protocol version the sender speaks (absent: only the hello's u16 — how
+    /// tether 0.1 says protocol 2). A relay offers no more than its client negotiated.
+    public var newestProtocol: UInt16?
 
     public init(role: PeerRole, clientID: String? = nil, clientHost: String? = nil,
-                software: String = "tether/0.1", hostname: String? = nil, user: String? = nil,
-                gateway: String? = nil, route: String? = nil, clientAddress: String? = nil) {
+                software: String = "tether/\(tetherReleaseVersion)", hostname: String? = nil, user: String? = nil,
+                gateway: String? = nil, route: String? = nil, clientAddress: String? = nil,
+                newestProtocol: UInt16? = tetherProtocolVersion) {
         self.clientAddress = clientAddress
+        self.newestProtocol = newestProtocol
         self.role = role
         self.clientID = clientID
         self.clientHost = clientHost
@@ -62,7 +66,10 @@ public struct Hello: Codable, Sendable, Equatable {
         self.route = route
     }
 
-    public func payload(version: UInt16 = tetherProtocolVersion) -> [UInt8] {
+    /// The hello frame's payload. The default is an initiator's offer: the oldest version
+    /// spoken in the u16 (what tether 0.1 checks), the newest in `newestProtocol`. An
+    /// answer passes the negotiated version.
+    public func payload(version: UInt16 = tetherOldestProtocolVersion) -> [UInt8] {
         var w = ByteWriter()
         w.write(contentsOf: helloMagic)
         w.write(version)
@@ -70,33 +77,59 @@ public struct Hello: Codable, Sendable, Equatable {
         return w.bytes
     }
 
-    /// Parses a hello payload; a different version throws `.versionMismatch` *after* the
-    /// magic matched, so the caller can answer with a clear error frame.
-    public static func decode(_ payload: [UInt8], expecting version: UInt16 = tetherProtocolVersion) throws(ProtocolError) -> Hello {
+    /// Parses a hello payload: the magic, the u16 and the JSON, checking no version.
+    public static func read(_ payload: [UInt8]) throws(ProtocolError) -> (hello: Hello, version: UInt16) {
         var r = ByteReader(payload)
         guard payload.count >= helloMagic.count + 2,
               Array(try r.readBytes(helloMagic.count)) == helloMagic else { throw .badMagic }
-        let peerVersion = try r.readU16()
-        guard peerVersion == version else { throw .versionMismatch(peer: peerVersion, ours: version) }
-        return try WireJSON.decode(Hello.self, from: Array(r.readRest()))
+        let version = try r.readU16()
+        return (try WireJSON.decode(Hello.self, from: Array(r.readRest())), version)
     }
 
-    /// The hello a peer must open a connection with: a `hello` frame on channel 0 whose
-    /// magic and version check out, from one of `roles`. What to answer otherwise comes
-    /// back as the thrown `ErrorBody` (`refusingRole` words the refusal of a wrong role).
-    public static func opening(_ frame: Frame, from roles: Set<PeerRole>,
-                               refusingRole: (PeerRole) -> ErrorBody) throws(ErrorBody) -> Hello {
+    /// The versions a peer's hello offers: its u16 up to its `newestProtocol`.
+    public func offered(version: UInt16) -> ProtocolRange {
+        ProtocolRange(oldest: version, newest: newestProtocol ?? version)
+    }
+
+    /// The initiator's side: parses the answer to our offer and returns the version the
+    /// connection speaks. One we did not offer throws `.versionMismatch` *after* the magic
+    /// matched, so the caller can say so clearly.
+    public static func answer(_ payload: [UInt8], offered ours: ProtocolRange = .ours) throws(ProtocolError) -> (hello: Hello, version: UInt16) {
+        let (hello, version) = try read(payload)
+        guard ours.contains(version) else {
+            throw .versionMismatch(peer: hello.offered(version: version), ours: ours)
+        }
+        return (hello, version)
+    }
+
+    /// Parses an answer and returns only the hello (`answer(_:offered:)`).
+    public static func decode(_ payload: [UInt8], accepting ours: ProtocolRange = .ours) throws(ProtocolError) -> Hello {
+        try answer(payload, offered: ours).hello
+    }
+
+    /// The responder's side: the hello a peer must open a connection with — a `hello`
+    /// frame on channel 0 whose magic checks out, from one of `roles`, offering a version
+    /// we speak — and the highest version both speak, which the answer's u16 carries.
+    /// What to answer otherwise comes back as the thrown `ErrorBody` (`refusingRole` words
+    /// the refusal of a wrong role).
+    public static func opening(_ frame: Frame, from roles: Set<PeerRole>, speaking ours: ProtocolRange = .ours,
+                               refusingRole: (PeerRole) -> ErrorBody) throws(ErrorBody) -> (hello: Hello, version: UInt16) {
         guard frame.type == .hello, frame.channel == 0 else {
             throw ErrorBody(.badFrame, "expected hello as the first frame, got a \(frame.type) frame on channel \(frame.channel)")
         }
-        let hello: Hello
+        let hello: Hello, offer: ProtocolRange
         do {
-            hello = try decode(frame.payload)
+            let (read, version) = try read(frame.payload)
+            (hello, offer) = (read, read.offered(version: version))
         } catch {
             throw ErrorBody(error.code, error.description)
         }
+        guard let version = offer.highestShared(with: ours) else {
+            let error = ProtocolError.versionMismatch(peer: offer, ours: ours)
+            throw ErrorBody(error.code, error.description)
+        }
         guard roles.contains(hello.role) else { throw refusingRole(hello.role) }
-        return hello
+        return (hello, version)
     }
 }
 
@@ -196,6 +229,11 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     public var runspacePID: Int32?
     /// Jobs that may run at once, if `create` set it (else `JobLimits.defaultConcurrent`).
     public var jobLimit: Int?
+    /// The protocol version the registry and the session's runspace host speak (set by
+    /// the registry from the runspace's hello). A runspace of an earlier release — one
+    /// started before the host was upgraded — speaks an earlier one, and the subsystem
+    /// refuses on its behalf what it lacks. Absent (tether 0.1's registry): the oldest.
+    public var protocolVersion: UInt16?
 
     public init(instanceID: String, name: String, configuration: String, state: HostSessionState,
                 holder: Holder?, busy: Bool, createdAt: Double, lastUsedAt: Double,

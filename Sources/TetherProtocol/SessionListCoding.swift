@@ -70,6 +70,7 @@ extension SessionInfo {
         writer.key("lastUsedAt"); writer.double(lastUsedAt)
         writer.key("name"); writer.string(name)
         writer.key("outputBuffering"); writer.string(outputBuffering.rawValue)
+        if let protocolVersion { writer.key("protocolVersion"); writer.integer(protocolVersion) }
         if let reason { writer.key("reason"); writer.string(reason) }
         if let runspacePID { writer.key("runspacePID"); writer.integer(runspacePID) }
         writer.key("state"); writer.string(state.rawValue)
@@ -83,7 +84,7 @@ extension SessionInfo {
         var state: HostSessionState?, outputBuffering: OutputBuffering?
         var holder: Holder?, busy: Bool?, bufferLimit: Int?
         var createdAt: Double?, lastUsedAt: Double?, idleTimeout: Double?
-        var reason: String?, exitCode: Int32?, runspacePID: Int32?
+        var reason: String?, exitCode: Int32?, runspacePID: Int32?, protocolVersion: UInt16?
         try reader.beginObject()
         while let key = try reader.nextKey() {
             switch key {
@@ -107,6 +108,7 @@ extension SessionInfo {
             case "reason": reason = try reader.readNull() ? nil : try reader.readString()
             case "exitCode": exitCode = try reader.readNull() ? nil : try reader.readInteger()
             case "runspacePID": runspacePID = try reader.readNull() ? nil : try reader.readInteger()
+            case "protocolVersion": protocolVersion = try reader.readNull() ? nil : try reader.readInteger()
             default: try reader.skipValue()
             }
         }
@@ -114,7 +116,7 @@ extension SessionInfo {
             guard let value else { throw reader.failure("session without \"\(key)\"") }
             return value
         }
-        return SessionInfo(
+        var info = SessionInfo(
             instanceID: try required(instanceID, "instanceID"), name: try required(name, "name"),
             configuration: try required(configuration, "configuration"), state: try required(state, "state"),
             holder: holder, busy: try required(busy, "busy"), createdAt: try required(createdAt, "createdAt"),
@@ -122,6 +124,8 @@ extension SessionInfo {
             outputBuffering: try required(outputBuffering, "outputBuffering"),
             bufferLimit: try required(bufferLimit, "bufferLimit"),
             reason: reason, exitCode: exitCode, runspacePID: runspacePID)
+        info.protocolVersion = protocolVersion
+        return info
     }
 }
 

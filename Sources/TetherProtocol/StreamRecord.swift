@@ -66,6 +66,25 @@ public enum StreamRecord: Sendable, Equatable {
     }
 }
 
+extension Record {
+    /// This record as a peer speaking `version` can take it: a stream record (protocol 3)
+    /// for a protocol-2 client (tether 0.1) becomes a `stderr` record with the same seq —
+    /// a warning `WARNING: text`, information its text, as lines, as a 0.2 client shows
+    /// them; verbose and progress an empty body (that client has no --verbose and draws no
+    /// bars). The seq stays, so the older client sees no gap and acknowledges it.
+    public func downgraded(to version: UInt16) -> Record {
+        guard kind.requiredProtocol > version else { return self }
+        var text = ""
+        switch try? StreamRecord(self) {
+        case .warning(let message): text = "WARNING: " + message
+        case .information(let message): text = message
+        case .verbose, .progress, nil: break
+        }
+        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        return Record(seq: seq, kind: .stderr, body: Array(text.utf8))
+    }
+}
+
 /// One `tether-progress`: where an activity stands. Activities are told apart by name.
 public struct ProgressRecord: Sendable, Equatable {
     public var activity: String

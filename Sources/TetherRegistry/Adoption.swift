@@ -89,6 +89,7 @@ extension Registry {
         let id = control.instanceID
         var info = described
         info.instanceID = id
+        info.protocolVersion = control.protocolVersion
         if !(info.idleTimeout > 0) { info.idleTimeout = max(HostPolicy.defaultIdleTimeout, policy.minimumIdleTimeout) }
         let now = WallClock.now()
         info.lastUsedAt = now

@@ -15,11 +15,14 @@ import TetherIO
 final class Gateway {
     private let listener: UnixListener
 
-    init(reactor: Reactor, paths: HostPaths, log: HostLog) throws {
+    /// The listening socket (kept open across a hand-over to a new image).
+    var fd: Int32 { listener.fd }
+
+    init(reactor: Reactor, paths: HostPaths, log: HostLog, inheritedFD: Int32? = nil) throws {
         // A gateway socket left by a registry that was killed is replaced: the pid lock
         // already proved no other registry serves these directories.
-        unlink(paths.gatewaySocket)
-        listener = try UnixListener(reactor: reactor, path: paths.gatewaySocket, onAccept: { fd in
+        if inheritedFD == nil { unlink(paths.gatewaySocket) }
+        listener = try UnixListener(reactor: reactor, path: paths.gatewaySocket, inheritedFD: inheritedFD, onAccept: { fd in
             Gateway.startSubsystem(on: fd, paths: paths, log: log)
         }, onRefused: { error in
             log.write("gateway refused a connection: \(error)")

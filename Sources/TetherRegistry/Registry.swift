@@ -116,6 +116,14 @@ final class Registry {
         let wasIdle = session.isIdle
         let firstStatus = !session.statusKnown
         session.statusKnown = true
+        if firstStatus, let version = session.control?.protocolVersion, session.info.protocolVersion != version {
+            // What the subsystem checks a client's requests against (an earlier release's
+            // runspace speaks an earlier version); absent, it assumes the oldest.
+            session.info.protocolVersion = version
+            if version < tetherProtocolVersion {
+                log.write("session \(id) '\(session.info.name)': runspace host \(session.control?.software ?? "") speaks protocol \(version); serving it as it is")
+            }
+        }
         if firstStatus, case .adopted = session.origin {
             // It answered our hello: tell it its idle timeout, which a runspace started by
             // an older registry wasn't given, so it can describe itself if the table is lost.
@@ -168,7 +176,7 @@ final class Registry {
         let refusedVersion = session.control?.refusedVersion
         session.control = nil
         if let refusedVersion, session.info.state == .running {
-            markBroken(session, reason: "its runspace host is from another Tether release (\(refusedVersion)); it keeps running unreachable until `tether remove` ends it")
+            markBroken(session, reason: "its runspace host is from a Tether release that shares no protocol version with this one (\(refusedVersion)); it keeps running unreachable until `tether remove` ends it")
             log.write("session \(id) '\(session.info.name)': runspace host speaks another protocol version: \(refusedVersion)")
             saveNow()
         } else if !expected && session.info.state == .running {
@@ -251,4 +259,8 @@ final class Registry {
     func shutdown() {
         saveNow()
     }
+
+    /// Nothing in flight that only this image knows about: no runspace starting, being
+    /// removed or being recovered (a hand-over to a new image waits for this).
+    var isQuiet: Bool { starting.isEmpty && departing.isEmpty && recovering.isEmpty }
 }

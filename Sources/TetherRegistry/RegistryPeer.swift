@@ -61,9 +61,9 @@ final class RegistryPeer {
     }
 
     private func handleHello(_ frame: Frame) {
-        let hello: Hello
+        let hello: Hello, version: UInt16
         do {
-            hello = try Hello.opening(frame, from: [.subsystem, .client]) {
+            (hello, version) = try Hello.opening(frame, from: [.subsystem, .client]) {
                 ErrorBody(.badFrame, "the registry talks to subsystems, not to a peer with role \($0.rawValue)")
             }
         } catch {
@@ -75,7 +75,7 @@ final class RegistryPeer {
         phase = .ready(client)
         connection.send(type: .hello, channel: 0,
                         payload: Hello(role: .host, hostname: Environment.hostName(),
-                                       user: Environment.userName()).payload())
+                                       user: Environment.userName()).payload(version: version))
     }
 
     private func respond(_ id: UInt32, _ response: Response) {

@@ -27,8 +27,13 @@ public enum RegistryServer {
         // Hold no directory busy (a runspace starts its bash in $HOME on its own).
         _ = chdir("/")
         let log = HostLog(path: paths.logFile, tag: "registry")
+        let inherited = RegistryHandOver.inherited()
         let pidLock: RegistryPIDLock
-        do {
+        if let inherited {
+            // An earlier image of this process handed over: its lock is ours already.
+            pidLock = RegistryPIDLock(fd: inherited.lock)
+            log.write("took over from the previous image of this registry (pid \(getpid())): \(tetherVersionLine("tether-subsystem"))")
+        } else { do {
             switch try RegistryPIDLock.acquire(path: paths.registryPIDFile) {
             case .acquired(let lock):
                 pidLock = lock
@@ -40,7 +45,7 @@ public enum RegistryServer {
             }
         } catch {
             fail("cannot lock \(paths.registryPIDFile): \(error)", readyFD: readyFD, log: log)
-        }
+        } }
 
         let reactor: Reactor
         do {
@@ -67,13 +72,17 @@ public enum RegistryServer {
 
         var peers: [Int: RegistryPeer] = [:]
         var peerNumber = 0
+        var handOverIfReplaced: () -> Void = {}
         let listener: UnixListener
         do {
-            listener = try UnixListener(reactor: reactor, path: paths.registrySocket, onAccept: { fd in
+            listener = try UnixListener(reactor: reactor, path: paths.registrySocket, inheritedFD: inherited?.registry, onAccept: { fd in
                 peerNumber += 1
                 let number = peerNumber
                 let peer = RegistryPeer(fd: fd, registry: registry, number: number)
-                peer.onClose = { peers[number] = nil }
+                peer.onClose = {
+                    peers[number] = nil
+                    if peers.isEmpty { handOverIfReplaced() }
+                }
                 peers[number] = peer
             }, onRefused: { error in
                 log.write("refused a connection: \(error)")
@@ -85,7 +94,7 @@ public enum RegistryServer {
         // Without the gateway, clients simply keep coming in through sshd's subsystem.
         let gateway: Gateway?
         do {
-            gateway = try Gateway(reactor: reactor, paths: paths, log: log)
+            gateway = try Gateway(reactor: reactor, paths: paths, log: log, inheritedFD: inherited?.gateway)
         } catch {
             log.write("no gateway socket (clients will use the subsystem): \(error)")
             gateway = nil
@@ -102,6 +111,25 @@ public enum RegistryServer {
             }
         } catch {
             fail("cannot watch for SIGTERM: \(error)", readyFD: readyFD, log: log)
+        }
+
+        // An upgrade replaced the file we run from: once no subsystem is connected and
+        // nothing is in flight, become the new binary (RegistryHandOver.swift).
+        let image = RegistryImage.current()
+        var refused: RegistryImage.FileIdentity?
+        handOverIfReplaced = {
+            guard peers.isEmpty, registry.isQuiet, let image, let replacement = image.replacement(),
+                  replacement != refused else { return }
+            guard RegistryHandOver.answersLikeASubsystem(image.path) else {
+                refused = replacement
+                log.write("\(image.path) was replaced, but the new file does not answer --version like tether-subsystem; not handing over to it")
+                return
+            }
+            log.write("\(image.path) was replaced (an upgrade): handing over to it, keeping the sockets")
+            registry.shutdown()
+            let error = RegistryHandOver.exec(image.path, lock: pidLock.fd, registry: listener.fd, gateway: gateway?.fd)
+            refused = replacement
+            log.write("could not hand over: \(error); serving on")
         }
 
         if let readyFD { report("ok\n", to: readyFD) }

@@ -18,8 +18,13 @@ final class RunspaceControl {
     /// The connection ended; the argument says why, for the log and the session's reason.
     var onLost: (_ expected: Bool, _ why: String) -> Void = { _, _ in }
     /// The runspace refused our hello for its protocol version (its message), if it did:
-    /// a runspace of another Tether release, left running across an upgrade.
+    /// a runspace of a release that shares no protocol version with ours.
     private(set) var refusedVersion: String?
+    /// The version its hello settled on: a runspace of an earlier release, left running
+    /// across an upgrade, speaks its own (docs/architecture.md, "Upgrades").
+    private(set) var protocolVersion: UInt16?
+    /// Its release, from its hello ("tether-runspace/0.1").
+    private(set) var software: String?
 
     /// Connects to the runspace's socket (a local connect answers at once or fails).
     /// Throws the connect error so adoption can tell "gone" from other failures.
@@ -96,7 +101,8 @@ final class RunspaceControl {
                 return
             }
             do {
-                _ = try Hello.decode(frame.payload)
+                let (hello, version) = try Hello.answer(frame.payload)
+                (protocolVersion, software) = (version, hello.software)
                 sawHello = true
             } catch {
                 connection.fail(ErrorBody(error.code, error.description))

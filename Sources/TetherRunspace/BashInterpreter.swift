@@ -262,7 +262,7 @@ final class BashInterpreter {
             streams.setWatching(false)  // `updateReading` resumes it
             return
         }
-        streams.readAvailable()
+        streams.readOnce()
     }
 
     /// Reads what stdout, stderr (and a started command's terminal) hold now. False if

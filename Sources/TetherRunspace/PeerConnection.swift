@@ -24,6 +24,10 @@ final class PeerConnection {
     var attachedSince: Double?
     /// Where that client's SSH connection came from (its hello's `clientAddress`), for transcripts.
     private(set) var clientAddress: String?
+    /// The protocol version negotiated in the hello: for a subsystem, what its client
+    /// speaks (the subsystem offers no more), so nothing newer is sent on its channels
+    /// (`Record.Kind.requiredProtocol`, `requires(protocol:…)`).
+    private(set) var protocolVersion = tetherOldestProtocolVersion
     /// Channels of this connection attached to the session.
     var attachments: [UInt32: Attachment] = [:]
     /// Channels of this connection bound to the session's jobs.
@@ -51,6 +55,9 @@ final class PeerConnection {
     }
 
     func send(_ record: Record, channel: UInt32) {
+        // A kind this peer's version lacks (the other streams, for tether 0.1) goes as
+        // its protocol-2 equivalent, same seq.
+        let record = record.kind.requiredProtocol > protocolVersion ? record.downgraded(to: protocolVersion) : record
         // The body goes out from the journal's own array (writev), not a framed copy.
         connection.send(head: record.frameHead(channel: channel), body: record.body)
     }
@@ -117,7 +124,7 @@ final class PeerConnection {
     private func handleHello(_ frame: Frame) {
         let hello: Hello
         do {
-            hello = try Hello.opening(frame, from: [.subsystem, .registry]) {
+            (hello, protocolVersion) = try Hello.opening(frame, from: [.subsystem, .registry]) {
                 ErrorBody(.badRequest, "a runspace host serves tether-subsystem and registry connections, not a \($0.rawValue)")
             }
         } catch {
@@ -133,8 +140,8 @@ final class PeerConnection {
             clientAddress = hello.clientAddress
         }
         connection.send(type: .hello, channel: 0, payload: Hello(
-            role: .host, software: "tether-runspace/0.1",
-            hostname: Environment.hostName(), user: Environment.userName()).payload())
+            role: .host, software: "tether-runspace/\(tetherReleaseVersion)",
+            hostname: Environment.hostName(), user: Environment.userName()).payload(version: protocolVersion))
         session.peerReady(self)
     }
 

@@ -73,18 +73,28 @@ final class StreamPipe {
         }
     }
 
-    /// Reads everything the FIFO holds now and turns complete messages into records,
-    /// answering each one's writer.
-    func readAvailable() {
-        guard isOpen else { return }
+    /// One read(2) of what the FIFO holds, its complete messages turned into records and
+    /// their writers answered. One read only: a writer answered here may write stdout and
+    /// its next message at once, and that message must wait until the owner has read that
+    /// stdout first (the poll wakes it again). Returns false when there was nothing.
+    @discardableResult
+    func readOnce() -> Bool {
+        guard isOpen else { return false }
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
+            guard n > 0 else { return false }
             pending += buffer[0..<n]
             parse()
+            return true
         }
+    }
+
+    /// Everything the FIFO holds (a command ended, or bash exited: nobody waits to write
+    /// more in order).
+    func readAvailable() {
+        while readOnce() {}
     }
 
     /// Answers left over from writers that did not wait for them (killed, or not ours)

@@ -2,10 +2,13 @@ import CLibSSH2
 import Glibc
 import TetherIO
 
-/// Public-key authentication as a resumable sequence of attempts: ssh-agent identities
-/// first, then identity files. Each libssh2 call that returns EAGAIN is repeated with the
-/// same arguments on the next `step()` (libssh2's retry rule), so the connection simply
-/// calls `step()` whenever the socket is ready.
+/// Authentication as a resumable sequence of attempts, in ssh's order of methods
+/// (PreferredAuthentications, limited to what the server and the config allow):
+/// public keys — ssh-agent identities first, then identity files —, then
+/// keyboard-interactive and password, asked of a person (`LoginPrompter`) up to
+/// NumberOfPasswordPrompts times each. Each libssh2 call that returns EAGAIN is repeated
+/// with the same arguments on the next `step()` (libssh2's retry rule), so the
+/// connection simply calls `step()` whenever the socket is ready.
 final class Authenticator {
     enum Outcome {
         case wouldBlock
@@ -15,18 +18,32 @@ final class Authenticator {
 
     private enum Phase {
         case listMethods
+        case nextMethod
         case startAgent
         case nextAgentIdentity(after: UnsafeMutablePointer<libssh2_agent_publickey>?)
         case tryAgentIdentity(UnsafeMutablePointer<libssh2_agent_publickey>, label: String)
         case nextFile(Int)
-        case tryFile(Int, path: String, passphrase: String?, label: String)
+        case tryFile(Int, path: String, passphrase: String?, label: String, certificate: String?)
+        case keyboardInteractive(attempt: Int)
+        case askPassword(attempt: Int)
+        case tryPassword(attempt: Int, password: [CChar])
         case exhausted
     }
 
     private let session: OpaquePointer
     private let target: SSHTarget
     private let passphrases: PassphraseProvider
+    private let prompter: LoginPrompter
+    /// Ends the connection at once (shutdown of its socket): a keyboard-interactive
+    /// question only someone elsewhere can answer must not be answered wrongly.
+    private let abandon: () -> Void
     private let notice: (String) -> Void
+    /// The server's methods ("publickey,password"), as ssh's "Permission denied" names them.
+    private var serverMethods: [String] = []
+    /// Ours still to try, in order.
+    private var methodsLeft: [String] = []
+    /// A keyboard-interactive question was handed to someone elsewhere: stop.
+    private var handedOver = false
     private var phase = Phase.listMethods
     private var agent: OpaquePointer?
     /// Public key blobs of the identity files that have one (for IdentitiesOnly, dedup).
@@ -39,10 +56,13 @@ final class Authenticator {
     private(set) var secondsWaitingForPerson = 0.0
 
     init(session: OpaquePointer, target: SSHTarget, passphrases: PassphraseProvider,
+         prompter: LoginPrompter = TTYLoginPrompter(), abandon: @escaping () -> Void = {},
          notice: @escaping (String) -> Void) {
         self.session = session
         self.target = target
         self.passphrases = passphrases
+        self.prompter = prompter
+        self.abandon = abandon
         self.notice = notice
         files = target.identityFiles.map { ($0, IdentityFile.load($0)) }
     }
@@ -67,11 +87,30 @@ final class Authenticator {
                     if LibSSH2.lastErrno(session) == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
                     return .failed(libssh2Failure("asking which authentication methods the server allows"))
                 }
-                let methods = String(cString: list).split(separator: ",").map(String.init)
-                guard methods.contains("publickey") else {
-                    return .failed(failure("the server does not accept public keys for user '\(user)' (it allows: \(methods.joined(separator: ", "))); tether authenticates with ssh-agent or identity files only"))
+                serverMethods = String(cString: list).split(separator: ",").map(String.init)
+                methodsLeft = Self.methodOrder(target.preferences).filter(serverMethods.contains)
+                for method in serverMethods where !methodsLeft.contains(method) {
+                    if let why = Self.disabledReason(method, target.preferences) { skipped.append("\(method) (\(why))") }
                 }
-                phase = .startAgent
+                if methodsLeft.contains(where: { $0 != "publickey" }) && !prompter.canAsk {
+                    let interactive = methodsLeft.filter { $0 != "publickey" }
+                    skipped.append("\(interactive.joined(separator: " and ")) (no terminal to ask on, and no SSH_ASKPASS)")
+                    methodsLeft.removeAll { $0 != "publickey" }
+                }
+                phase = .nextMethod
+
+            case .nextMethod:
+                guard !methodsLeft.isEmpty else { phase = .exhausted; continue }
+                let method = methodsLeft.removeFirst()
+                guard method != "publickey" else { phase = .startAgent; continue }
+                let kind: LoginQuestion.Method = method == "password" ? .password : .keyboardInteractive
+                // Attempts a person already had refused (on an earlier keeper link) count.
+                let attempt = prompter.attemptsSpent(kind) + 1
+                if attempt > target.preferences.passwordPrompts {
+                    tried.append(method)
+                    continue
+                }
+                phase = kind == .password ? .askPassword(attempt: attempt) : .keyboardInteractive(attempt: attempt)
 
             case .startAgent:
                 phase = .nextFile(0)
@@ -105,15 +144,22 @@ final class Authenticator {
                 phase = .nextAgentIdentity(after: identity)
 
             case .nextFile(let index):
-                guard index < files.count else { phase = .exhausted; continue }
+                guard index < files.count else { phase = .nextMethod; continue }
                 phase = .nextFile(index + 1)
                 if let attempt = prepareFile(index) { phase = attempt }
 
-            case .tryFile(let index, let path, let passphrase, let label):
-                let rc = libssh2_userauth_publickey_fromfile_ex(session, user, UInt32(user.utf8.count), nil, path, passphrase)
+            case .tryFile(let index, let path, let passphrase, let label, let certificate):
+                // With a certificate, libssh2 (≥ 1.11) sends it and signs with the key.
+                let rc = libssh2_userauth_publickey_fromfile_ex(session, user, UInt32(user.utf8.count), certificate, path, passphrase)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
                 if rc == 0 { return .succeeded }
                 if let lost = connectionLost(rc) { return .failed(lost) }
+                if let certificate {
+                    // Refused as a certificate: the plain key next, as ssh does.
+                    tried.append("\(certificate) (certificate)")
+                    phase = .tryFile(index, path: path, passphrase: passphrase, label: label, certificate: nil)
+                    continue
+                }
                 if rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED {
                     // libssh2 could not use the file itself (#608: a wrong passphrase looks
                     // like this too); we checked the format before, so say what is likely.
@@ -128,13 +174,144 @@ final class Authenticator {
                 }
                 phase = .nextFile(index + 1)
 
+            case .keyboardInteractive(let attempt):
+                releaseAgent()
+                libssh2_session_abstract(session).pointee = Unmanaged.passUnretained(self).toOpaque()
+                keyboardAttempt = attempt
+                let rc = libssh2_userauth_keyboard_interactive_ex(session, user, UInt32(user.utf8.count)) {
+                    name, nameLength, instruction, instructionLength, count, prompts, responses, abstract in
+                    guard let context = abstract?.pointee else { return }
+                    let authenticator = Unmanaged<Authenticator>.fromOpaque(context).takeUnretainedValue()
+                    authenticator.answerKeyboardInteractive(
+                        name: LibSSH2.text(name, Int(nameLength)), instruction: LibSSH2.text(instruction, Int(instructionLength)),
+                        prompts: (0..<Int(max(count, 0))).map { index in
+                            LoginQuestion.Prompt(text: LibSSH2.text(prompts?[index].text, Int(prompts?[index].length ?? 0)),
+                                                 echo: prompts?[index].echo ?? 0 != 0)
+                        },
+                        fill: { answers in
+                            for (index, answer) in answers.enumerated() where index < Int(count) {
+                                responses?[index].text = strdup(answer)
+                                responses?[index].length = UInt32(answer.utf8.count)
+                            }
+                        })
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+                libssh2_session_abstract(session).pointee = nil
+                if handedOver { return .failed(failure("keyboard-interactive authentication needs a person's answers")) }
+                if rc == 0 { return .succeeded }
+                if let lost = connectionLost(rc) { return .failed(lost) }
+                if keyboardGaveUp {
+                    keyboardGaveUp = false
+                    skipped.append("keyboard-interactive (nobody answered)")
+                    phase = .nextMethod
+                } else {
+                    if !tried.contains("keyboard-interactive") { tried.append("keyboard-interactive") }
+                    phase = attempt < target.preferences.passwordPrompts ? .keyboardInteractive(attempt: attempt + 1) : .nextMethod
+                }
+
+            case .askPassword(let attempt):
+                releaseAgent()
+                let question = LoginQuestion(method: .password, login: login,
+                                             prompts: [LoginQuestion.Prompt(text: "\(login)'s password: ", echo: false)],
+                                             attempt: attempt)
+                switch askPerson(question) {
+                case .answers(let answers):
+                    phase = .tryPassword(attempt: attempt, password: Array((answers.first ?? "").utf8CString))
+                case .unanswerable:
+                    if attempt == 1 { skipped.append("password (nobody answered)") }
+                    phase = .nextMethod
+                case .elsewhere:
+                    return .failed(failure("password authentication needs a person's answer"))
+                }
+
+            case .tryPassword(let attempt, var password):
+                let rc = password.withUnsafeBufferPointer { secret in
+                    libssh2_userauth_password_ex(session, user, UInt32(user.utf8.count),
+                                                 secret.baseAddress, UInt32(secret.count - 1), nil)
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+                for index in password.indices { password[index] = 0 }
+                phase = .exhausted
+                if rc == 0 { return .succeeded }
+                if let lost = connectionLost(rc) { return .failed(lost) }
+                if rc == LIBSSH2_ERROR_PASSWORD_EXPIRED {
+                    return .failed(failure("the password of '\(user)' has expired and the server wants it changed; change it with ssh \(login) (tether cannot)"))
+                }
+                if !tried.contains("password") { tried.append("password") }
+                phase = attempt < target.preferences.passwordPrompts ? .askPassword(attempt: attempt + 1) : .nextMethod
+
             case .exhausted:
                 releaseAgent()
-                var parts = ["permission denied (publickey) for user '\(user)'"]
+                var parts = ["Permission denied (\(serverMethods.joined(separator: ","))) for user '\(user)'"]
                 parts.append(tried.isEmpty ? "no key was offered" : "tried: \(tried.joined(separator: ", "))")
                 if !skipped.isEmpty { parts.append("skipped: \(skipped.joined(separator: "; "))") }
                 return .failed(failure(parts.joined(separator: "; ")))
             }
+        }
+    }
+
+    /// ssh's order of methods (PreferredAuthentications, its default when unset), the
+    /// ones Tether implements, as the config allows them (BatchMode: no person to ask).
+    static func methodOrder(_ preferences: SSHPreferences) -> [String] {
+        preferences.preferredAuthentications.filter { method in
+            switch method {
+            case "publickey": preferences.publicKeyAuthentication
+            case "keyboard-interactive": preferences.keyboardInteractiveAuthentication && !preferences.batchMode
+            case "password": preferences.passwordAuthentication && !preferences.batchMode
+            default: false
+            }
+        }
+    }
+
+    /// Why the config rules out a method the server offers (nil: one Tether doesn't do).
+    static func disabledReason(_ method: String, _ preferences: SSHPreferences) -> String? {
+        let enabled: Bool
+        let keyword: String
+        switch method {
+        case "publickey": (enabled, keyword) = (preferences.publicKeyAuthentication, "PubkeyAuthentication")
+        case "keyboard-interactive": (enabled, keyword) = (preferences.keyboardInteractiveAuthentication, "KbdInteractiveAuthentication")
+        case "password": (enabled, keyword) = (preferences.passwordAuthentication, "PasswordAuthentication")
+        default: return nil
+        }
+        if !enabled { return "\(keyword) no" }
+        if method != "publickey" && preferences.batchMode { return "BatchMode yes: nobody is asked" }
+        if !preferences.preferredAuthentications.contains(method) { return "not in PreferredAuthentications" }
+        return nil
+    }
+
+    /// "user@host" as ssh's prompts name the login (HostKeyAlias over HostName).
+    private var login: String { "\(target.user)@\(target.preferences.hostKeyAlias ?? target.hostName)" }
+
+    private var keyboardAttempt = 1
+    private var keyboardGaveUp = false
+
+    /// The person's time doesn't count against the connect timeout.
+    private func askPerson(_ question: LoginQuestion) -> LoginAnswer {
+        let started = Reactor.now()
+        defer { secondsWaitingForPerson += Double(Reactor.now() - started) / 1e9 }
+        return prompter.answer(question)
+    }
+
+    /// libssh2's keyboard-interactive callback: one round of the server's prompts. A round
+    /// without prompts (an instruction only) is answered without asking anyone.
+    private func answerKeyboardInteractive(name: String, instruction: String, prompts: [LoginQuestion.Prompt],
+                                           fill: ([String]) -> Void) {
+        guard !handedOver else { return }
+        if prompts.isEmpty && name.isEmpty && instruction.isEmpty { return }
+        let question = LoginQuestion(method: .keyboardInteractive, login: login, name: name,
+                                     instruction: instruction, prompts: prompts, attempt: keyboardAttempt)
+        switch prompts.isEmpty ? .answers([]) : askPerson(question) {
+        case .answers(let answers):
+            fill(answers)
+        case .unanswerable:
+            // The exchange has started and must be answered: empty answers, then on.
+            keyboardGaveUp = true
+            fill(prompts.map { _ in "" })
+        case .elsewhere:
+            // Someone else will answer on a new connection: this one ends before libssh2
+            // can send the server anything in our name.
+            handedOver = true
+            abandon()
         }
     }
 
@@ -217,7 +394,11 @@ final class Authenticator {
                 return nil
             }
         }
-        return .tryFile(index, path: path, passphrase: passphrase, label: label)
+        let certificate = UserCertificates.libssh2CanUse
+            ? UserCertificates.certificate(for: path, publicKey: key.publicKeyBlob,
+                                           certificateFiles: target.preferences.certificateFiles)
+            : nil
+        return .tryFile(index, path: path, passphrase: passphrase, label: label, certificate: certificate)
     }
 
     private func skipRSA(_ what: String) {

@@ -16,7 +16,7 @@ public struct TTYHostKeyQuestion: HostKeyQuestion {
     public func confirm(_ question: String, fingerprint: String) -> Bool? {
         var prompt = question
         while true {
-            guard let answer = TerminalPrompt.ask(prompt, echo: true) else { return nil }
+            guard let answer = PersonWait.measure({ TerminalPrompt.ask(prompt, echo: true) }) else { return nil }
             switch answer.trimmingWhitespace().lowercased() {
             case "yes": return true
             case "no": return false

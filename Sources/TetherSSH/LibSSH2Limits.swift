@@ -16,8 +16,14 @@ public enum LibSSH2Limits {
         if let config {
             let certificates = config.values("certificatefile").compactMap { try? paths.expand($0, what: "CertificateFile") }
                 .filter { access($0, R_OK) == 0 }
-            if let first = certificates.first {
-                reasons.append("CertificateFile \(first): the libssh2 transport does not offer user certificates")
+            if UserCertificates.libssh2CanUse {
+                // 1.11 offers a certificate with the identity file it certifies.
+                let identities = target.identityFiles.compactMap { try? IdentityFile.load($0).get() }
+                if let first = UserCertificates.unpaired(certificates, identities: identities).first {
+                    reasons.append("CertificateFile \(first): its key is in no identity file (only ssh signs with an agent key for a certificate)")
+                }
+            } else if let first = certificates.first {
+                reasons.append("CertificateFile \(first): the libssh2 transport offers user certificates only with libssh2 1.11 or later (linked: \(version))")
             }
             if let provider = config.value("pkcs11provider"), provider.lowercased() != "none" {
                 reasons.append("PKCS11Provider \(provider): libssh2 cannot use PKCS#11 tokens")
@@ -33,8 +39,8 @@ public enum LibSSH2Limits {
                 if file.isSecurityKey {
                     reasons.append("\(file.path) is a FIDO/security key (\(file.keyType ?? "sk")): libssh2 cannot use it")
                 }
-                if access(file.path + "-cert.pub", R_OK) == 0 {
-                    reasons.append("\(file.path)-cert.pub: ssh offers that certificate, the libssh2 transport does not")
+                if access(file.path + "-cert.pub", R_OK) == 0 && !UserCertificates.libssh2CanUse {
+                    reasons.append("\(file.path)-cert.pub: ssh offers that certificate, the libssh2 transport only with libssh2 1.11 or later (linked: \(version))")
                 }
             }
             var agentKeys: [[UInt8]] = []

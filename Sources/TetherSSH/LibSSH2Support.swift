@@ -13,12 +13,33 @@ enum LibSSH2 {
         libssh2_version(0x010b00) != nil
     }
 
+    /// ssh's default Ciphers (OpenSSH 6.9 and later), as `ssh -G` prints them when the
+    /// config sets none.
+    static let opensshDefaultCiphers = ["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
+                                        "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+
+    /// With Ciphers left at ssh's default, AES-GCM goes first where libssh2 has it (1.11):
+    /// one AEAD pass with the CPU's AES instructions instead of AES-CTR plus a separate
+    /// MAC. A Ciphers line of the user's keeps its order.
+    static func preferringAEAD(_ usable: [String], configured: [String]) -> [String] {
+        guard configured == opensshDefaultCiphers else { return usable }
+        let gcm = usable.filter { $0.hasPrefix("aes") && $0.contains("-gcm@") }
+        return gcm + usable.filter { !gcm.contains($0) }
+    }
+
     /// libssh2's own message for the last error on `session` (never contains secrets).
     static func lastError(_ session: OpaquePointer) -> (code: Int32, message: String) {
         var message: UnsafeMutablePointer<CChar>?
         var length: Int32 = 0
         let code = libssh2_session_last_error(session, &message, &length, 0)
         return (code, message.map { String(cString: $0) } ?? "")
+    }
+
+    /// A length-delimited string from libssh2 (keyboard-interactive names and prompts,
+    /// which are not NUL-terminated on every version).
+    static func text(_ pointer: UnsafeRawPointer?, _ length: Int) -> String {
+        guard let pointer, length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
 
     static func lastErrno(_ session: OpaquePointer) -> Int32 {

@@ -34,25 +34,41 @@ public struct TTYPassphraseProvider: PassphraseProvider {
         lock.withLock { _ = remembered.removeValue(forKey: keyPath) }
     }
 
-    private static func askPerson(_ prompt: String) -> String? {
-        let program = Environment.get("SSH_ASKPASS")
+    /// The terminal or `$SSH_ASKPASS`, by ssh's rules. `emptyIsAnswer`: an empty line is an
+    /// answer (a password), not "skip" (a key's passphrase).
+    static func askPerson(_ prompt: String, echo: Bool = false, emptyIsAnswer: Bool = false) -> String? {
+        PersonWait.measure { askPersonNow(prompt, echo: echo, emptyIsAnswer: emptyIsAnswer) }
+    }
+
+    private static func askPersonNow(_ prompt: String, echo: Bool, emptyIsAnswer: Bool) -> String? {
+        let terminal = { emptyIsAnswer || echo ? TerminalPrompt.ask(prompt, echo: echo) : ask(prompt) }
         let require = Environment.get("SSH_ASKPASS_REQUIRE")?.lowercased()
-        let display = Environment.get("DISPLAY") != nil || Environment.get("WAYLAND_DISPLAY") != nil
-        if let program, require == "force" || require == "prefer" {
-            return askpass(program, prompt) ?? (require == "prefer" ? ask(prompt) : nil)
+        if let program = askpassProgram(forTerminal: true), require == "force" || require == "prefer" {
+            return askpass(program, prompt, emptyIsAnswer: emptyIsAnswer) ?? (require == "prefer" ? terminal() : nil)
         }
-        if let answer = ask(prompt) { return answer }
-        if let program, require != "never", display { return askpass(program, prompt) }
+        if let answer = terminal() { return answer }
+        if let program = askpassProgram(forTerminal: false) { return askpass(program, prompt, emptyIsAnswer: emptyIsAnswer) }
         return nil
     }
 
+    /// `$SSH_ASKPASS` when ssh would run it: always with SSH_ASKPASS_REQUIRE force or
+    /// prefer; without a terminal (`forTerminal` false) also by default when there is a
+    /// display; never with `never`.
+    static func askpassProgram(forTerminal: Bool) -> String? {
+        guard let program = Environment.get("SSH_ASKPASS") else { return nil }
+        let require = Environment.get("SSH_ASKPASS_REQUIRE")?.lowercased()
+        if require == "force" || require == "prefer" { return program }
+        let display = Environment.get("DISPLAY") != nil || Environment.get("WAYLAND_DISPLAY") != nil
+        return !forTerminal && require != "never" && display ? program : nil
+    }
+
     /// `$SSH_ASKPASS PROMPT`: its first line of output, if it exits 0.
-    private static func askpass(_ program: String, _ prompt: String) -> String? {
+    private static func askpass(_ program: String, _ prompt: String, emptyIsAnswer: Bool = false) -> String? {
         guard let path = program.hasPrefix("/") ? program : Spawn.findExecutable(program),
               let (status, output, _) = try? OpenSSHConfigQuery.capture(path: path, arguments: [program, prompt]),
               status == .exited(0) else { return nil }
         let line = output.prefix { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }
-        return line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
+        return line.isEmpty && !emptyIsAnswer ? nil : String(decoding: line, as: UTF8.self)
     }
 
     private static func ask(_ prompt: String) -> String? {

@@ -115,12 +115,17 @@ extension SSHConfig {
                 : try paths.expand(agent.hasPrefix("$") && !agent.hasPrefix("${") ? "${\(agent.dropFirst())}" : agent,
                                    what: "IdentityAgent")
         }
+        preferences.certificateFiles = try config.values("certificatefile").filter { $0.lowercased() != "none" }
+            .map { try paths.expand($0, what: "CertificateFile") }
         preferences.hashKnownHosts = config.flag("hashknownhosts") ?? false
         preferences.publicKeyAuthentication = config.flag("pubkeyauthentication") ?? true
         preferences.passwordAuthentication = config.flag("passwordauthentication") ?? true
         preferences.keyboardInteractiveAuthentication = config.flag("kbdinteractiveauthentication") ?? true
         preferences.batchMode = config.flag("batchmode") ?? false
         preferences.passwordPrompts = config.value("numberofpasswordprompts").flatMap { Int($0) } ?? 3
+        if let order = config.value("preferredauthentications") {
+            preferences.preferredAuthentications = order.split(separator: ",").map(String.init)
+        }
         target.preferences = preferences
 
         if let command = config.value("proxycommand"), command.lowercased() != "none" {

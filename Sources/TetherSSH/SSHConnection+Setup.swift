@@ -30,7 +30,8 @@ extension SSHConnection {
         ]
         for (keyword, wanted, methods) in lists where !wanted.isEmpty {
             let supported = LibSSH2.supportedAlgorithms(session, methods[0])
-            let usable = wanted.filter(supported.contains)
+            var usable = wanted.filter(supported.contains)
+            if keyword == "Ciphers" { usable = LibSSH2.preferringAEAD(usable, configured: wanted) }
             guard !usable.isEmpty else {
                 fail(.libssh2, "none of \(keyword) \(wanted.joined(separator: ",")) is implemented by libssh2 \(LibSSH2.version) (it has \(supported.joined(separator: ","))); use the OpenSSH transport (TETHER_TRANSPORT=openssh)")
                 return false
@@ -49,7 +50,11 @@ extension SSHConnection {
         // Certificates can't be checked against known_hosts lines: leave them out.
         let usable = LibSSH2.supportedAlgorithms(session, LIBSSH2_METHOD_HOSTKEY).filter { !$0.contains("-cert-") }
         guard !usable.isEmpty else { return }
-        let known = knownHosts?.keyTypes(for: target.knownHostsName, session: session) ?? []
+        // An RSA key in known_hosts is verified with rsa-sha2 signatures where libssh2
+        // has them (1.11): OpenSSH servers no longer sign with ssh-rsa (SHA-1).
+        let known = (knownHosts?.keyTypes(for: target.knownHostsName, session: session) ?? []).flatMap {
+            $0 == "ssh-rsa" && LibSSH2.canSignRSASHA2 ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [$0]
+        }
         let configured = target.preferences.hostKeyAlgorithms
         let modern = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"]
         let allowed = configured.isEmpty ? modern + usable : configured
@@ -73,6 +78,10 @@ extension SSHConnection {
         knownHosts = nil
         enter(.authenticating)
         authenticator = Authenticator(session: session, target: target, passphrases: passphraseProvider,
+                                      prompter: loginPrompter,
+                                      abandon: { [weak self] in
+                                          if let self, self.socket >= 0 { _ = shutdown(self.socket, Int32(SHUT_RDWR)) }
+                                      },
                                       notice: { [weak self] in self?.onNotice($0) })
         authenticate()
     }

@@ -22,6 +22,9 @@ public final class SSHConnection {
 
     /// Asked for the passphrase of an encrypted identity file; /dev/tty by default.
     public var passphraseProvider: PassphraseProvider = TTYPassphraseProvider()
+    /// Asked the questions of password and keyboard-interactive authentication; /dev/tty
+    /// (or SSH_ASKPASS) by default.
+    public var loginPrompter: LoginPrompter = TTYLoginPrompter()
     /// Asked about an unknown host key under StrictHostKeyChecking ask (ssh's default).
     public var hostKeyQuestion: HostKeyQuestion = TTYHostKeyQuestion()
     /// One-line notes for the user that are not errors (a skipped RSA key, a host key added

@@ -6,4 +6,11 @@ public enum SSHNotice {
         let line = Array("tether: \(message)\n".utf8)
         _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
+
+    /// A line as ssh prints it, without the "tether: " prefix ("Permission denied, please
+    /// try again.", a keyboard-interactive instruction).
+    public static func printPlain(_ message: String) {
+        let line = Array("\(message)\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
 }

@@ -99,6 +99,9 @@ public struct SSHPreferences: Sendable, Equatable, Hashable, Codable {
     public var macs: [String] = []
     public var kexAlgorithms: [String] = []
     public var hostKeyAlgorithms: [String] = []
+    /// `CertificateFile`s, expanded (offered with the identity file whose key they
+    /// certify, where libssh2 can: 1.11 and later).
+    public var certificateFiles: [String] = []
     /// `IdentityAgent`: nil for $SSH_AUTH_SOCK, "none" for no agent, else the socket path.
     public var identityAgent: String?
     /// `HashKnownHosts`: names added to known_hosts are hashed.
@@ -112,6 +115,8 @@ public struct SSHPreferences: Sendable, Equatable, Hashable, Codable {
     public var batchMode = false
     /// `NumberOfPasswordPrompts`.
     public var passwordPrompts = 3
+    /// `PreferredAuthentications`: the order methods are tried in (ssh's default).
+    public var preferredAuthentications = ["gssapi-with-mic", "hostbased", "publickey", "keyboard-interactive", "password"]
 
     public init() {}
 }

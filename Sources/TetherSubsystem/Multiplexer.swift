@@ -12,10 +12,20 @@ final class Multiplexer {
         case serving(ClientHello)
     }
 
-    /// Who the client said it is.
+    /// Who the client said it is, and the protocol version its hello settled on.
     struct ClientHello {
         var clientID: String
         var clientHost: String
+        var protocolVersion: UInt16
+
+        /// The hello this subsystem says to the registry or a runspace for the client: it
+        /// offers no version newer than the client's, so they never send it what it lacks.
+        func downstream(clientAddress: String? = nil) -> Hello {
+            Hello(role: .subsystem, clientID: clientID, clientHost: clientHost,
+                  software: "tether-subsystem/\(tetherReleaseVersion)",
+                  hostname: Environment.hostName(), user: Environment.userName(),
+                  clientAddress: clientAddress, newestProtocol: protocolVersion)
+        }
     }
 
     private let reactor: Reactor
@@ -75,9 +85,9 @@ final class Multiplexer {
     }
 
     private func handshake(_ frame: Frame) {
-        let hello: Hello
+        let hello: Hello, version: UInt16
         do {
-            hello = try Hello.opening(frame, from: [.client]) {
+            (hello, version) = try Hello.opening(frame, from: [.client]) {
                 ErrorBody(.badFrame, "expected hello with role client, got role \($0.rawValue)")
             }
         } catch {
@@ -85,18 +95,17 @@ final class Multiplexer {
             return
         }
         let identity = ClientHello(clientID: hello.clientID ?? "unidentified",
-                                   clientHost: hello.clientHost ?? hello.hostname ?? "an unnamed host")
+                                   clientHost: hello.clientHost ?? hello.hostname ?? "an unnamed host",
+                                   protocolVersion: version)
         phase = .serving(identity)
-        log.write("client \(identity.clientHost) (\(identity.clientID.prefix(8))) connected through the \(route.rawValue), \(hello.software)")
+        log.write("client \(identity.clientHost) (\(identity.clientID.prefix(8))) connected through the \(route.rawValue), \(hello.software), protocol \(version)")
         // The gateway is named even before our registry is known to run: a client that
         // finds nobody listening there later just comes in through sshd's subsystem.
         client.send(type: .hello, channel: 0,
-                    payload: Hello(role: .host, hostname: Environment.hostName(), user: Environment.userName(),
-                                   gateway: paths.gatewaySocket, route: route.rawValue).payload())
-        registry = RegistryLink(reactor: reactor, paths: paths, log: log,
-                                hello: Hello(role: .subsystem, clientID: identity.clientID,
-                                             clientHost: identity.clientHost,
-                                             hostname: Environment.hostName(), user: Environment.userName()))
+                    payload: Hello(role: .host, software: "tether-subsystem/\(tetherReleaseVersion)",
+                                   hostname: Environment.hostName(), user: Environment.userName(),
+                                   gateway: paths.gatewaySocket, route: route.rawValue).payload(version: version))
+        registry = RegistryLink(reactor: reactor, paths: paths, log: log, hello: identity.downstream())
     }
 
     /// Channel 0: requests for the registry.
@@ -125,9 +134,13 @@ final class Multiplexer {
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
             return
         }
+        if let refusal = request.refusal(peer: "this connection", speaks: hello.protocolVersion) {
+            answer(id, channel: 0, .failure(refusal))
+            return
+        }
         switch request {
         case .create, .list, .claim, .release, .remove, .ping, .configurations:
-            registry?.relay(frame.payload, id: id) { [weak self] answer in
+            registry?.relay(frame.payload, id: id, request: request) { [weak self] answer in
                 self?.client.send(answer)
             }
         case .attach, .detach, .invoke, .signal, .resize:
@@ -156,6 +169,10 @@ final class Multiplexer {
                 (_, request) = try ControlCodec.decodeRequest(frame.payload)
             } catch {
                 answer(id, channel: number, .failure(ErrorBody(.badRequest, "unreadable request: \(error)")))
+                return
+            }
+            if let refusal = request.refusal(peer: "this connection", speaks: hello.protocolVersion) {
+                answer(id, channel: number, .failure(refusal))
                 return
             }
             if case .jobs(let instanceID) = request {
@@ -191,6 +208,10 @@ final class Multiplexer {
             }
             if case .create = request {
                 answer(id, channel: number, .failure(ErrorBody(.badRequest, "'create' goes on channel 0")))
+                return
+            }
+            if let refusal = channel.refusal(of: request) {
+                answer(id, channel: number, .failure(refusal))
                 return
             }
             channel.fromClient(frame, detachID: request == .detach ? id : nil)
@@ -229,9 +250,7 @@ final class Multiplexer {
                     }
                     self.log.write("channel \(number): attaching to session \(session.instanceID) '\(session.name)'")
                     channel.open(reactor: self.reactor, paths: self.paths,
-                                 hello: Hello(role: .subsystem, clientID: hello.clientID, clientHost: hello.clientHost,
-                                              hostname: Environment.hostName(), user: Environment.userName(),
-                                              clientAddress: self.clientAddress),
+                                 hello: hello.downstream(clientAddress: self.clientAddress),
                                  readingPaused: self.clientBackedUp)
                 case .failure(let error):
                     channel.fail(error)
@@ -290,9 +309,7 @@ final class Multiplexer {
             case .running:
                 channel.session = session
                 channel.open(reactor: self.reactor, paths: self.paths,
-                             hello: Hello(role: .subsystem, clientID: hello.clientID, clientHost: hello.clientHost,
-                                          hostname: Environment.hostName(), user: Environment.userName()),
-                             readingPaused: self.clientBackedUp)
+                             hello: hello.downstream(), readingPaused: self.clientBackedUp)
             case .broken:
                 channel.fail(ErrorBody(.sessionBroken, "session '\(session.name)' is broken (\(session.reason ?? "no reason given")); its jobs are gone with it"))
             case .closed:

@@ -18,6 +18,10 @@ final class RegistryLink {
     private let hello: Hello
     private var connection: FrameConnection?
     private var sawHello = false
+    /// The version the registry's hello settled on (nil until it came).
+    private(set) var registryProtocol: UInt16?
+    /// Relays that wait for that hello to know whether the registry speaks their version.
+    private var awaitingHello: [(UInt16?) -> Void] = []
     /// Waiting for an answer, per request id (a client may reuse an id; answers to the
     /// same id come back in order).
     private var pending: [UInt32: [(Frame) -> Void]] = [:]
@@ -30,9 +34,35 @@ final class RegistryLink {
         self.hello = hello
     }
 
-    /// Relays a client's request payload as is; `onAnswer` gets the response frame.
-    func relay(_ payload: [UInt8], id: UInt32, onAnswer: @escaping (Frame) -> Void) {
-        send(payload, id: id, onAnswer: onAnswer)
+    /// Relays a client's request payload as is; `onAnswer` gets the response frame. A
+    /// request newer than the oldest protocol waits for the registry's hello and is
+    /// refused if the registry (one of an earlier release, still serving after an
+    /// upgrade) speaks an older version.
+    func relay(_ payload: [UInt8], id: UInt32, request: Request, onAnswer: @escaping (Frame) -> Void) {
+        guard request.requiredProtocol > tetherOldestProtocolVersion else {
+            return send(payload, id: id, onAnswer: onAnswer)
+        }
+        let check = { [weak self] (version: UInt16?) in
+            guard let self else { return }
+            guard let version else {
+                return onAnswer(RegistryLink.failureFrame(id: id, ErrorBody(.unavailable,
+                    "the registry went away before its hello; nothing was sent — retry")))
+            }
+            if let refusal = request.refusal(peer: "the host's registry (of an earlier release, still serving after an upgrade)", speaks: version) {
+                onAnswer(RegistryLink.failureFrame(id: id, refusal))
+            } else {
+                self.send(payload, id: id, onAnswer: onAnswer)
+            }
+        }
+        if let registryProtocol, let connection, !connection.isClosed {
+            return check(registryProtocol)
+        }
+        do {
+            _ = try connected()
+        } catch {
+            return send(payload, id: id, onAnswer: onAnswer)  // answers that it is unavailable
+        }
+        awaitingHello.append(check)
     }
 
     /// Sends a request of the subsystem's own; `onAnswer` gets the decoded response (a
@@ -81,6 +111,7 @@ final class RegistryLink {
         let fd = try RegistryStarter.connect(paths: paths, log: log)
         let connection = FrameConnection(reactor: reactor, socket: fd, name: "registry")
         sawHello = false
+        registryProtocol = nil
         connection.onFrame = { [weak self, weak connection] frame in
             guard let self, let connection else { return }
             self.handle(frame, on: connection)
@@ -97,8 +128,12 @@ final class RegistryLink {
 
     private func handle(_ frame: Frame, on connection: FrameConnection) {
         if !sawHello {
-            if frame.type == .hello, (try? Hello.decode(frame.payload)) != nil {
+            if frame.type == .hello, let (_, version) = try? Hello.answer(frame.payload) {
                 sawHello = true
+                registryProtocol = version
+                let waiting = awaitingHello
+                awaitingHello = []
+                waiting.forEach { $0(version) }
                 return
             }
             let why = frame.type == .error ? RegistryLink.failureBody(from: frame).message
@@ -129,6 +164,9 @@ final class RegistryLink {
     private func lost(_ connection: FrameConnection, why: String) {
         guard connection === self.connection else { return }
         self.connection = nil
+        let unchecked = awaitingHello
+        awaitingHello = []
+        unchecked.forEach { $0(nil) }
         let waiting = pending
         pending = [:]
         if !waiting.isEmpty { log.write("registry connection lost with requests outstanding: \(why)") }

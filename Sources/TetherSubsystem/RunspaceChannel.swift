@@ -53,6 +53,19 @@ final class RunspaceChannel {
         return nil
     }
 
+    /// The protocol version the session's runspace speaks, as the registry recorded it
+    /// (tether 0.1's registry records none: then the oldest).
+    var runspaceProtocol: UInt16 { session?.protocolVersion ?? tetherOldestProtocolVersion }
+
+    /// The answer to a request the session's runspace is too old for (one of an earlier
+    /// release, started before the host was upgraded), or nil to send it. Checked only
+    /// once the claim told us the session (frames queued before are checked at `open`).
+    func refusal(of request: Request) -> ErrorBody? {
+        guard request.requiredProtocol > tetherOldestProtocolVersion, let session else { return nil }
+        return request.refusal(peer: "session '\(session.name)' (its runspace host is of an earlier release, started before the host was upgraded)",
+                               speaks: runspaceProtocol)
+    }
+
     // MARK: Client → runspace
 
     /// A frame from the client for this channel (already checked by the multiplexer).
@@ -95,7 +108,14 @@ final class RunspaceChannel {
         connection.send(attachFrame)
         let waiting = queued
         queued = []
-        for frame in waiting { connection.send(frame) }
+        for frame in waiting {
+            if frame.type == .request, let (id, request) = try? ControlCodec.decodeRequest(frame.payload),
+               let refusal = refusal(of: request) {
+                toClient(response(id, .failure(refusal)))
+                continue
+            }
+            connection.send(frame)
+        }
         if connection.isBackedUp { onBackedUp() }
     }
 

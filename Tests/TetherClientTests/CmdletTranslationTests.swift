@@ -32,7 +32,21 @@ final class CmdletTranslationTests: XCTestCase {
         XCTAssertEqual(Set(Cmdlet.all.map(\.name)), [
             "New-PSSession", "Get-PSSession", "Invoke-Command", "Enter-PSSession", "Disconnect-PSSession",
             "Connect-PSSession", "Receive-PSSession", "Remove-PSSession", "Get-Job", "Receive-Job", "Wait-Job",
-            "Stop-Job", "Remove-Job", "Get-PSSessionConfiguration"])
+            "Stop-Job", "Remove-Job", "Get-PSSessionConfiguration", "Import-PSSession", "Export-PSSession"])
+    }
+
+    func testImplicitRemotingCmdletsBecomeImportAndExport() throws {
+        XCTAssertEqual(try translate(["Import-PSSession", "-Session", "deploy", "-CommandName", "app*,ll", "-Prefix", "r_",
+                                      "-AllowClobber"]),
+                       ["import", "--name", "deploy", "--command", "app*,ll", "--prefix", "r_", "--allow-clobber"])
+        XCTAssertEqual(try translate(["import-pssession", "deploy", "-commandn", "ls", "-AllowClobber:$false"]),
+                       ["import", "--name", "deploy", "--command", "ls"])
+        XCTAssertEqual(try translate(["Export-PSSession", "deploy", "-OutputModule", "d.bash", "-CommandName", "*", "-Force"]),
+                       ["export", "--name", "deploy", "--output", "d.bash", "--command", "*", "--force"])
+        XCTAssertTrue(failure(["Export-PSSession", "-Session", "s", "-Encoding", "utf8"])
+            .contains("-Encoding has no tether equivalent: the file is UTF-8"))
+        XCTAssertTrue(failure(["Import-PSSession", "-Session", "s", "-CommandType", "Function"])
+            .contains("-CommandType has no tether equivalent"))
     }
 
     func testParametersAreCaseInsensitiveAndTakeUnambiguousPrefixes() throws {

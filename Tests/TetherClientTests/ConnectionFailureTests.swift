@@ -78,6 +78,6 @@ final class ConnectionFailureTests: CLITestCase {
         let result = try tether(["get", "--computer", "future"], timeout: 30)
         XCTAssertEqual(result.status, .exited(255), result.stderrText)
         XCTAssertTrue(result.stderrText.hasPrefix("tether: future: protocol version mismatch"), result.stderrText)
-        XCTAssertTrue(result.stderrText.contains("99") && result.stderrText.contains("version \(tetherProtocolVersion)"), result.stderrText)
+        XCTAssertTrue(result.stderrText.contains("protocol 99") && result.stderrText.contains("speaks \(ProtocolRange.ours)"), result.stderrText)
     }
 }

@@ -2,6 +2,8 @@ import XCTest
 import Foundation
 import Glibc
 import TetherIO
+import TetherProtocol
+import TetherSSH
 import TetherTestSupport
 
 /// A real ~/.ssh works as with ssh (issue 12), end to end against real sshds: each test
@@ -77,7 +79,7 @@ final class SSHConfigHonouredTests: CLITestCase {
                                  "IdentityFile \(pub)"], identity: false)
         let refused = try tether(["invoke", "--computer", "no-agent", "--", "true"])
         XCTAssertEqual(refused.status, .exited(255))
-        XCTAssertTrue(refused.stderrText.contains("permission denied"), refused.stderrText)
+        XCTAssertTrue(refused.stderrText.contains("Permission denied (publickey)"), refused.stderrText)
     }
 
     func testAnRSAOnlyAgentKeyWorksThroughWhicheverTransportCan() throws {
@@ -110,7 +112,13 @@ final class SSHConfigHonouredTests: CLITestCase {
         let result = try tether(["invoke", "--computer", "certified", "--", "echo certified"])
         XCTAssertEqual(result.status, .exited(0), result.stderrText)
         XCTAssertEqual(result.stdoutText, "certified\n")
-        XCTAssertTrue(result.stderrText.contains("using OpenSSH's ssh: CertificateFile"), result.stderrText)
+        if SSHLibrary.isAtLeast1_11 {
+            // libssh2 1.11 offers the certificate itself.
+            XCTAssertFalse(result.stderrText.contains("using OpenSSH's ssh"), result.stderrText)
+            XCTAssertTrue(fixture.sshdLog.contains("Accepted certificate ID"), fixture.sshdLog)
+        } else {
+            XCTAssertTrue(result.stderrText.contains("using OpenSSH's ssh: CertificateFile"), result.stderrText)
+        }
         // The next command shares the warm OpenSSH connection (our ControlMaster).
         XCTAssertEqual(try check(["invoke", "--computer", "certified", "--", "echo again"]), "again\n")
     }
@@ -179,6 +187,8 @@ final class SSHConfigHonouredTests: CLITestCase {
         let result = try tether(["invoke", "--computer", "rsa-host", "--", "echo by rsa"])
         XCTAssertEqual(result.status, .exited(0), result.stderrText)
         XCTAssertEqual(result.stdoutText, "by rsa\n")
+        // libssh2 1.11 verifies it itself (rsa-sha2); 1.10 hands the host to OpenSSH.
+        XCTAssertEqual(result.stderrText.contains("using OpenSSH's ssh"), !SSHLibrary.isAtLeast1_11, result.stderrText)
     }
 
     func testAskOnATerminalRecordsTheKeyTheUserAccepts() throws {
@@ -285,6 +295,19 @@ final class SSHConfigHonouredTests: CLITestCase {
         XCTAssertTrue(verbose.stderrText.contains("resolved by `ssh -G"), verbose.stderrText)
         XCTAssertTrue(verbose.stderrText.contains("keeper:"), verbose.stderrText)
         XCTAssertTrue(verbose.stderrText.contains("-p \(alpha.port)"), "the remembered port: \(verbose.stderrText)")
+        // -G on the selector verbs: what the session's computer resolves to with the
+        // remembered options, under this command line's, printed without connecting.
+        XCTAssertTrue(try check(["invoke", "--name", "remembered", "-G", "--", "true"]).contains("port \(alpha.port)\n"))
+        let unreachable = try closedLoopbackPort()
+        for verb in [["receive", "--name", "remembered"], ["remove", "--name", "remembered"], ["job", "get"], ["get"]] {
+            let shown = try tether(verb + ["-p", String(unreachable), "-G"])
+            XCTAssertEqual(shown.status, .exited(0), "\(verb): \(shown.stderrText)")
+            XCTAssertTrue(shown.stdoutText.contains("port \(unreachable)\n"), "\(verb): \(shown.stdoutText)")
+            XCTAssertTrue(shown.stdoutText.contains("# tether transport: libssh2"), "\(verb): \(shown.stdoutText)")
+        }
+        let nothing = try tether(["disconnect", "--name", "no-such-session", "-G"])
+        XCTAssertEqual(nothing.status, .exited(1), nothing.stderrText)
+        XCTAssertTrue(nothing.stderrText.contains("no session in this client's list matches --name no-such-session"), nothing.stderrText)
         // The command line still wins: a wrong port now fails.
         let overridden = try tether(["invoke", "--name", "remembered", "-p", String(try closedLoopbackPort()), "--", "true"])
         XCTAssertEqual(overridden.status, .exited(255), overridden.stderrText)
@@ -294,9 +317,9 @@ final class SSHConfigHonouredTests: CLITestCase {
     func testVersionNamesReleaseAndProtocol() throws {
         let version = try check(["--version"])
         XCTAssertTrue(version.hasPrefix("tether "), version)
-        XCTAssertTrue(version.contains("protocol 2"), version)
+        XCTAssertTrue(version.contains("protocol \(tetherProtocolVersion), speaks \(ProtocolRange.ours)"), version)
         let subsystem = try Processes.run(alpha.subsystemPath, ["--version"])
         XCTAssertTrue(subsystem.stdoutText.contains("tether-subsystem"), subsystem.stdoutText)
-        XCTAssertTrue(subsystem.stdoutText.contains("protocol 2"), subsystem.stdoutText)
+        XCTAssertTrue(subsystem.stdoutText.contains("protocol \(tetherProtocolVersion), speaks \(ProtocolRange.ours)"), subsystem.stdoutText)
     }
 }

@@ -129,4 +129,13 @@ final class StreamRecordTests: CLITestCase {
         let verbose = try tether(["enter", "--name", "s", "--verbose"], stdin: Array(lines.utf8))
         XCTAssertEqual(verbose.stderrText, "WARNING: mind the gap\nVERBOSE: hidden\nsaid\n")
     }
+
+    /// A client of the previous release (protocol 2) has no record kinds 16–19: the runspace
+    /// sends it their stderr equivalent, same seq, so it neither fails nor loses a warning.
+    func testAClientOfThePreviousReleaseGetsWarningsAsStderrLines() throws {
+        let result = try previousTether(["invoke", "--computer", "alpha", "--", Self.everyStream])
+        XCTAssertEqual(result.status, .exited(0), result.stderrText)
+        XCTAssertEqual(result.stdoutText, "out1\nout2\n")
+        XCTAssertEqual(result.stderrText, "WARNING: careful now\nfor you\nerr\n")
+    }
 }

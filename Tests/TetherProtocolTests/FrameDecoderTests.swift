@@ -95,7 +95,7 @@ final class HelloTests: XCTestCase {
     func testVersionMismatchNamesBothVersions() {
         let payload = Hello(role: .client).payload(version: 99)
         XCTAssertThrowsError(try Hello.decode(payload)) { error in
-            XCTAssertEqual(error as? ProtocolError, .versionMismatch(peer: 99, ours: tetherProtocolVersion))
+            XCTAssertEqual(error as? ProtocolError, .versionMismatch(peer: ProtocolRange(oldest: 99, newest: 99), ours: .ours))
             XCTAssertTrue("\(error)".contains("99"))
             XCTAssertEqual((error as? ProtocolError)?.code, .versionMismatch)
         }

@@ -30,7 +30,7 @@ final class StdioHandshakeTests: XCTestCase {
         XCTAssertEqual(error.channel, 0)
         XCTAssertEqual(error.body.code, .versionMismatch)
         XCTAssertTrue(error.body.message.contains("99"), error.body.message)
-        XCTAssertTrue(error.body.message.contains("\(tetherProtocolVersion)"), error.body.message)
+        XCTAssertTrue(error.body.message.contains("this side speaks \(ProtocolRange.ours)"), error.body.message)
         XCTAssertEqual(try client.waitForExit(), .exited(2))
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import TetherIO
 import TetherTestSupport
@@ -9,7 +10,7 @@ final class AuthenticationTests: SSHFixtureTestCase {
     func testWrongKeyIsAuthenticationFailedListingWhatWasTried() throws {
         let stranger = try makeKey("stranger", authorize: false)
         let probe = try assertFails(target(identities: [stranger, "\(scratch)/absent"]), kind: .authenticationFailed, within: 5,
-                                    messageContains: ["permission denied (publickey) for user '\(fixture.user)'", "tried: \(stranger) (ED25519)",
+                                    messageContains: ["Permission denied (publickey) for user '\(fixture.user)'", "tried: \(stranger) (ED25519)",
                                                       "skipped: \(scratch)/absent (no such file)"])
         print("wrong key: \(probe.error!)")
     }
@@ -28,6 +29,39 @@ final class AuthenticationTests: SSHFixtureTestCase {
                             messageContains: ["wrong passphrase"])
     }
 
+    func testFIDOKeyIsSkippedNamingTheCauseAndSendsTheHostToOpenSSH() throws {
+        let key = "\(scratch)/id_ed25519_sk"
+        try Descriptors.writeFile(key, Self.securityKeyFile(), mode: 0o600)
+        // libssh2 (forced): skipped with the cause, not libssh2's "invalid key file format".
+        let probe = try assertFails(target(identities: [key]), kind: .authenticationFailed, within: 5,
+                                    messageContains: ["\(key) (a FIDO/security key: libssh2 cannot use it"])
+        XCTAssertFalse(probe.error!.message.contains("passphrase"), probe.error!.message)
+        // Automatic transport: this host goes to OpenSSH's ssh, and the reason names the key.
+        let reasons = LibSSH2Limits.reasons(target: target(identities: [key]), config: nil)
+        XCTAssertTrue(reasons.contains { $0.contains("\(key) is a FIDO/security key (sk-ssh-ed25519@openssh.com)") }, "\(reasons)")
+    }
+
+    /// An unencrypted OpenSSH private key file of type sk-ssh-ed25519@openssh.com, as
+    /// `ssh-keygen -t ed25519-sk` writes it (no security key needed to make one here).
+    private static func securityKeyFile() -> String {
+        func string(_ bytes: [UInt8]) -> [UInt8] {
+            let n = UInt32(bytes.count)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + bytes
+        }
+        let type = Array("sk-ssh-ed25519@openssh.com".utf8)
+        let publicKey = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let application = Array("ssh:".utf8)
+        let blob = string(type) + string(publicKey) + string(application)
+        var secret: [UInt8] = [1, 2, 3, 4, 1, 2, 3, 4] + string(type) + string(publicKey) + string(application)
+        secret += [0x01] + string((0..<16).map { _ in UInt8.random(in: 0...255) }) + string([]) + string(Array("fido".utf8))
+        var padding: UInt8 = 1
+        while secret.count % 8 != 0 { secret.append(padding); padding += 1 }
+        let body = Array("openssh-key-v1".utf8) + [0] + string(Array("none".utf8)) + string(Array("none".utf8)) + string([])
+            + [0, 0, 0, 1] + string(blob) + string(secret)
+        return "-----BEGIN OPENSSH PRIVATE KEY-----\n" + Data(body).base64EncodedString(options: .lineLength64Characters)
+            + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    }
+
     func testIdentityFileWithoutPublicKeyFileWorks() throws {
         let key = try makeKey("bare")
         XCTAssertEqual(unlink(key + ".pub"), 0)
@@ -41,6 +75,11 @@ final class AuthenticationTests: SSHFixtureTestCase {
 
     func testRSAKeyIsSkippedWithAnExplanation() throws {
         let rsa = try makeKey("rsa_key", type: "rsa")
+        if SSHLibrary.isAtLeast1_11 {
+            // rsa-sha2 signatures: the key logs in by itself.
+            _ = try assertEchoWorks(target(identities: [rsa]))
+            return
+        }
         let probe = try assertFails(target(identities: [rsa]), kind: .authenticationFailed, within: 5,
                                     messageContains: ["\(rsa) (RSA: libssh2", "SHA-1"])
         print("rsa: \(probe.error!)")

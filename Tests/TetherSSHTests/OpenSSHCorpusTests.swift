@@ -88,6 +88,7 @@ final class OpenSSHCorpusTests: XCTestCase {
             Case(name: "Match canonical / final", config: "Match final\n  User final-pass\nMatch canonical\n  Port 2703\n", destination: "web1"),
             Case(name: "CanonicalizeHostname yes", config: "CanonicalizeHostname yes\nCanonicalDomains invalid\nCanonicalizeFallbackLocal yes\nHost web1\n  User canon\n", destination: "web1"),
             Case(name: "Match all", config: "Match all\n  User everybody\n", destination: "web1"),
+            Case(name: "PreferredAuthentications, password prompts", config: "Host web1\n  PreferredAuthentications keyboard-interactive,password,publickey\n  NumberOfPasswordPrompts 5\n", destination: "web1"),
             Case(name: "BatchMode, auth methods, prompts", config: "Host web1\n  BatchMode yes\n  PasswordAuthentication no\n  KbdInteractiveAuthentication no\n  PubkeyAuthentication yes\n  NumberOfPasswordPrompts 1\n", destination: "web1"),
             Case(name: "PKCS11Provider, ControlPath", config: "Host web1\n  PKCS11Provider /usr/lib/p11.so\n  ControlMaster auto\n  ControlPath \(d)/cm-%C\n", destination: "web1"),
             Case(name: "Keyword=value, quotes, case", config: "HOST web1\n  hostname=\"quoted.example\"\n  PORT = 2704\n", destination: "web1"),
@@ -186,6 +187,9 @@ final class OpenSSHCorpusTests: XCTestCase {
         check("kbdinteractiveauthentication", target.preferences.keyboardInteractiveAuthentication, ssh.value("kbdinteractiveauthentication") == "yes")
         check("batchmode", target.preferences.batchMode, ssh.value("batchmode") == "yes")
         check("numberofpasswordprompts", String(target.preferences.passwordPrompts), ssh.value("numberofpasswordprompts"))
+        if let order = ssh.value("preferredauthentications") {
+            check("preferredauthentications", target.preferences.preferredAuthentications, order.split(separator: ",").map(String.init))
+        }
         // The proxy: ProxyCommand with its tokens expanded, or ProxyJump run as ssh runs it.
         if let command = ssh.value("proxycommand"), command != "none" {
             let expanded = command.replacingOccurrences(of: "%%", with: "\u{1}")

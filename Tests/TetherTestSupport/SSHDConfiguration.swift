@@ -10,6 +10,10 @@ public struct SSHDConfiguration: Sendable {
     public var tetherSubsystemCommand: [String]
     /// More sshd_config lines (e.g. "AllowStreamLocalForwarding no").
     public var extraSSHDConfig: [String] = []
+    /// Users allowed to log in besides `user` (a throwaway password user).
+    public var extraUsers: [String] = []
+    /// sshd authenticates through PAM (keyboard-interactive needs it).
+    public var usePAM = false
 
     public var hostKeyPaths: [String] { ["\(directory)/ssh_host_ed25519_key", "\(directory)/ssh_host_ecdsa_key"] }
     public var clientKeyPath: String { "\(directory)/client_ed25519" }
@@ -30,11 +34,11 @@ public struct SSHDConfiguration: Sendable {
         \(hostKeyPaths.map { "HostKey \($0)" }.joined(separator: "\n"))
         PidFile \(pidFilePath)
         AuthorizedKeysFile \(authorizedKeysPath)
-        AllowUsers \(user)
+        AllowUsers \(([user] + extraUsers).joined(separator: " "))
         PubkeyAuthentication yes
         PasswordAuthentication no
         KbdInteractiveAuthentication no
-        UsePAM no
+        UsePAM \(usePAM ? "yes" : "no")
         StrictModes no
         PermitRootLogin prohibit-password
         MaxStartups 200

@@ -27,6 +27,10 @@ public final class SSHDFixture {
         public var subsystemPath: String?
         /// More sshd_config lines (e.g. "AllowStreamLocalForwarding no").
         public var sshdConfig: [String] = []
+        /// Users allowed to log in besides the one running the tests.
+        public var extraUsers: [String] = []
+        /// sshd authenticates through PAM (keyboard-interactive needs it).
+        public var usePAM = false
 
         public init(hostAlias: String = "tether-test", subsystemArguments: [String] = [],
                     subsystemEnvironment: [String: String] = [:], subsystemPath: String? = nil,
@@ -91,6 +95,8 @@ public final class SSHDFixture {
         var config = SSHDConfiguration(directory: directory, port: 0, user: Environment.userName(),
                                        hostAlias: options.hostAlias, tetherSubsystemCommand: command)
         config.extraSSHDConfig = options.sshdConfig
+        config.extraUsers = options.extraUsers
+        config.usePAM = options.usePAM
         do {
             try AbandonedFixtures.claim(directory)
             try SSHDFixture.generateKeys(config)

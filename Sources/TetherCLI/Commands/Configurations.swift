@@ -33,6 +33,9 @@ struct Configurations: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(splitList(computers), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let lists: [[ConfigurationRow]] = await concurrentMap(splitList(computers)) { [context] computer in
                 do {

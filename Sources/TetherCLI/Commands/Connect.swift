@@ -28,6 +28,9 @@ struct Connect: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolve(selector)
             let rows: [SessionRow?] = await concurrentMap(targets) { [self] target in

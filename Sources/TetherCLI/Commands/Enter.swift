@@ -94,8 +94,18 @@ struct Enter: AsyncParsableCommand {
         }
     }
 
+    /// The selector, with a HOST argument as its `--computer`.
+    private var enterSelector: SelectorArguments {
+        var lookup = selector
+        if let computer = host { lookup.computer = [computer] }
+        return lookup
+    }
+
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(host.flatMap { selector.hasSessionFilter ? nil : [$0] } ?? (try ResolvedConfigurations.computers(for: enterSelector)), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let interactive = isatty(0) != 0 && isatty(1) != 0
             var temporary = false
@@ -106,13 +116,11 @@ struct Enter: AsyncParsableCommand {
                 session = try await host.createSession(configuration: configuration)
                 temporary = true
             } else {
-                var lookup = selector
-                if let computer = self.host { lookup.computer = [computer] }
-                let targets = try await context.resolve(lookup)
+                let targets = try await context.resolve(enterSelector)
                 try context.failures.exitIfFailed()
                 guard targets.count == 1, let target = targets.first else {
                     let names = targets.map { "\($0.name) (Id \($0.local.id), \($0.computerName))" }
-                    throw TetherClientError(.usage, "\(lookup.describe) matches \(targets.count) sessions: \(names.joined(separator: ", ")); enter one (e.g. --id N)")
+                    throw TetherClientError(.usage, "\(enterSelector.describe) matches \(targets.count) sessions: \(names.joined(separator: ", ")); enter one (e.g. --id N)")
                 }
                 host = try await context.pool.host(target.computerName)
                 session = host.session(instanceID: target.instanceID, name: target.name)

@@ -67,6 +67,9 @@ struct Get: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(splitList(computer).isEmpty ? try localComputers() : splitList(computer), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let computers = splitList(computer)
             var rows = computers.isEmpty ? try await localRows(context) : try await remoteRows(context, computers)
@@ -103,6 +106,15 @@ struct Get: AsyncParsableCommand {
     }
 
     /// This client's list, refreshed from each host.
+    /// The computers of the listed sessions this `get` would ask about (for `-G`).
+    private func localComputers() throws -> [String] {
+        let known = try ClientHome.default.sessions.all().filter { local in
+            idMatches(local.id) && nameMatches(local.name) && instanceMatches(local.instanceID)
+        }
+        var seen = Set<String>()
+        return known.map(\.computerName).filter { seen.insert($0).inserted }
+    }
+
     private func localRows(_ context: CommandContext) async throws -> [SessionRow] {
         let known = try context.store.all().filter { local in
             idMatches(local.id) && nameMatches(local.name) && instanceMatches(local.instanceID)

@@ -195,6 +195,9 @@ struct Invoke: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let (script, arguments) = try scriptAndArguments()
             if inDisconnectedSession {

@@ -44,9 +44,6 @@ struct New: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Flag(name: .customShort("G"), help: "Print the configuration each computer resolves to (ssh -G's output, then the transport tether would use and why) and exit without connecting.")
-    var printConfiguration = false
-
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func validate() throws {
@@ -60,8 +57,8 @@ struct New: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if printConfiguration {
-            try printConfigurations()
+        if connection.printConfiguration {
+            try ResolvedConfigurations.print(splitList(computers), connection: connection)
             return
         }
         try await reportingErrors {
@@ -98,18 +95,5 @@ struct New: AsyncParsableCommand {
                     context.failures.report(error, host: computer)
                     return nil
                 }
-    }
-
-    /// `-G`: nothing is connected; a computer whose config is bad is reported (exit 255).
-    private func printConfigurations() throws {
-        let failures = Failures()
-        for computer in splitList(computers) {
-            do {
-                Terminal.shared.out(try TetherClient.resolvedConfiguration(computer, options: connection.options))
-            } catch {
-                failures.report(error, host: computer)
-            }
-        }
-        try failures.exitIfFailed()
     }
 }

@@ -46,6 +46,9 @@ struct Receive: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolve(selector)
             let prefix = targets.count > 1 && !hideComputerName

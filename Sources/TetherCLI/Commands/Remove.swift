@@ -27,6 +27,9 @@ struct Remove: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolve(selector)
             let removed: [String?] = await concurrentMap(targets) { target in

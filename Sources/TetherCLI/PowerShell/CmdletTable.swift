@@ -34,6 +34,15 @@ extension Cmdlet {
         ("ComputerName", .option("computer")),
     ]
 
+    /// Import-PSSession's and Export-PSSession's parameters about PowerShell's own kinds
+    /// of commands and modules.
+    static let implicitRemotingUnsupported: Parameters = [
+        ("CommandType", .unsupported("tether imports the session's functions, aliases and programs; choose them with -CommandName")),
+        ("Module", .unsupported("bash has no modules; name the commands with -CommandName")),
+        ("FormatTypeName", .unsupported("bash output has no formatting data")),
+        ("ArgumentList", .unsupported("the imported functions take their arguments when called")),
+    ]
+
     static let all: [Cmdlet] = [
         Cmdlet(name: "New-PSSession", verb: ["new"], parameters: [
             ("ComputerName", .positional),
@@ -100,6 +109,21 @@ extension Cmdlet {
         Cmdlet(name: "Remove-PSSession", verb: ["remove"], parameters: selection + [
             ("Force", .flag("force")),
         ] + connection, positional: "Session"),
+        Cmdlet(name: "Import-PSSession", verb: ["import"], parameters: [
+            ("Session", .option("name")),
+            ("CommandName", .option("command")),
+            ("Prefix", .option("prefix")),
+            ("AllowClobber", .flag("allow-clobber")),
+        ] + implicitRemotingUnsupported + connection, positional: "Session"),
+        Cmdlet(name: "Export-PSSession", verb: ["export"], parameters: [
+            ("Session", .option("name")),
+            ("OutputModule", .option("output")),
+            ("CommandName", .option("command")),
+            ("Prefix", .option("prefix")),
+            ("AllowClobber", .flag("allow-clobber")),
+            ("Force", .flag("force")),
+            ("Encoding", .unsupported("the file is UTF-8")),
+        ] + implicitRemotingUnsupported + connection, positional: "Session"),
         Cmdlet(name: "Get-Job", verb: ["job", "get"], parameters: jobSelection + connection, positional: "Id"),
         Cmdlet(name: "Receive-Job", verb: ["job", "receive"], parameters: jobSelection + [
             ("Keep", .flag("keep")),

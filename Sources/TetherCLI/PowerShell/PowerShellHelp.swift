@@ -24,6 +24,8 @@ enum PowerShellHelp {
           tether Invoke-Command -comp db1 -InDisconnectedSession -SessionName nightly -FilePath ./backup.sh
           tether Receive-PSSession -ComputerName db1 -Name nightly
           tether Remove-PSSession -Id 1..3
+          eval "$(tether Import-PSSession -Session deploy -CommandName 'app*' -Prefix r_)"
+          tether Export-PSSession -Session deploy -CommandName 'app*' -OutputModule deploy.bash
 
 
         """

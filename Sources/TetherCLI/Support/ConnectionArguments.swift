@@ -50,6 +50,9 @@ struct ConnectionArguments: ParsableArguments {
         valueName: "KIND"))
     var transport: TransportPreference?
 
+    @Flag(name: .customShort("G"), help: "Print the configuration each computer this command would reach resolves to (ssh -G's output, then the transport tether would use and why) and exit without connecting.")
+    var printConfiguration = false
+
     @Flag(name: .customShort("v"), help: "Print how each destination was resolved, which transport connects and why, and what the keeper did (repeat for more).")
     var verbose: Int
 

@@ -23,15 +23,18 @@ actor HostPool {
     /// The options for a computer: what its sessions remember (`new -p 2222 …`), with this
     /// command line's options winning.
     func options(for computerName: String) -> ConnectionOptions {
-        if remembered == nil {
-            var found: [String: ConnectionOptions] = [:]
-            for session in (try? client.home.sessions.all()) ?? [] {
-                if let options = session.connectionOptions { found[session.computerName] = options }
-            }
-            remembered = found
-        }
+        if remembered == nil { remembered = Self.remembered(in: client.home.sessions) }
         guard let stored = remembered?[computerName] else { return options }
         return stored.overridden(by: options)
+    }
+
+    /// How each computer's sessions in the local list were reached (the newest session's).
+    static func remembered(in store: LocalSessionStore) -> [String: ConnectionOptions] {
+        var found: [String: ConnectionOptions] = [:]
+        for session in (try? store.all()) ?? [] {
+            if let options = session.connectionOptions { found[session.computerName] = options }
+        }
+        return found
     }
 
     func host(_ computerName: String) async throws -> RemoteHost {

@@ -11,6 +11,14 @@ public final class RemoteHost: Sendable {
     /// How this connection reached the host: sshd's `tether` subsystem, or (after a first
     /// connection named it) the host's gateway socket.
     public var route: ConnectionRoute { hostHello.route.flatMap(ConnectionRoute.init(rawValue:)) ?? .subsystem }
+    /// The protocol version this connection speaks: the highest both this client and the
+    /// host's subsystem speak (an older host's, with a host one release behind).
+    public let protocolVersion: UInt16
+    /// The host's release as its hello named it ("0.2"), if it said (0.1 said "0.1"
+    /// whatever it was built from).
+    public var hostRelease: String? {
+        hostHello.software.split(separator: "/").last.map(String.init)
+    }
     let clientID: String
     let loop: ClientLoop
     let connection: LoopBound<HostConnection>
@@ -18,12 +26,13 @@ public final class RemoteHost: Sendable {
     private let connectAgain: @Sendable (_ connectTimeout: Double?) async throws -> RemoteHost
 
     init(loop: ClientLoop, connection: LoopBound<HostConnection>, computerName: String, clientID: String,
-         hostHello: Hello, connectAgain: @escaping @Sendable (_ connectTimeout: Double?) async throws -> RemoteHost) {
+         hostHello: Hello, protocolVersion: UInt16, connectAgain: @escaping @Sendable (_ connectTimeout: Double?) async throws -> RemoteHost) {
         self.loop = loop
         self.connection = connection
         self.computerName = computerName
         self.clientID = clientID
         self.hostHello = hostHello
+        self.protocolVersion = protocolVersion
         self.connectAgain = connectAgain
     }
 
@@ -35,6 +44,18 @@ public final class RemoteHost: Sendable {
     ///
     /// The channel goes straight to the gateway socket this connection's hello named, so
     /// no login shell runs on the host; if that way is shut, through the subsystem.
+    /// Throws `.remote(.versionMismatch)` — "refused: FEATURE needs protocol N (tether R
+    /// or later); host H speaks protocol M (tether S)" — if this connection speaks a
+    /// version older than `needed`. Call it before using a feature a host one release
+    /// older lacks (docs/protocol.md, "Versions"); the host side refuses it too.
+    public func requires(protocol needed: UInt16, for feature: String) throws(TetherClientError) {
+        do {
+            try TetherProtocol.requires(protocol: needed, for: feature, peer: "the host", speaks: protocolVersion)
+        } catch {
+            throw TetherClientError(.remote(.versionMismatch), host: computerName, error.message)
+        }
+    }
+
     public func reconnect(connectTimeout: Double? = nil) async throws -> RemoteHost {
         try await connectAgain(connectTimeout)
     }

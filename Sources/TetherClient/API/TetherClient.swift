@@ -81,7 +81,7 @@ public final class TetherClient: Sendable {
     /// completes the Tether handshake. Each call opens a new connection.
     public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {
         let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
-                          software: "tether/0.1", hostname: clientHost, user: Environment.userName())
+                          software: "tether/\(tetherReleaseVersion)", hostname: clientHost, user: Environment.userName())
         let reactor = loop.reactor
         let keeper = self.keeper
         let home = self.home
@@ -91,19 +91,23 @@ public final class TetherClient: Sendable {
         } catch let error as TetherClientError {
             throw error.on(host: destination)
         }
-        let (connection, hostHello) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello), Error>) -> Void) in
+        let (connection, hostHello, version) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void) in
             let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
             let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
                                             clientHello: hello, handshakeTimeout: options.handshakeTimeout)
             connection.start { result in
-                done(result.map { (LoopBound(connection), $0) }.mapError { $0 })
+                done(result.map { (LoopBound(connection), $0, connection.protocolVersion) }.mapError { $0 })
             }
+        }
+        if options.verbosity > 0 {
+            // -v: which release answered, and which protocol the hello settled on.
+            SSHNotice.printToStandardError("\(destination): host: \(hostHello.software.split(separator: "/").joined(separator: " ")), protocol \(version) (speaks up to \(hostHello.newestProtocol ?? version)); this client: tether \(tetherReleaseVersion), protocol \(ProtocolRange.ours)")
         }
         // Connecting again, we know the host's gateway: a resume skips the login shell.
         var again = options
         again.gatewaySocket = hostHello.gateway ?? options.gatewaySocket
         return RemoteHost(loop: loop, connection: connection, computerName: destination,
-                          clientID: clientID, hostHello: hostHello,
+                          clientID: clientID, hostHello: hostHello, protocolVersion: version,
                           connectAgain: { [self, again] timeout in
                               var options = again
                               if let timeout { options.connectTimeout = timeout }

@@ -12,7 +12,8 @@ public struct TetherClientError: Error, CustomStringConvertible, Sendable, Equat
         /// lost). The session and its command go on on the host: this one is resumable
         /// (`RemoteSession.resume(from:)` on a new connection). Exit 255.
         case connectionLost
-        /// The host speaks another protocol version. Exit 255.
+        /// The host shares no protocol version with this client (a feature refused for
+        /// its version is `.remote(.versionMismatch)` instead, exit 1). Exit 255.
         case versionMismatch
         /// The host broke the protocol (garbage, unexpected frames). Exit 255.
         case protocolViolation

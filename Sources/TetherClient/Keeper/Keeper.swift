@@ -1,6 +1,7 @@
 import Glibc
 import TetherIO
 import TetherProtocol
+import TetherSSH
 
 /// The client-side keeper: one process per TETHER_HOME that holds a warm SSH connection
 /// (a link) per destination and multiplexes the CLI processes' Tether streams over them —
@@ -50,7 +51,7 @@ public final class Keeper {
     private var links: [KeeperLinkKey: KeeperLink] = [:]
     /// Destinations whose login needs a typed passphrase: answered "connect directly" at
     /// once for a while instead of trying (and failing) the login again each time.
-    private var needsTerminal: [KeeperLinkKey: (until: UInt64, keys: [String])] = [:]
+    private var needsTerminal: [KeeperLinkKey: (until: UInt64, keys: [String], question: LoginQuestion?)] = [:]
     /// Each host's gateway socket, as its last hello named it: a link made again after the
     /// last one closed (idle, or cut) opens its channel there — no login shell.
     private var gateways: [KeeperLinkKey: String] = [:]
@@ -155,15 +156,24 @@ public final class Keeper {
         }
         let key = KeeperLinkKey(open)
         // A CLI that brings the passphrases the last fallback asked for gets a new try.
-        if let remembered = needsTerminal[key], open.passphrases == nil {
+        if let remembered = needsTerminal[key], open.passphrases == nil, open.logins == nil {
             if Reactor.now() < remembered.until {
-                client.finish(with: .fallback(reason: "a key needs its passphrase typed (the keeper has no terminal)",
-                                              keys: remembered.keys))
+                client.finish(with: .fallback(reason: remembered.question == nil
+                                                ? "a key needs its passphrase typed (the keeper has no terminal)"
+                                                : "the login needs a person's answer (the keeper has no terminal)",
+                                              keys: remembered.keys, question: remembered.question))
                 return
             }
             needsTerminal[key] = nil
         }
         let existing = links[key].flatMap { $0.phase == .closed ? nil : $0 }
+        // A CLI of another release than the one whose hello opened the link: the link's
+        // protocol may be one it doesn't speak, so it connects on its own.
+        let offered = open.hello.offered(version: tetherOldestProtocolVersion)
+        if let existing, existing.isReady, !offered.contains(existing.protocolVersion) {
+            client.finish(with: .fallback(reason: "the keeper's link to \(open.target.alias) speaks protocol \(existing.protocolVersion), this tether speaks \(offered)"))
+            return
+        }
         let link = existing ?? makeLink(open)
         // -v: say what the keeper did, so nobody needs its log.
         let said = open.verbose == true
@@ -192,9 +202,13 @@ public final class Keeper {
                 client.opened(link, notices: said + notices)
             case .failed(let failure):
                 client.finish(with: .failed(failure))
-            case .fallback(let reason, let keys):
-                self.needsTerminal[key] = (Reactor.now() + UInt64(self.settings.fallbackMemory * 1e9), keys)
-                client.finish(with: .fallback(reason: reason, keys: keys))
+            case .fallback(let reason, let keys, let question):
+                // A question's attempt count belongs to the CLI that answers it: a new
+                // CLI starts from the first attempt.
+                var fresh = question
+                fresh?.attempt = 1
+                self.needsTerminal[key] = (Reactor.now() + UInt64(self.settings.fallbackMemory * 1e9), keys, fresh)
+                client.finish(with: .fallback(reason: reason, keys: keys, question: question))
             }
         }
     }

@@ -126,7 +126,10 @@ final class KeeperClient {
         stopWaitingForSpeech()
         let hello: Hello
         do {
-            hello = try Hello.opening(frame, from: [.client]) {
+            // The host's answer is replayed as it came, so the CLI must speak the link's
+            // version exactly (Keeper.open already sent a CLI that doesn't elsewhere).
+            let link = ProtocolRange(oldest: link.protocolVersion, newest: link.protocolVersion)
+            (hello, _) = try Hello.opening(frame, from: [.client], speaking: link) {
                 ErrorBody(.badFrame, "expected hello with role client, got role \($0.rawValue)")
             }
         } catch {

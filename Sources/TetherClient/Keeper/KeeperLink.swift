@@ -43,7 +43,7 @@ final class KeeperLink {
     enum Outcome {
         case ready(notices: [String])
         case failed(KeeperFailure)
-        case fallback(String, keys: [String])
+        case fallback(String, keys: [String], question: LoginQuestion? = nil)
     }
 
     // State below is internal, not private, only for KeeperLink+Relay.swift.
@@ -91,6 +91,8 @@ final class KeeperLink {
     private(set) var hostHelloPayload: [UInt8] = []
     /// The host's gateway socket, as its hello named it.
     private(set) var hostGateway: String?
+    /// The protocol version the link's hello settled on; a CLI must speak it too.
+    private(set) var protocolVersion = tetherOldestProtocolVersion
     private var notices: [String] = []
     private var waiters: [(Outcome) -> Void] = []
     private var decoder = FrameDecoder()
@@ -129,9 +131,10 @@ final class KeeperLink {
     init(open: KeeperOpen, reactor: Reactor, log: KeeperLog, persist: Double) {
         self.key = KeeperLinkKey(open)
         // Passphrases go to the login only; the link keeps its open request without them.
-        self.passphrases = PassphraseWanted(given: open.passphrases ?? [:])
+        self.passphrases = PassphraseWanted(given: open.passphrases ?? [:], logins: open.logins)
         var open = open
         open.passphrases = nil
+        open.logins = nil
         self.open = open
         self.reactor = reactor
         self.log = log
@@ -169,6 +172,7 @@ final class KeeperLink {
     func start() {
         connection.passphraseProvider = passphrases
         connection.hostKeyQuestion = passphrases
+        connection.loginPrompter = passphrases
         connection.onNotice = { [weak self] message in
             guard let self else { return }
             if self.phase == .connecting { self.notices.append(message) }
@@ -307,10 +311,11 @@ final class KeeperLink {
         switch frame.type {
         case .hello:
             do {
-                hostGateway = try Hello.decode(frame.payload).gateway
+                let (hello, version) = try Hello.answer(frame.payload)
+                hostGateway = hello.gateway
+                protocolVersion = version
             } catch .versionMismatch(let peer, let ours) {
-                fail(KeeperFailure(.versionMismatch,
-                    "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
+                fail(KeeperFailure(.versionMismatch, HostConnection.mismatchMessage(host: peer, client: ours)))
                 return
             } catch {
                 fail(KeeperFailure(.protocolViolation, "the subsystem did not answer like a Tether host: \(error)"))
@@ -373,7 +378,11 @@ final class KeeperLink {
         switch phase {
         case .connecting:
             if let error {
-                if error.kind == .authenticationFailed && passphrases.wasAsked {
+                if error.kind == .authenticationFailed, let question = passphrases.loginQuestion, passphrases.keysAsked.isEmpty {
+                    log.write("\(destination): login needs a person's answer (\(question.method.rawValue)); the CLI asks")
+                    finish(.fallback("\(question.method.rawValue) authentication needs a person's answer (the keeper has no terminal)",
+                                     keys: [], question: question), sending: nil)
+                } else if error.kind == .authenticationFailed && passphrases.wasAsked {
                     log.write("\(destination): login needs a passphrase; the CLI connects directly")
                     passphrases.forget()
                     finish(.fallback("a key needs its passphrase typed (the keeper has no terminal)",

@@ -26,6 +26,8 @@ final class KeeperTransport: ByteTransport {
     private var request: KeeperOpen
     /// Passphrases were asked for at this terminal and sent once already.
     private var sentPassphrases = false
+    /// Password and keyboard-interactive answers asked for at this terminal.
+    private var logins = LoginRelay()
     private let paths: KeeperPaths
     private let executable: String
     private var phase = Phase.idle
@@ -136,6 +138,10 @@ final class KeeperTransport: ByteTransport {
         switch reply {
         case .opened(let notices):
             phase = .relaying
+            // The link has logged in: nothing here needs the secrets any more.
+            request.passphrases = nil
+            request.logins = nil
+            logins = LoginRelay()
             notices.forEach { SSHNotice.printToStandardError($0) }
             if options.verbosity > 0 {
                 SSHNotice.printToStandardError("\(destination): keeper: stream opened (keeper socket \(paths.socket), log \(paths.log))")
@@ -144,12 +150,23 @@ final class KeeperTransport: ByteTransport {
             if !rest.isEmpty { rest.withUnsafeBytes { relay($0) } }
         case .failed(let failure):
             finish(failure.error(host: destination))
-        case .fallback(let reason, let keys):
+        case .fallback(let reason, let keys, let question):
             if let keys, !keys.isEmpty, !sentPassphrases, let typed = askPassphrases(keys) {
                 // Typed here once; the keeper logs in with them and forgets them, and the
                 // next command rides the warm link without a prompt.
                 sentPassphrases = true
                 request.passphrases = typed
+                releaseSocket()
+                openStream()
+                return
+            }
+            if let question, !target.preferences.batchMode,
+               logins.ask(question, prompts: target.preferences.passwordPrompts) {
+                // The same hand-off for a password or the server's prompts.
+                if options.verbosity > 0 {
+                    SSHNotice.printToStandardError("\(destination): keeper: handing it the answer to the \(question.method.rawValue) question for this link's login")
+                }
+                request.logins = logins.answers
                 releaseSocket()
                 openStream()
                 return

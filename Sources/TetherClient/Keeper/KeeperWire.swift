@@ -35,6 +35,9 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     /// path: used for this link's login only, then forgotten (never logged, never kept
     /// with the link). Sent only over the keeper's peer-checked socket.
     var passphrases: [String: String]? = nil
+    /// Password and keyboard-interactive answers the person typed at the CLI for the
+    /// question a `fallback` carried: for this link's login only, like `passphrases`.
+    var logins: LoginAnswers? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
@@ -45,8 +48,10 @@ enum KeeperReply: Codable, Sendable, Equatable {
     case failed(KeeperFailure)
     /// The keeper can't serve this (a key needs a passphrase typed on a terminal, another
     /// version…): connect directly instead. Never used for a real connection failure.
-    /// `keys`: identity files whose passphrase the CLI may ask for and send back.
-    case fallback(reason: String, keys: [String]? = nil)
+    /// `keys`: identity files whose passphrase the CLI may ask for and send back;
+    /// `question`: a password or keyboard-interactive question for the CLI to ask, its
+    /// answers sent back in `KeeperOpen.logins`.
+    case fallback(reason: String, keys: [String]? = nil, question: LoginQuestion? = nil)
     case status(KeeperStatus)
     case stopping
 }

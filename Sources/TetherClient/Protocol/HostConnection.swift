@@ -1,5 +1,6 @@
 import TetherIO
 import TetherProtocol
+import TetherSSH
 
 /// What a channel (one attachment to a session) hears from its host connection.
 protocol ChannelEndpoint: AnyObject {
@@ -37,6 +38,8 @@ final class HostConnection {
     private var decoder = FrameDecoder()
     private(set) var phase: Phase = .connecting
     private(set) var hostHello: Hello?
+    /// The protocol version the hello settled on (the highest both sides speak).
+    private(set) var protocolVersion = tetherOldestProtocolVersion
     private var readyWaiters: [(Result<Hello, TetherClientError>) -> Void] = []
     private var pending: [UInt32: (Result<Response, TetherClientError>) -> Void] = [:]
     private var nextRequestID: UInt32 = 1
@@ -70,11 +73,7 @@ final class HostConnection {
     func start(_ completion: @escaping (Result<Hello, TetherClientError>) -> Void) {
         readyWaiters.append(completion)
         transport.onDrained = { [weak self] in self?.drained() }
-        handshakeTimer = reactor.schedule(after: handshakeTimeout) { [weak self] in
-            guard let self, case .connecting = self.phase else { return }
-            self.shutdown(TetherClientError(.connection, host: self.computerName,
-                "no answer from the tether subsystem within \(Int(self.handshakeTimeout)) s"))
-        }
+        armHandshakeTimer(after: handshakeTimeout)
         transport.start(
             onReady: { [weak self] in
                 guard let self else { return }
@@ -82,6 +81,22 @@ final class HostConnection {
             },
             onData: { [weak self] bytes in self?.received(bytes) },
             onClose: { [weak self] error in self?.transportClosed(error) })
+    }
+
+    /// Bounds the handshake; time spent waiting for a person to type a passphrase or a
+    /// password (on this process's terminal) is added, not counted.
+    private func armHandshakeTimer(after seconds: Double) {
+        let personBefore = PersonWait.seconds
+        handshakeTimer = reactor.schedule(after: seconds) { [weak self] in
+            guard let self, case .connecting = self.phase else { return }
+            let waited = PersonWait.seconds - personBefore
+            if waited > 0 {
+                self.armHandshakeTimer(after: waited)
+                return
+            }
+            self.shutdown(TetherClientError(.connection, host: self.computerName,
+                "no answer from the tether subsystem within \(Int(self.handshakeTimeout)) s"))
+        }
     }
 
     var isReady: Bool {
@@ -266,8 +281,9 @@ final class HostConnection {
         switch frame.type {
         case .hello:
             do {
-                let hello = try Hello.decode(frame.payload)
+                let (hello, version) = try Hello.answer(frame.payload)
                 hostHello = hello
+                protocolVersion = version
                 phase = .ready
                 if let timer = handshakeTimer { reactor.cancel(timer) }
                 watchLiveness()
@@ -276,7 +292,7 @@ final class HostConnection {
                 waiters.forEach { $0(.success(hello)) }
             } catch .versionMismatch(let peer, let ours) {
                 shutdown(TetherClientError(.versionMismatch, host: computerName,
-                    "protocol version mismatch: the host speaks version \(peer), this client speaks version \(ours); install matching versions of tether and tether-subsystem"))
+                    HostConnection.mismatchMessage(host: peer, client: ours)))
             } catch {
                 shutdown(TetherClientError(.protocolViolation, host: computerName,
                     "the \(clientHello.role == .client ? "subsystem" : "peer") did not answer like a Tether host: \(error)"))
@@ -302,7 +318,11 @@ final class HostConnection {
         }
         guard let completion = pending.removeValue(forKey: id) else { return }
         if case .failure(let body) = response {
-            completion(.failure(Self.error(from: body, host: computerName)))
+            // A request refused for its protocol version (a feature the host, or the
+            // session's runspace, is too old for) is one refusal, not a failed connection.
+            completion(.failure(body.code == .versionMismatch
+                ? TetherClientError(.remote(.versionMismatch), host: computerName, body.message)
+                : Self.error(from: body, host: computerName)))
         } else {
             completion(.success(response))
         }
@@ -409,5 +429,13 @@ final class HostConnection {
         graceful.forEach { $0() }
         onClosed?()
         onClosed = nil
+    }
+
+    /// The words for a host whose answer we can't speak (it shares no version with us).
+    static func mismatchMessage(host: ProtocolRange, client: ProtocolRange) -> String {
+        "protocol version mismatch: the host speaks protocol \(host), this client (tether \(tetherReleaseVersion)) speaks \(client); "
+            + (host.newest < client.oldest
+                ? "upgrade tether-subsystem on the host to tether \(tetherRelease(introducingProtocol: client.oldest)) or later"
+                : "upgrade this client (\(protocolDescription(host.oldest)) or later)")
     }
 }

@@ -229,7 +229,7 @@ extension Session {
                 job.streams?.setWatching(false)  // `updateJobReading` resumes it
                 return
             }
-            job.streams?.readAvailable()
+            job.streams?.readOnce()
         }
         return pipe
     }

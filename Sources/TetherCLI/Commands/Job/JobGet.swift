@@ -25,6 +25,9 @@ struct JobGet: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector, listing: true)
             await context.pool.closeAll()

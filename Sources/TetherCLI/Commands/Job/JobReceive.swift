@@ -33,6 +33,9 @@ struct JobReceive: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
             InterruptHandler(onFirst: {}, nothingToInterrupt: { true }).install()

@@ -30,6 +30,9 @@ struct JobRemove: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if connection.printConfiguration {
+                return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
+            }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector)
             let removed: [SessionTarget?] = await concurrentMap(targets) { [force] target in
