@@ -58,7 +58,7 @@ final class StreamTerminalTests: CLITestCase {
         XCTAssertEqual(try pane.waitForExit(), 0)
         screen = try pane.screen()
         XCTAssertFalse(screen.contains("Copying"), screen)
-        XCTAssertTrue(screen.contains("before\nmiddle\nWARNING: almost there\nafter\n"), "the bar is gone when the command ends: \(screen.debugDescription)")
+        XCTAssertTrue(screen.contains("before\nmiddle\nWARNING: almost there\nafter"), "the bar is gone when the command ends: \(screen.debugDescription)")
     }
 
     func testStdoutToAFileGetsNoneOfTheDrawing() throws {
