@@ -287,19 +287,19 @@ struct Invoke: AsyncParsableCommand {
 
     private func startDisconnected(on computer: String, context: CommandContext, script: String,
                                    arguments: [String]) async -> SessionRow? {
-            do {
-                let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
-                                                           outputBuffering: outputBuffering, bufferLimit: bufferLimit)
-                _ = try await session.invoke(script, arguments: arguments)
-                try await session.detach()
-                let summary = try await host.release(instanceID: session.instanceID)
-                let local = try context.record([summary]).first
-                return SessionRow(local: local, summary: summary)
-            } catch {
-                context.failures.report(error, host: computer)
-                return nil
-            }
+        do {
+            let host = try await context.pool.host(computer)
+            let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
+                                                       outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+            _ = try await session.invoke(script, arguments: arguments)
+            try await session.detach()
+            let summary = try await host.release(instanceID: session.instanceID)
+            let local = try context.record([summary]).first
+            return SessionRow(local: local, summary: summary)
+        } catch {
+            context.failures.report(error, host: computer)
+            return nil
+        }
     }
 }
 

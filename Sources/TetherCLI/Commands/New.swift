@@ -81,19 +81,19 @@ struct New: AsyncParsableCommand {
     }
 
     private func create(on computer: String, context: CommandContext) async -> SessionRow? {
-                do {
-                    let host = try await context.pool.host(computer)
-                    let session = try await host.createSession(
-                        name: name, configuration: configuration, idleTimeout: idleTimeout,
-                        outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
-                    guard let summary = session.summary else {
-                        throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
-                    }
-                    let local = try context.record([summary]).first
-                    return SessionRow(local: local, summary: summary)
-                } catch {
-                    context.failures.report(error, host: computer)
-                    return nil
-                }
+        do {
+            let host = try await context.pool.host(computer)
+            let session = try await host.createSession(
+                name: name, configuration: configuration, idleTimeout: idleTimeout,
+                outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
+            guard let summary = session.summary else {
+                throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
+            }
+            let local = try context.record([summary]).first
+            return SessionRow(local: local, summary: summary)
+        } catch {
+            context.failures.report(error, host: computer)
+            return nil
+        }
     }
 }

@@ -80,50 +80,50 @@ struct Receive: AsyncParsableCommand {
     private static func receive(_ target: SessionTarget, output: TargetOutput, label: String?, display: StreamDisplay,
                                 context: CommandContext, timeout: Double,
                                 reconnecting: ReconnectingTargets) async -> Int32 {
-                let computer = target.computerName
+        let computer = target.computerName
+        do {
+            var host = try await context.pool.host(computer)
+            let attaching = host
+            var reception = try await StallNotice.around(attaching, instanceID: target.instanceID, name: target.name,
+                                                         waitingFor: "to answer") {
+                try await attaching.session(instanceID: target.instanceID, name: target.name).receive()
+            }
+            let reconnector = Reconnector(computerName: computer, pool: context.pool, timeout: timeout,
+                                          reconnecting: reconnecting)
+            while true {
                 do {
-                    var host = try await context.pool.host(computer)
-                    let attaching = host
-                    var reception = try await StallNotice.around(attaching, instanceID: target.instanceID, name: target.name,
-                                                                 waitingFor: "to answer") {
-                        try await attaching.session(instanceID: target.instanceID, name: target.name).receive()
-                    }
-                    let reconnector = Reconnector(computerName: computer, pool: context.pool, timeout: timeout,
-                                                  reconnecting: reconnecting)
-                    while true {
-                        do {
-                            let sequence = reception.output
-                            for try await chunk in sequence {
-                                // A record is acknowledged only once written: a write that
-                                // fails leaves the loop before the next one is asked for.
-                                switch chunk {
-                                case .stdout(let bytes): try output.stdout(bytes, from: sequence)
-                                case .stderr(let bytes): try output.stderr(bytes, from: sequence)
-                                case .stream(let record):
-                                    try display.show(record, label: label, output: output, from: sequence)
-                                case .dropped(let bytes, let records):
-                                    try output.finish()
-                                    Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
-                                }
-                            }
-                            break
-                        } catch let error as TetherClientError where error.isConnectionLost {
-                            // Resume where this process stopped: every record once, in order.
+                    let sequence = reception.output
+                    for try await chunk in sequence {
+                        // A record is acknowledged only once written: a write that
+                        // fails leaves the loop before the next one is asked for.
+                        switch chunk {
+                        case .stdout(let bytes): try output.stdout(bytes, from: sequence)
+                        case .stderr(let bytes): try output.stderr(bytes, from: sequence)
+                        case .stream(let record):
+                            try display.show(record, label: label, output: output, from: sequence)
+                        case .dropped(let bytes, let records):
                             try output.finish()
-                            guard timeout > 0 else { throw Reconnector.notResumed(error, computerName: computer) }
-                            (reception, host) = try await reconnector.resume(reception.resumePoint, lost: host, cause: error)
+                            Terminal.shared.err("tether: \(computer): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
                         }
                     }
+                    break
+                } catch let error as TetherClientError where error.isConnectionLost {
+                    // Resume where this process stopped: every record once, in order.
                     try output.finish()
-                    if let ended = try await reception.sessionEnded {
-                        Terminal.shared.err("tether: \(computer): \(ended)\n")
-                    }
-                    return try await reception.exitStatus ?? 0
-                } catch let error as OutputWriteError {
-                    Terminal.shared.leave(after: error)
-                } catch {
-                    output.finishOrLeave()
-                    return context.failures.report(error, host: computer)
+                    guard timeout > 0 else { throw Reconnector.notResumed(error, computerName: computer) }
+                    (reception, host) = try await reconnector.resume(reception.resumePoint, lost: host, cause: error)
                 }
+            }
+            try output.finish()
+            if let ended = try await reception.sessionEnded {
+                Terminal.shared.err("tether: \(computer): \(ended)\n")
+            }
+            return try await reception.exitStatus ?? 0
+        } catch let error as OutputWriteError {
+            Terminal.shared.leave(after: error)
+        } catch {
+            output.finishOrLeave()
+            return context.failures.report(error, host: computer)
+        }
     }
 }
