@@ -1,3 +1,5 @@
 import TetherHostMain
+import TetherIO
 
+StreamingHeap.configure()
 HostCommand.main()

@@ -57,6 +57,22 @@ final class MixedVersionTests: CLITestCase {
         XCTAssertEqual(try getJSON(["--computer", "elder"]).count, 0)
     }
 
+    /// A client upgraded while its keeper runs: both releases' CLIs share one home, each
+    /// through a keeper of its own release (the keeper's socket name hashes the
+    /// executable), each speaking its own protocol with this host.
+    func testBothReleasesOfTheClientShareAHome() throws {
+        try checkPrevious(["new", "alpha", "--name", "k"])
+        XCTAssertEqual(try checkPrevious(["invoke", "--name", "k", "--", "x=1; echo old"]), "old\n")
+        let current = try tether(["invoke", "--name", "k", "-v", "--", "echo \"new $x\""])
+        XCTAssertEqual(current.status, .exited(0), current.stderrText)
+        XCTAssertEqual(current.stdoutText, "new 1\n")
+        XCTAssertTrue(current.stderrText.contains("keeper: dialled a new link"), current.stderrText)
+        XCTAssertTrue(current.stderrText.contains("alpha: host: tether-subsystem \(tetherReleaseVersion), protocol \(tetherProtocolVersion)"), current.stderrText)
+        XCTAssertEqual(try checkPrevious(["invoke", "--name", "k", "--", "echo \"old again $x\""]), "old again 1\n")
+        try check(["remove", "--name", "k"])
+        try checkPrevious(["keeper", "--stop"])
+    }
+
     func testBothBinariesPrintTheirReleaseAndProtocols() throws {
         let line = "\(tetherReleaseVersion) (protocol \(tetherProtocolVersion), speaks \(ProtocolRange.ours)"
         XCTAssertTrue(try check(["--version"]).hasPrefix("tether " + line))

@@ -110,7 +110,7 @@ struct Invoke: AsyncParsableCommand {
     @Flag(name: .customLong("hide-computer-name"), help: "No [computer] prefix on output lines.")
     var hideComputerName = false
 
-    @Flag(help: "Print one JSON object per session (stdout, stderr, exitStatus, and records: every record in order with its stream) at the end instead of streaming.")
+    @Flag(help: "Print a JSON array at the end instead of streaming: one object per session (stdout, stderr, exitStatus, error, and records: every record in order with its stream), an error object per computer that failed (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Streams") var streams: StreamArguments
@@ -194,7 +194,7 @@ struct Invoke: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
             }
@@ -217,6 +217,7 @@ struct Invoke: AsyncParsableCommand {
             }
             guard !jobs.isEmpty else {
                 await context.pool.closeAll()
+                if json { Terminal.shared.out(InvokeResult.json([], failures: context.failures.entries)) }
                 try context.failures.exitIfFailed()
                 return
             }
@@ -243,6 +244,8 @@ struct Invoke: AsyncParsableCommand {
             let rawMode = tty ? TerminalMode.enterRaw() : nil
             defer { rawMode?.restore() }
             let indexed = Array(zip(jobs, stdinSources))
+            // Hosts that failed while the sessions were looked up have no result of their own.
+            let lookupFailures = context.failures.entries
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
                 let result = await job.run(settings: settings, stdin: stdin, context: context, running: running,
                                            reconnecting: reconnecting)
@@ -251,7 +254,7 @@ struct Invoke: AsyncParsableCommand {
             }
             display.finish()
             await context.pool.closeAll()
-            if json { Terminal.shared.out(InvokeResult.json(results)) }
+            if json { Terminal.shared.out(InvokeResult.json(results, failures: lookupFailures)) }
             // 0 if all succeeded, else the first non-zero status in session order.
             if let failed = results.first(where: { $0.exitCode != 0 }) {
                 throw ExitCode(failed.exitCode)
@@ -281,7 +284,7 @@ struct Invoke: AsyncParsableCommand {
         }
         progress.finish()
         await context.pool.closeAll()
-        SessionTable.print(rows.compactMap { $0 }, json: json)
+        SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
         try context.failures.exitIfFailed()
     }
 
@@ -447,8 +450,8 @@ struct InvokeJob: Sendable {
             Terminal.shared.leave(after: error)
         } catch {
             output.finishOrLeave()
-            result.error = Failures.message(for: error, host: computerName)
-            result.exitCode = context.failures.report(error, host: computerName)
+            result.exitCode = context.failures.report(error, host: computerName, session: target?.local)
+            result.error = error
         }
         result.stdout = collected.stdout
         result.stderr = collected.stderr
@@ -518,10 +521,12 @@ struct InvokeResult: Sendable {
     var records: [OutputChunk] = []
     var exitStatus: Int32?
     var exitCode: Int32 = 0
-    var error: String?
+    var error: (any Error)?
 
-    /// `--json`: keys in JSONSerialization's sorted order, as `PrettyJSON` expects.
-    static func json(_ results: [InvokeResult]) -> String {
+    /// `--json` (docs/json.md): keys in JSONSerialization's sorted order, as `PrettyJSON`
+    /// expects; `error` is the error object of `FailureJSON`, then `failures` (hosts that
+    /// got no result) follow as error objects.
+    static func json(_ results: [InvokeResult], failures: [Failures.Entry]) -> String {
         var out = PrettyJSON(reservingCapacity: 256 + results.reduce(0) { $0 + $1.stdout.count + $1.stderr.count })
         out.beginArray()
         for r in results {
@@ -529,7 +534,8 @@ struct InvokeResult: Sendable {
             out.beginObject()
             out.key("computerName"); out.string(r.computerName)
             out.key("droppedBytes"); out.integer(Int(r.droppedBytes))
-            out.key("error"); out.optionalString(r.error)
+            out.key("error")
+            if let error = r.error { FailureJSON.error(error, exitCode: r.exitCode, to: &out) } else { out.null() }
             out.key("exitStatus")
             if let status = r.exitStatus { out.integer(Int(status)) } else { out.null() }
             out.key("id")
@@ -547,6 +553,7 @@ struct InvokeResult: Sendable {
             out.key("stdout"); out.string(String(decoding: r.stdout, as: UTF8.self))
             out.endObject()
         }
+        FailureJSON.append(failures, to: &out)
         out.endArray()
         return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }

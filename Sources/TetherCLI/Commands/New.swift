@@ -41,7 +41,7 @@ struct New: AsyncParsableCommand {
         "Jobs that may run at once in the session (default \(JobLimits.defaultConcurrent); see tether job).", valueName: "N"))
     var jobLimit: Int?
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print a JSON array instead of a table: the sessions, then an error object per failure (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
@@ -61,7 +61,7 @@ struct New: AsyncParsableCommand {
             try ResolvedConfigurations.print(splitList(computers), connection: connection)
             return
         }
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             let context = try CommandContext(connection: connection)
             let all = splitList(computers)
             // On a terminal, several computers: how many are done and failed, below the output.
@@ -75,7 +75,7 @@ struct New: AsyncParsableCommand {
             }
             progress.finish()
             await context.pool.closeAll()
-            SessionTable.print(rows.compactMap { $0 }, json: json)
+            SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

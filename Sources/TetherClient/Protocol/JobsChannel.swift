@@ -162,7 +162,22 @@ final class JobReceiveChannel: ChannelEndpoint {
             },
             consumerReachedEnd: {
                 reactor.execute { bound.value.detachIfDone() }
+            },
+            consumerCancelled: {
+                reactor.execute { bound.value.abandon() }
             })
+    }
+
+    /// The consuming task was cancelled: stop and detach now (unconsumed output stays
+    /// unacknowledged on the host).
+    private func abandon() {
+        if active, let core {
+            active = false
+            host.resumeReading(for: self)
+            core.end.resolve(.failure(CancellationError()))
+            core.output.finish(.failure(CancellationError()))
+        }
+        detachIfDone()
     }
 
     func deliver(_ record: Record) {

@@ -140,7 +140,22 @@ final class ReceiveChannel: ChannelEndpoint {
                 // Only now: acks travel on this channel, so it must stay attached until
                 // the consumer has taken (and acknowledged) the last record.
                 reactor.execute { bound.value.detachIfDone() }
+            },
+            consumerCancelled: {
+                reactor.execute { bound.value.abandon() }
             })
+    }
+
+    /// The consuming task was cancelled: stop following and detach now. What was not
+    /// consumed stays unacknowledged on the host, for the next receive.
+    private func abandon() {
+        if active, let core {
+            active = false
+            host.resumeReading(for: self)
+            core.outcome.resolve(.failure(CancellationError()))
+            core.output.finish(.failure(CancellationError()))
+        }
+        detachIfDone()
     }
 
     func deliver(_ record: Record) {

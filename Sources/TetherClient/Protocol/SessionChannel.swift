@@ -152,8 +152,20 @@ final class SessionChannel: ChannelEndpoint {
             },
             sendAck: { seq in
                 reactor.execute { bound.value.sendAck(seq) }
+            },
+            consumerCancelled: {
+                reactor.execute { bound.value.abandonCancelledCommand() }
             })
         return CommandCore(output: queue)
+    }
+
+    /// The task reading the running command's output was cancelled: detach, so the
+    /// channel neither takes nor holds up output nobody reads. The command goes on on the
+    /// host and its output stays there, unacknowledged, for `receive`. (A command that
+    /// already ended leaves the attachment as it is, ready for the next invoke.)
+    private func abandonCancelledCommand() {
+        guard let core = running?.core, core.output.consumerCancelledEarly else { return }
+        detach { _ in }
     }
 
     /// How long an ack that covers no output may wait for company (see `sendAck`).

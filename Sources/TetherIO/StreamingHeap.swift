@@ -1,0 +1,17 @@
+import CTetherPosix
+
+/// How this process's heap serves streaming, set once at start by the executables.
+///
+/// Output moves as records of up to 256 KiB, each allocated, passed on and freed. glibc's
+/// defaults serve a block over 128 KiB with its own mmap(2) and return it with munmap(2)
+/// (the threshold adapts only to blocks already freed), and give the heap's top back to
+/// the kernel once 256 KiB of it is free: so each record cost fresh zeroed pages — page
+/// faults, clear_page, unmap — in every process it crossed. Measured on a 1 GB stream
+/// through the CLI: the CLI's CPU 0.97–1.00 → 0.50–0.59 s (system time 0.75 → 0.26 s)
+/// with the heap keeping such blocks. Idle processes still give everything back:
+/// the keeper and the runspace call `malloc_trim` when they go idle.
+public enum StreamingHeap {
+    public static func configure() {
+        tether_malloc_for_streaming()
+    }
+}
