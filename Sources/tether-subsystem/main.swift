@@ -1,5 +1,3 @@
 import TetherHostMain
-import TetherIO
 
-StreamingHeap.configure()
 HostCommand.main()
