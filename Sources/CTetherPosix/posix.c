@@ -47,6 +47,10 @@ int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path)
 int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int tether_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int tether_malloc_trim(void) { return malloc_trim(0); }
+void tether_malloc_for_streaming(void) {
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+}
 
 int tether_posix_openpt(int flags) { return posix_openpt(flags); }
 int tether_grantpt(int fd) { return grantpt(fd); }

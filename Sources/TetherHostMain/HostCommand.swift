@@ -72,6 +72,9 @@ extension HostCommand {
         @Flag(help: .hidden)
         var gateway = false
         func run() throws {
+            // A relay of 256 KiB records: its heap keeps them (the runspace and the
+            // registry, long-lived and one per session or user, keep glibc's defaults).
+            StreamingHeap.configure()
             // --gateway: started by the registry on a connection to its gateway socket.
             Subsystem.run(paths: directories.paths, route: gateway ? .gateway : .subsystem)
         }

@@ -131,6 +131,8 @@ extension Record.Kind {
         case .stdout, .stderr, .commandStarted, .commandEnded, .dropped, .sessionClosed, .sessionBroken,
              .jobEnded, .jobCaughtUp:
             return 2
+        case .warning, .verbose, .information, .progress:
+            return 3
         }
     }
 }

@@ -55,6 +55,9 @@ final class PeerConnection {
     }
 
     func send(_ record: Record, channel: UInt32) {
+        // A kind this peer's version lacks (the other streams, for tether 0.1) goes as
+        // its protocol-2 equivalent, same seq.
+        let record = record.kind.requiredProtocol > protocolVersion ? record.downgraded(to: protocolVersion) : record
         // The body goes out from the journal's own array (writev), not a framed copy.
         connection.send(head: record.frameHead(channel: channel), body: record.body)
     }

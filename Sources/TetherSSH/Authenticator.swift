@@ -18,6 +18,8 @@ final class Authenticator {
 
     private enum Phase {
         case listMethods
+        case nextMemoryKey(Int)
+        case tryMemoryKey(Int, passphrase: String?, label: String)
         case nextMethod
         case startAgent
         case nextAgentIdentity(after: UnsafeMutablePointer<libssh2_agent_publickey>?)
@@ -33,6 +35,7 @@ final class Authenticator {
     private let session: OpaquePointer
     private let target: SSHTarget
     private let passphrases: PassphraseProvider
+    private let memoryKeys: [MemoryKey]
     private let prompter: LoginPrompter
     /// Ends the connection at once (shutdown of its socket): a keyboard-interactive
     /// question only someone elsewhere can answer must not be answered wrongly.
@@ -56,11 +59,13 @@ final class Authenticator {
     private(set) var secondsWaitingForPerson = 0.0
 
     init(session: OpaquePointer, target: SSHTarget, passphrases: PassphraseProvider,
+         memoryKeys: [MemoryKey] = [],
          prompter: LoginPrompter = TTYLoginPrompter(), abandon: @escaping () -> Void = {},
          notice: @escaping (String) -> Void) {
         self.session = session
         self.target = target
         self.passphrases = passphrases
+        self.memoryKeys = memoryKeys
         self.prompter = prompter
         self.abandon = abandon
         self.notice = notice
@@ -102,7 +107,8 @@ final class Authenticator {
             case .nextMethod:
                 guard !methodsLeft.isEmpty else { phase = .exhausted; continue }
                 let method = methodsLeft.removeFirst()
-                guard method != "publickey" else { phase = .startAgent; continue }
+                // Public keys: the program's in-memory ones first, then the agent's, then files.
+                guard method != "publickey" else { phase = .nextMemoryKey(0); continue }
                 let kind: LoginQuestion.Method = method == "password" ? .password : .keyboardInteractive
                 // Attempts a person already had refused (on an earlier keeper link) count.
                 let attempt = prompter.attemptsSpent(kind) + 1
@@ -111,6 +117,30 @@ final class Authenticator {
                     continue
                 }
                 phase = kind == .password ? .askPassword(attempt: attempt) : .keyboardInteractive(attempt: attempt)
+
+            case .nextMemoryKey(let index):
+                guard index < memoryKeys.count else { phase = .startAgent; continue }
+                phase = .nextMemoryKey(index + 1)
+                if let attempt = prepareMemoryKey(index) { phase = attempt }
+
+            case .tryMemoryKey(let index, let passphrase, let label):
+                let key = memoryKeys[index].privateKey
+                let rc = key.withUnsafeBufferPointer { bytes in
+                    bytes.withMemoryRebound(to: CChar.self) { chars in
+                        // libssh2 derives the public key from the private one.
+                        libssh2_userauth_publickey_frommemory(session, user, user.utf8.count, nil, 0,
+                                                              chars.baseAddress, chars.count, passphrase)
+                    }
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+                if rc == 0 { return .succeeded }
+                if let lost = connectionLost(rc) { return .failed(lost) }
+                if rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED {
+                    skipped.append("\(memoryKeys[index].label) (libssh2 could not use it\(passphrase != nil ? ": wrong passphrase?" : ""): \(LibSSH2.lastError(session).message))")
+                } else {
+                    tried.append(label)
+                }
+                phase = .nextMemoryKey(index + 1)
 
             case .startAgent:
                 phase = .nextFile(0)
@@ -399,6 +429,45 @@ final class Authenticator {
                                            certificateFiles: target.preferences.certificateFiles)
             : nil
         return .tryFile(index, path: path, passphrase: passphrase, label: label, certificate: certificate)
+    }
+
+    /// Checks an in-memory key as `prepareFile` checks a file; nil to skip it.
+    private func prepareMemoryKey(_ index: Int) -> Phase? {
+        let memory = memoryKeys[index]
+        let key: IdentityFile
+        switch IdentityFile.parse(memory.privateKey, path: memory.label) {
+        case .success(let parsed) where parsed.format != .publicOnly:
+            key = parsed
+        case .success:
+            skipped.append("\(memory.label) (only a public key)")
+            return nil
+        case .failure(.notAKey(let why)), .failure(.unreadable(let why)):
+            skipped.append("\(memory.label) (\(why))")
+            return nil
+        case .failure(.missing):
+            skipped.append("\(memory.label) (empty)")
+            return nil
+        }
+        if key.isSecurityKey {
+            skipped.append("\(memory.label) (a FIDO/security key: libssh2 cannot use it)")
+            return nil
+        }
+        if key.isRSA && !LibSSH2.canSignRSASHA2 {
+            skipRSA(memory.label)
+            return nil
+        }
+        if let blob = key.publicKeyBlob { triedBlobs.insert(blob) }
+        var passphrase = memory.passphrase
+        if key.isEncrypted && passphrase == nil {
+            let started = Reactor.now()
+            passphrase = passphrases.passphrase(for: memory.label)
+            secondsWaitingForPerson += Double(Reactor.now() - started) / 1e9
+            if passphrase == nil {
+                skipped.append("\(memory.label) (encrypted, and no passphrase was given)")
+                return nil
+            }
+        }
+        return .tryMemoryKey(index, passphrase: passphrase, label: "\(memory.label) (\(LibSSH2.displayKeyType(key.keyType)))")
     }
 
     private func skipRSA(_ what: String) {

@@ -55,8 +55,13 @@ struct IdentityFile {
         } catch {
             return .failure(.unreadable("\(error)"))
         }
+        return parse(bytes, path: path, publicFromFile: readPublicKeyFile(path + ".pub"))
+    }
+
+    /// A private key's text (from a file, or held in memory by a library caller: then
+    /// `path` is only its label).
+    static func parse(_ bytes: [UInt8], path: String, publicFromFile: [UInt8]? = nil) -> Result<IdentityFile, LoadError> {
         let text = String(decoding: bytes, as: UTF8.self)
-        let publicFromFile = readPublicKeyFile(path + ".pub")
         if let body = armored(text, label: "OPENSSH PRIVATE KEY") {
             guard let decoded = Base64.decode(body), let header = parseOpenSSHHeader(decoded) else {
                 return .failure(.notAKey("its OpenSSH key body is damaged"))

@@ -78,7 +78,7 @@ extension SSHConnection {
         knownHosts = nil
         enter(.authenticating)
         authenticator = Authenticator(session: session, target: target, passphrases: passphraseProvider,
-                                      prompter: loginPrompter,
+                                      memoryKeys: memoryKeys, prompter: loginPrompter,
                                       abandon: { [weak self] in
                                           if let self, self.socket >= 0 { _ = shutdown(self.socket, Int32(SHUT_RDWR)) }
                                       },
@@ -124,6 +124,11 @@ extension SSHConnection {
             fail(.hostKeyChanged, "host key \(keyType) \(fingerprint) is marked @revoked in \(entry.location); refusing to connect")
             return false
         case .mismatch(let entry):
+            if let decide = hostKeyDecision {
+                let problem = HostKeyProblem(kind: .changed, hostName: name, keyType: keyType, fingerprint: fingerprint,
+                                             knownEntry: entry.location, keyBlob: blob)
+                return apply(decide(problem), to: problem, writable: writable)
+            }
             if policy == .no {
                 onNotice("\(target.displayName): host key has changed (\(keyType) \(fingerprint), \(entry.location) has another); accepted because StrictHostKeyChecking is no")
                 return true
@@ -131,6 +136,11 @@ extension SSHConnection {
             fail(.hostKeyChanged, "host key has changed — possible man-in-the-middle (it is now \(keyType) \(fingerprint); \(entry.location) has another); if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(entry.file)")
             return false
         case .notFound:
+            if let decide = hostKeyDecision {
+                let problem = HostKeyProblem(kind: .unknown, hostName: name, keyType: keyType, fingerprint: fingerprint,
+                                             knownEntry: nil, keyBlob: blob)
+                return apply(decide(problem), to: problem, writable: writable)
+            }
             switch policy {
             case .no:
                 return true
@@ -154,6 +164,23 @@ extension SSHConnection {
             case .acceptNew:
                 return record(name: name, blob: blob, keyType: keyType, fingerprint: fingerprint, in: writable)
             }
+        }
+    }
+
+    /// A library caller's `hostKeyDecision`, carried out.
+    private func apply(_ verdict: HostKeyVerdict, to problem: HostKeyProblem, writable: String?) -> Bool {
+        switch verdict {
+        case .accept:
+            return true
+        case .acceptAndRecord:
+            return record(name: problem.hostName, blob: problem.keyBlob, keyType: problem.keyType,
+                          fingerprint: problem.fingerprint, in: writable)
+        case .reject:
+            let what = problem.kind == .changed
+                ? "host key has changed (it is now \(problem.keyType) \(problem.fingerprint); \(problem.knownEntry ?? "known_hosts") has another)"
+                : "host key is not known (\(problem.keyType) \(problem.fingerprint))"
+            fail(problem.kind == .changed ? .hostKeyChanged : .hostKeyUnknown, "\(what), and the program's host key decision refused it")
+            return false
         }
     }
 

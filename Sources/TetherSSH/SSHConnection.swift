@@ -27,6 +27,12 @@ public final class SSHConnection {
     public var loginPrompter: LoginPrompter = TTYLoginPrompter()
     /// Asked about an unknown host key under StrictHostKeyChecking ask (ssh's default).
     public var hostKeyQuestion: HostKeyQuestion = TTYHostKeyQuestion()
+    /// A program's own rule for a host key known_hosts does not vouch for (unknown or
+    /// changed): when set, it decides instead of StrictHostKeyChecking. A @revoked key is
+    /// refused whatever it says.
+    public var hostKeyDecision: (@Sendable (HostKeyProblem) -> HostKeyVerdict)?
+    /// Private keys held in memory, offered before the agent's and the identity files.
+    public var memoryKeys: [MemoryKey] = []
     /// One-line notes for the user that are not errors (a skipped RSA key, a host key added
     /// to known_hosts). Defaults to standard error with a "tether: " prefix.
     public var onNotice: (String) -> Void = { SSHNotice.printToStandardError($0) }

@@ -1,3 +1,5 @@
 import TetherCLI
+import TetherIO
 
+StreamingHeap.configure()
 await TetherCommand.runMain()

@@ -45,7 +45,12 @@ final class FanOutTests: CLITestCase {
         XCTAssertEqual(result.status, .exited(255), result.stderrText)
         XCTAssertTrue(result.stderrText.hasPrefix("tether: beta"), result.stderrText)
         let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdoutText.utf8)) as? [[String: Any]])
-        let states = Dictionary(uniqueKeysWithValues: parsed.map { ($0["computerName"] as! String, $0["state"] as! String) })
+        let sessions = parsed.filter { $0["error"] is NSNull }
+        let states = Dictionary(uniqueKeysWithValues: sessions.map { ($0["computerName"] as! String, $0["state"] as! String) })
         XCTAssertEqual(states, ["alpha": "Opened", "beta": "Unknown"])
+        // beta's failure is in the array too, as an error object (docs/json.md).
+        let failed = parsed.filter { !($0["error"] is NSNull) }
+        XCTAssertEqual(failed.map { $0["computerName"] as? String }, ["beta"])
+        XCTAssertEqual((failed.first?["error"] as? [String: Any])?["exitStatus"] as? Int, 255)
     }
 }

@@ -25,6 +25,9 @@ int tether_pidfd_open(pid_t pid);
 int tether_set_child_subreaper(void);
 /// Returns freed heap memory to the kernel (glibc malloc_trim(0)): for long-idle daemons.
 int tether_malloc_trim(void);
+/// glibc malloc keeps blocks up to 4 MiB on its heap and 16 MiB of freed heap before
+/// trimming (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): see StreamingHeap.
+void tether_malloc_for_streaming(void);
 /// memfd_create(name, MFD_CLOEXEC): an anonymous in-memory file (GNU-only in glibc's headers).
 int tether_memfd_cloexec(const char *name);
 /// Pseudo-terminals (_XOPEN_SOURCE calls): a master, its grant and unlock, the slave's path.

@@ -10,4 +10,14 @@ int tether_ssh_cipher_setup(void);
 /// non-zero once a connection has moved data through the speed-up).
 unsigned long tether_ssh_cipher_refills(void);
 
+/// 1 if the calls libssh2's slots now point at give AES-128-CTR's known answers (NIST SP
+/// 800-38A F.5.1/F.5.2) when used as libssh2 1.10 uses them — one EVP_Cipher call per
+/// block, in place, re-initialized contexts, past keystream refills —; 0 if not, or if
+/// the speed-up is not in effect. Setup runs the same check before it keeps the patch.
+int tether_ssh_cipher_known_answer(void);
+
+/// Why the speed-up is not in effect (libssh2 imports a cipher-context call this file
+/// does not expect, the self-test failed, it was turned off…), or NULL when it is.
+const char *tether_ssh_cipher_refusal(void);
+
 #endif

@@ -23,7 +23,7 @@ struct Configurations: AsyncParsableCommand {
             completion: .custom(HostCompletion.complete))
     var computers: [String] = []
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print a JSON array instead of a table, with an error object per failure (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
@@ -33,7 +33,7 @@ struct Configurations: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(splitList(computers), connection: connection)
             }
@@ -50,7 +50,7 @@ struct Configurations: AsyncParsableCommand {
             await context.pool.closeAll()
             let rows = lists.flatMap { $0 }
             if json {
-                Terminal.shared.out(ConfigurationRow.json(rows))
+                Terminal.shared.out(ConfigurationRow.json(rows, failures: context.failures.entries))
             } else if !rows.isEmpty {
                 Terminal.shared.out(ConfigurationRow.table(rows))
             }
@@ -81,7 +81,8 @@ struct ConfigurationRow: Sendable {
         return text
     }
 
-    static func json(_ rows: [ConfigurationRow]) -> String {
+    /// `--json` (docs/json.md): one object per configuration, then the failures as error objects.
+    static func json(_ rows: [ConfigurationRow], failures: [Failures.Entry] = []) -> String {
         var out = PrettyJSON()
         out.beginArray()
         for row in rows {
@@ -89,10 +90,12 @@ struct ConfigurationRow: Sendable {
             out.beginObject()
             out.key("computerName"); out.string(row.computerName)
             out.key("description"); out.string(row.info.description)
+            out.key("error"); out.null()
             out.key("kind"); out.string(row.info.kind)
             out.key("name"); out.string(row.info.name)
             out.endObject()
         }
+        FailureJSON.append(failures, to: &out)
         out.endArray()
         return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }

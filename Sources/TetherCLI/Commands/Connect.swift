@@ -21,13 +21,13 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Take sessions another client holds.")
     var force = false
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print a JSON array instead of a table: the sessions, then an error object per failure (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
             }
@@ -51,12 +51,12 @@ struct Connect: AsyncParsableCommand {
                             "session \(target.name) is held by \(who); use --force to take it over")
                     }
                 } catch {
-                    context.failures.report(error, host: computer)
+                    context.failures.report(error, host: computer, session: target.local)
                     return nil
                 }
             }
             await context.pool.closeAll()
-            SessionTable.print(rows.compactMap { $0 }, json: json)
+            SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

@@ -27,7 +27,7 @@ struct Disconnect: AsyncParsableCommand {
     @Option(name: .customLong("output-buffering"), help: "block or drop, while nobody reads the output.")
     var outputBuffering: OutputBuffering?
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print a JSON array instead of a table: the sessions, then an error object per failure (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
@@ -38,7 +38,7 @@ struct Disconnect: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector), connection: connection)
             }
@@ -51,12 +51,12 @@ struct Disconnect: AsyncParsableCommand {
                                                          outputBuffering: outputBuffering)
                     return SessionRow(local: target.local, summary: summary)
                 } catch {
-                    context.failures.report(error, host: target.computerName)
+                    context.failures.report(error, host: target.computerName, session: target.local)
                     return nil
                 }
             }
             await context.pool.closeAll()
-            SessionTable.print(rows.compactMap { $0 }, json: json)
+            SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

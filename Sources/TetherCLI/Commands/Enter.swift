@@ -65,6 +65,8 @@ struct Enter: AsyncParsableCommand {
         valueName: "NAME"))
     var configuration: String?
 
+    @OptionGroup(title: "Streams") var streams: StreamArguments
+
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     @OptionGroup(title: "Resuming after a lost connection") var reconnect: ReconnectArguments
@@ -132,6 +134,7 @@ struct Enter: AsyncParsableCommand {
             let loop = try EnterLoop(host: host, session: session, pool: context.pool,
                                      reconnectTimeout: reconnect.reconnectTimeout, interactive: interactive)
             loop.restricted = await Self.isRestricted(host, instanceID: session.instanceID)
+            loop.display = StreamDisplay(showVerbose: streams.showVerbose, rawTerminal: interactive)
             let ending: EnterLoop.Ending
             do {
                 ending = interactive ? try await loop.runInteractive() : try await loop.runScripted()

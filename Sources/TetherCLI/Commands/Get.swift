@@ -61,13 +61,13 @@ struct Get: AsyncParsableCommand {
     @Option(help: "Only sessions of this configuration.")
     var configuration: String?
 
-    @Flag(help: "Print a JSON array instead of a table.")
+    @Flag(help: "Print a JSON array instead of a table: the sessions, then an error object per failure (schema: docs/json.md).")
     var json = false
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(splitList(computer).isEmpty ? try localComputers() : splitList(computer), connection: connection)
             }
@@ -82,7 +82,7 @@ struct Get: AsyncParsableCommand {
                 if let reason = row.reason { Terminal.shared.err("tether: \(row.computerName): session '\(row.name)': \(reason)\n") }
             }
             rows.sort { ($0.id ?? Int.max, $0.computerName) < ($1.id ?? Int.max, $1.computerName) }
-            SessionTable.print(rows, json: json)
+            SessionTable.print(rows, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

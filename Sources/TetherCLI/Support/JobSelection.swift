@@ -127,7 +127,8 @@ enum JobTableOutput {
         return text
     }
 
-    static func json(_ targets: [JobTarget]) -> String {
+    /// `--json` (docs/json.md): one object per job, then the failures as error objects.
+    static func json(_ targets: [JobTarget], failures: [Failures.Entry] = []) -> String {
         let time = SessionTable.TimeFormatter()
         var out = PrettyJSON(reservingCapacity: 64 + targets.count * 600)
         out.beginArray()
@@ -140,6 +141,7 @@ enum JobTableOutput {
             out.endArray()
             out.key("command"); out.string(job.command)
             out.key("endedAt"); if let ended = job.endedAt { out.string(time.string(ended)) } else { out.null() }
+            out.key("error"); out.null()
             out.key("exitStatus"); if let status = job.exitStatus { out.integer(Int(status)) } else { out.null() }
             out.key("hasMoreData"); out.bool(job.hasMoreData)
             out.key("id"); out.integer(Int(job.id))
@@ -155,13 +157,14 @@ enum JobTableOutput {
             out.key("unreadBytes"); out.integer(job.unreadBytes)
             out.endObject()
         }
+        FailureJSON.append(failures, to: &out)
         out.endArray()
         return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }
 
-    static func print(_ targets: [JobTarget], json: Bool) {
+    static func print(_ targets: [JobTarget], json: Bool, failures: Failures) {
         if json {
-            Terminal.shared.out(Self.json(targets))
+            Terminal.shared.out(Self.json(targets, failures: failures.entries))
         } else if !targets.isEmpty {
             Terminal.shared.out(render(targets))
         }

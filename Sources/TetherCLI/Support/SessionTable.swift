@@ -90,25 +90,24 @@ enum SessionTable {
         return text
     }
 
-    /// The documented `--json` fields, keys in JSONSerialization's sorted order (the
-    /// output is what `JSONSerialization` wrote with `[.prettyPrinted, .sortedKeys]`).
-    static func json(_ rows: [SessionRow]) -> String {
+    /// The session object of `--json` (docs/json.md): every key always present (null
+    /// where this run could not learn the value), keys in JSONSerialization's sorted order
+    /// (the output is what `JSONSerialization` wrote with `[.prettyPrinted, .sortedKeys]`).
+    /// The failures follow as error objects in the same array.
+    static func json(_ rows: [SessionRow], failures: [Failures.Entry] = []) -> String {
         let time = TimeFormatter()
-        var out = PrettyJSON(reservingCapacity: 64 + rows.count * 520)
+        var out = PrettyJSON(reservingCapacity: 64 + rows.count * 560)
         out.beginArray()
         for row in rows {
             out.element()
             out.beginObject()
             out.key("availability"); out.string(row.availability.rawValue)
-            if let info = row.info {
-                out.key("bufferLimit"); out.integer(info.bufferLimit)
-                out.key("busy"); out.bool(info.busy)
-            }
+            out.key("bufferLimit"); if let info = row.info { out.integer(info.bufferLimit) } else { out.null() }
+            out.key("busy"); if let info = row.info { out.bool(info.busy) } else { out.null() }
             out.key("computerName"); out.string(row.computerName)
             out.key("configurationName"); out.string(row.configuration)
-            if let info = row.info {
-                out.key("createdAt"); out.string(time.string(info.createdAt))
-            }
+            out.key("createdAt"); if let info = row.info { out.string(time.string(info.createdAt)) } else { out.null() }
+            out.key("error"); out.null()
             out.key("holder")
             if let holder = row.heldElsewhere {
                 out.beginObject()
@@ -121,18 +120,15 @@ enum SessionTable {
             }
             out.key("id")
             if let id = row.id { out.integer(id) } else { out.null() }
-            if let info = row.info {
-                out.key("idleTimeout"); out.double(info.idleTimeout)
-            }
+            out.key("idleTimeout"); if let info = row.info { out.double(info.idleTimeout) } else { out.null() }
             out.key("instanceId"); out.string(row.instanceID)
             out.key("name"); out.string(row.name)
-            if let info = row.info {
-                out.key("outputBuffering"); out.string(info.outputBuffering.rawValue)
-            }
+            out.key("outputBuffering"); out.optionalString(row.info?.outputBuffering.rawValue)
             out.key("reason"); out.optionalString(row.reason)
             out.key("state"); out.string(row.state.rawValue)
             out.endObject()
         }
+        FailureJSON.append(failures, to: &out)
         out.endArray()
         return String(decoding: out.bytes, as: UTF8.self) + "\n"
     }
@@ -175,9 +171,11 @@ enum SessionTable {
         }
     }
 
-    static func print(_ rows: [SessionRow], json: Bool) {
+    /// The table, or with `json` the JSON array with `failures` as error objects after the
+    /// sessions.
+    static func print(_ rows: [SessionRow], json: Bool, failures: Failures) {
         if json {
-            Terminal.shared.out(Self.json(rows))
+            Terminal.shared.out(Self.json(rows, failures: failures.entries))
         } else if !rows.isEmpty {
             Terminal.shared.out(render(rows))
         }

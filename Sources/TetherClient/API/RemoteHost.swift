@@ -146,6 +146,14 @@ public final class RemoteHost: Sendable {
         }
     }
 
+    /// Session channels this connection has open now (for tests: cancelled work leaves none).
+    var openChannelCount: Int {
+        get async {
+            let connection = self.connection
+            return (try? await loop.run { connection.value.openChannelCount }) ?? 0
+        }
+    }
+
     /// Why the connection ended, if it has.
     public var closedError: TetherClientError? {
         get async {

@@ -78,8 +78,11 @@ public final class TetherClient: Sendable {
     }
 
     /// Opens a connection to `destination` (an ssh config alias or `[user@]host`) and
-    /// completes the Tether handshake. Each call opens a new connection.
-    public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions()) async throws -> RemoteHost {
+    /// completes the Tether handshake. Each call opens a new connection. `credentials`:
+    /// a passphrase provider, a host key decision and in-memory keys of the program's own
+    /// (see `ConnectionCredentials`). Cancelling the calling task stops the connect.
+    public func connect(_ destination: String, options: ConnectionOptions = ConnectionOptions(),
+                        credentials: ConnectionCredentials = ConnectionCredentials()) async throws -> RemoteHost {
         let hello = Hello(role: .client, clientID: clientID, clientHost: clientHost,
                           software: "tether/\(tetherReleaseVersion)", hostname: clientHost, user: Environment.userName())
         let reactor = loop.reactor
@@ -91,13 +94,30 @@ public final class TetherClient: Sendable {
         } catch let error as TetherClientError {
             throw error.on(host: destination)
         }
-        let (connection, hostHello, version) = try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void) in
-            let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home)
-            let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
-                                            clientHello: hello, handshakeTimeout: options.handshakeTimeout)
-            connection.start { result in
-                done(result.map { (LoopBound(connection), $0, connection.protocolVersion) }.mapError { $0 })
+        if !credentials.isEmpty, case .openssh = plan.route {
+            let reasons = plan.resolution.map { LibSSH2Limits.reasons(target: $0.target, config: $0.config) } ?? []
+            let why = options.effectiveTransport == .openssh || reasons.isEmpty ? "the OpenSSH transport is forced"
+                : "this destination needs OpenSSH's ssh (\(reasons[0]))"
+            throw TetherClientError(.usage, host: destination,
+                "passphrase providers, host key decisions and in-memory keys work with the libssh2 transport only, but \(why)")
+        }
+        try Task.checkCancellation()
+        let attempt = ConnectAttempt()
+        let (connection, hostHello, version) = try await withTaskCancellationHandler {
+            try await loop.await { (done: @escaping (Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void) in
+                attempt.done = done
+                guard !attempt.cancelled else { return attempt.finish(.failure(CancellationError())) }
+                let transport = TransportFactory.make(reactor: reactor, plan: plan, keeper: keeper, hello: hello, home: home,
+                                                      credentials: credentials)
+                let connection = HostConnection(reactor: reactor, computerName: destination, transport: transport,
+                                                clientHello: hello, handshakeTimeout: options.handshakeTimeout)
+                attempt.connection = connection
+                connection.start { result in
+                    attempt.finish(result.map { (LoopBound(connection), $0, connection.protocolVersion) }.mapError { $0 })
+                }
             }
+        } onCancel: {
+            reactor.execute { attempt.cancel(destination: destination) }
         }
         if options.verbosity > 0 {
             // -v: which release answered, and which protocol the hello settled on.
@@ -111,7 +131,32 @@ public final class TetherClient: Sendable {
                           connectAgain: { [self, again] timeout in
                               var options = again
                               if let timeout { options.connectTimeout = timeout }
-                              return try await self.connect(destination, options: options)
+                              return try await self.connect(destination, options: options, credentials: credentials)
                           })
+    }
+}
+
+/// A `connect` on its way, so cancelling the awaiting task can stop it: the transport
+/// is closed (the ssh process, the socket, libssh2's session) and `connect` throws
+/// `CancellationError` at once. Loop-confined.
+private final class ConnectAttempt: @unchecked Sendable {
+    var done: ((Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) -> Void)?
+    var connection: HostConnection?
+    var cancelled = false
+
+    func finish(_ result: Result<(LoopBound<HostConnection>, Hello, UInt16), Error>) {
+        guard let done else { return }
+        self.done = nil
+        connection = nil
+        done(result)
+    }
+
+    /// A connection that already answered is the caller's: only one still connecting stops.
+    func cancel(destination: String) {
+        cancelled = true
+        guard done != nil else { return }
+        let connecting = connection
+        finish(.failure(CancellationError()))
+        connecting?.shutdown(TetherClientError(.connection, host: destination, "connect cancelled"))
     }
 }

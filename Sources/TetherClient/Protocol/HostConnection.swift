@@ -168,6 +168,9 @@ final class HostConnection {
         return number
     }
 
+    /// Channels open now besides channel 0 (tests check that nothing leaks).
+    var openChannelCount: Int { channels.count }
+
     func closeChannel(_ number: UInt32) {
         channels[number] = nil
     }

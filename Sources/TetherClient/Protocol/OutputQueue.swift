@@ -67,13 +67,19 @@ final class OutputQueue: @unchecked Sendable {
     /// Called once, after the final ack, when the consumer has reached the end.
     private let consumerReachedEnd: (@Sendable () -> Void)?
     private var endReported = false
+    /// Called once when the consuming task is cancelled before the end: the channel lets
+    /// go of the host (what was not consumed stays unacknowledged there, for `receive`).
+    private let consumerCancelled: (@Sendable () -> Void)?
+    private var cancelled = false
 
     init(pause: @escaping () -> Void, requestResume: @escaping @Sendable (OutputQueue) -> Void,
-         sendAck: @escaping @Sendable (UInt64) -> Void, consumerReachedEnd: (@Sendable () -> Void)? = nil) {
+         sendAck: @escaping @Sendable (UInt64) -> Void, consumerReachedEnd: (@Sendable () -> Void)? = nil,
+         consumerCancelled: (@Sendable () -> Void)? = nil) {
         self.pause = pause
         self.requestResume = requestResume
         self.sendAck = sendAck
         self.consumerReachedEnd = consumerReachedEnd
+        self.consumerCancelled = consumerCancelled
     }
 
     // MARK: Loop side
@@ -140,6 +146,9 @@ final class OutputQueue: @unchecked Sendable {
 
     var isPausingReads: Bool { lock.withLock { readingPaused } }
 
+    /// The consumer's task was cancelled before it reached the end. Any thread.
+    var consumerCancelledEarly: Bool { lock.withLock { cancelled && !endReported } }
+
     /// The seq of the last record handed to the consumer (0: none yet). Any thread.
     var lastDeliveredSeq: UInt64 { lock.withLock { deliveredSeq } }
 
@@ -154,6 +163,10 @@ final class OutputQueue: @unchecked Sendable {
         // Back for more: the consumer is done with the chunk it took last.
         lock.withLock { confirmHandedOutLocked() }
         flushAckIfDue()
+        if Task.isCancelled {
+            cancelConsumer()
+            throw CancellationError()
+        }
         let immediate: Result<OutputChunk?, Error>? = lock.withLock {
             if let chunk = popLocked() { return .success(chunk) }
             if let ending { return ending.map { nil } }
@@ -166,15 +179,22 @@ final class OutputQueue: @unchecked Sendable {
         }
         let value: OutputChunk?
         do {
-            value = try await withCheckedThrowingContinuation { continuation in
-                let ready: Result<OutputChunk?, Error>? = lock.withLock {
-                    if let chunk = popLocked() { return .success(chunk) }
-                    if let ending { return ending.map { nil } }
-                    waiter = continuation
-                    return nil
+            value = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    let ready: Result<OutputChunk?, Error>? = lock.withLock {
+                        if let chunk = popLocked() { return .success(chunk) }
+                        if let ending { return ending.map { nil } }
+                        if cancelled { return .failure(CancellationError()) }
+                        waiter = continuation
+                        return nil
+                    }
+                    if let ready { continuation.resume(with: ready) }
                 }
-                if let ready { continuation.resume(with: ready) }
+            } onCancel: {
+                cancelConsumer()
             }
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             afterPop()
             reportEnd()
@@ -183,6 +203,23 @@ final class OutputQueue: @unchecked Sendable {
         afterPop()
         if value == nil { reportEnd() }
         return value
+    }
+
+    /// The consuming task was cancelled: a waiting `next()` throws `CancellationError` now,
+    /// and (unless the end was reached already) the channel is told once, to let go.
+    private func cancelConsumer() {
+        let (wake, tell): (CheckedContinuation<OutputChunk?, Error>?, Bool) = lock.withLock {
+            let wake = waiter
+            waiter = nil
+            guard !cancelled else { return (wake, false) }
+            cancelled = true
+            return (wake, !endReported)
+        }
+        wake?.resume(throwing: CancellationError())
+        // What the consumer finished with is acknowledged before the channel lets go, so
+        // the next receive starts right after it: nothing lost, nothing twice.
+        flushAckIfDue(caughtUp: true)
+        if tell { consumerCancelled?() }
     }
 
     private func reportEnd() {

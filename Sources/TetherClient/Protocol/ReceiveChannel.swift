@@ -140,7 +140,22 @@ final class ReceiveChannel: ChannelEndpoint {
                 // Only now: acks travel on this channel, so it must stay attached until
                 // the consumer has taken (and acknowledged) the last record.
                 reactor.execute { bound.value.detachIfDone() }
+            },
+            consumerCancelled: {
+                reactor.execute { bound.value.abandon() }
             })
+    }
+
+    /// The consuming task was cancelled: stop following and detach now. What was not
+    /// consumed stays unacknowledged on the host, for the next receive.
+    private func abandon() {
+        if active, let core {
+            active = false
+            host.resumeReading(for: self)
+            core.outcome.resolve(.failure(CancellationError()))
+            core.output.finish(.failure(CancellationError()))
+        }
+        detachIfDone()
     }
 
     func deliver(_ record: Record) {
@@ -165,9 +180,8 @@ final class ReceiveChannel: ChannelEndpoint {
             queue.push(.init(seq: record.seq, chunk: .stdout(record.body), ackNow: false))
         case .stderr:
             queue.push(.init(seq: record.seq, chunk: .stderr(record.body), ackNow: false))
-        case .dropped:
-            let counts: (bytes: UInt64, records: UInt64) = (try? record.droppedCounts()) ?? (0, 0)
-            queue.push(.init(seq: record.seq, chunk: .dropped(bytes: counts.bytes, records: counts.records), ackNow: false))
+        case .dropped, .warning, .verbose, .information, .progress:
+            queue.push(.init(seq: record.seq, chunk: OutputChunk(record), ackNow: false))
         case .commandEnded:
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
             let isFollowed = followedCommand != nil && (try? record.commandID()) == followedCommand

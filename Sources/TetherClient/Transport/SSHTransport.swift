@@ -17,8 +17,11 @@ final class SSHTransport: ByteTransport {
         self.destination = destination
     }
 
-    static func make(reactor: Reactor, destination: String, target: SSHTarget) -> ByteTransport {
-        SSHTransport(connection: SSHConnection(reactor: reactor, target: target), destination: destination)
+    static func make(reactor: Reactor, destination: String, target: SSHTarget,
+                     credentials: ConnectionCredentials = ConnectionCredentials()) -> ByteTransport {
+        let connection = SSHConnection(reactor: reactor, target: target)
+        credentials.apply(to: connection)
+        return SSHTransport(connection: connection, destination: destination)
     }
 
     func start(onReady: @escaping () -> Void, onData: @escaping (UnsafeRawBufferPointer) -> Void,

@@ -54,7 +54,7 @@ extension Invoke {
             }
         }
         await context.pool.closeAll()
-        JobTableOutput.print(started.compactMap { $0 }, json: json)
+        JobTableOutput.print(started.compactMap { $0 }, json: json, failures: context.failures)
         try context.failures.exitIfFailed()
     }
 }

@@ -20,18 +20,18 @@ struct JobGet: AsyncParsableCommand {
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
     @OptionGroup(title: "Job selection") var jobSelector: JobSelectorArguments
-    @Flag(help: "Print the jobs as a JSON array.") var json = false
+    @Flag(help: "Print the jobs as a JSON array, with an error object per failure (schema: docs/json.md).") var json = false
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
             }
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolveJobs(selector, jobSelector, listing: true)
             await context.pool.closeAll()
-            JobTableOutput.print(targets, json: json)
+            JobTableOutput.print(targets, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

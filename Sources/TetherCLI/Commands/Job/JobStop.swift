@@ -18,7 +18,7 @@ struct JobStop: AsyncParsableCommand {
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
     @OptionGroup(title: "Job selection") var jobSelector: JobSelectorArguments
-    @Flag(help: "Print the jobs as a JSON array.") var json = false
+    @Flag(help: "Print the jobs as a JSON array, with an error object per failure (schema: docs/json.md).") var json = false
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func validate() throws {
@@ -28,7 +28,7 @@ struct JobStop: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
             }
@@ -45,7 +45,7 @@ struct JobStop: AsyncParsableCommand {
                 }
             }
             await context.pool.closeAll()
-            JobTableOutput.print(stopped.compactMap { $0 }, json: json)
+            JobTableOutput.print(stopped.compactMap { $0 }, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
         }
     }

@@ -22,7 +22,7 @@ struct JobWait: AsyncParsableCommand {
     @OptionGroup(title: "Job selection") var jobSelector: JobSelectorArguments
     @Flag(help: "Return when any one of the jobs has ended.") var any = false
     @Option(help: ArgumentHelp("Give up after SEC seconds (exit 124).", valueName: "SEC")) var timeout: Double?
-    @Flag(help: "Print the jobs as a JSON array.") var json = false
+    @Flag(help: "Print the jobs as a JSON array, with an error object per failure (schema: docs/json.md).") var json = false
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     static let timedOutStatus: Int32 = 124
@@ -32,7 +32,7 @@ struct JobWait: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
+        try await reportingErrors(json: json) {
             if connection.printConfiguration {
                 return try ResolvedConfigurations.print(try ResolvedConfigurations.computers(for: selector, allWhenUnselected: true), connection: connection)
             }
@@ -65,7 +65,7 @@ struct JobWait: AsyncParsableCommand {
                 tally.check()
             }
             await context.pool.closeAll()
-            JobTableOutput.print(ended, json: json)
+            JobTableOutput.print(ended, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
             if ended.count < needed { throw ExitCode(Self.timedOutStatus) }
         }
