@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 
 int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int tether_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
@@ -55,3 +56,14 @@ int tether_posix_openpt(int flags) { return posix_openpt(flags); }
 int tether_grantpt(int fd) { return grantpt(fd); }
 int tether_unlockpt(int fd) { return unlockpt(fd); }
 int tether_ptsname_r(int fd, char *buffer, size_t length) { return ptsname_r(fd, buffer, length); }
+
+int tether_inotify_open(void) { return inotify_init1(IN_NONBLOCK | IN_CLOEXEC); }
+
+int tether_inotify_watch_removals(int fd, const char *path) {
+    return inotify_add_watch(fd, path, IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                                       IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK);
+}
+
+unsigned int tether_inotify_directory_gone_mask(void) {
+    return IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW;
+}

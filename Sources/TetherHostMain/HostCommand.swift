@@ -14,10 +14,10 @@ public struct HostCommand: ParsableCommand {
         commandName: "tether-subsystem",
         abstract: "The host side of Tether: what sshd runs for the `tether` subsystem.",
         discussion: """
-        sshd starts it per connection (see sshd_config.d/tether.conf); it speaks the Tether
-        session protocol on stdin/stdout and relays to the per-user registry and to one
-        runspace host per session. The registry and runspace modes are started by Tether
-        itself; you run them by hand only to debug.
+        sshd starts it per connection (see sshd_config.d/tether.conf); it speaks
+        the Tether session protocol on stdin/stdout and relays to the per-user
+        registry and to one runspace host per session. The registry and runspace
+        modes are started by Tether itself; you run them by hand only to debug.
 
         Examples:
           tether-subsystem                       # what sshd runs

@@ -87,7 +87,7 @@ public struct HostPaths: Sendable {
     public func prepare() throws {
         // Another user may have made /tmp/tether-UID first (a squatter): say how to go elsewhere.
         try SecureDirectory.prepare(runtimeDirectory,
-            remedy: "set TETHER_RUNTIME_DIR to a directory of your own (e.g. export TETHER_RUNTIME_DIR=$XDG_RUNTIME_DIR/tether in the host's ~/.bashrc, which sshd's shell reads)")
+            remedy: "set TETHER_RUNTIME_DIR to a directory of your own that outlives your logins (e.g. export TETHER_RUNTIME_DIR=$HOME/.tether-run in the host's ~/.bashrc, which sshd's shell reads; not $XDG_RUNTIME_DIR, which logind removes at your last logout)")
         try SecureDirectory.prepare(stateDirectory, remedy: "set TETHER_STATE_DIR to a directory of your own")
         try SecureDirectory.prepare(sessionsDirectory)
     }

@@ -124,9 +124,14 @@ public enum UnixSocket {
 /// `onAccept` and reports refused peers to `onRefused`.
 public final class UnixListener {
     public let path: String
-    public let fd: Int32
+    public private(set) var fd: Int32
     private let reactor: Reactor
     private var registration: Registration?
+    private let onAccept: (Int32) -> Void
+    private let onRefused: (Error) -> Void
+    /// The socket file's identity when we bound it: a path that no longer leads there
+    /// was removed (or replaced) under us.
+    private var boundFile: (device: UInt, inode: UInt)?
 
     /// Listens on `path`, or on `inheritedFD` — a socket already listening there, left
     /// open by the image this process re-executed from (a registry's hand-over).
@@ -135,13 +140,24 @@ public final class UnixListener {
                 onRefused: @escaping (Error) -> Void = { _ in }) throws {
         self.reactor = reactor
         self.path = path
+        self.onAccept = onAccept
+        self.onRefused = onRefused
         if let inheritedFD {
             setNonBlocking(inheritedFD)
             self.fd = inheritedFD
         } else {
             self.fd = try UnixSocket.listen(path: path)
         }
-        registration = reactor.register(fd: fd, interest: .readable) { [fd] _ in
+        // An inherited socket is taken to be the one at `path` (the image before us bound
+        // it there); if a cleaner removed it meanwhile, `restoreIfGone` binds it again.
+        boundFile = UnixListener.identity(of: path)
+        register()
+    }
+
+    private func register() {
+        let fd = self.fd
+        let onAccept = self.onAccept, onRefused = self.onRefused
+        registration = reactor.register(fd: fd, interest: .readable) { _ in
             while true {
                 do {
                     guard let client = try UnixSocket.accept(fd) else { return }
@@ -156,11 +172,41 @@ public final class UnixListener {
         }
     }
 
-    /// Stops listening and removes the socket file.
+    /// The socket file is still the one we bound (a stat; false once it was removed).
+    public var isReachable: Bool {
+        guard let boundFile, let now = UnixListener.identity(of: path) else { return false }
+        return now == boundFile
+    }
+
+    /// Binds the path again if the socket file was removed or replaced under us (a /tmp
+    /// cleaner): a new listening socket takes the old one's place on the Reactor.
+    /// Connections already accepted are independent of it and go on; nobody could reach
+    /// the old one any more. Returns whether it re-bound. The directory must exist.
+    @discardableResult
+    public func restoreIfGone() throws -> Bool {
+        guard registration != nil, !isReachable else { return false }
+        let fresh = try UnixSocket.listen(path: path)
+        if let registration { reactor.unregister(registration) }
+        Glibc.close(fd)
+        fd = fresh
+        boundFile = UnixListener.identity(of: path)
+        register()
+        return true
+    }
+
+    private static func identity(of path: String) -> (device: UInt, inode: UInt)? {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else { return nil }
+        return (UInt(info.st_dev), UInt(info.st_ino))
+    }
+
+    /// Stops listening and removes the socket file (only if it is still ours).
     public func close(unlinkPath: Bool = true) {
+        let wasOpen = registration != nil
         if let registration { reactor.unregister(registration) }
         registration = nil
+        guard wasOpen else { return }
+        if unlinkPath && isReachable { unlink(path) }
         Glibc.close(fd)
-        if unlinkPath { unlink(path) }
     }
 }

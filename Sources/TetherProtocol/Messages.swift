@@ -331,6 +331,10 @@ public enum Request: Codable, Sendable, Equatable {
     case jobRemove(jobID: UInt64, force: Bool)
     /// The session configurations this user may use on the host (`tether configurations`).
     case configurations
+    /// Registry → runspace: the runtime directory was cleaned under us (a /tmp cleaner);
+    /// bind the session's socket again if it is gone, and re-create its work directory.
+    /// Answered with `done`. A runspace of an older release answers `failure` (badRequest).
+    case restoreSocket
 }
 
 extension Request {
@@ -358,6 +362,7 @@ extension Request {
         case .jobStop: "jobStop"
         case .jobRemove: "jobRemove"
         case .configurations: "configurations"
+        case .restoreSocket: "restoreSocket"
         }
     }
 }

@@ -93,6 +93,8 @@ extension Request {
             return invoke.requiredProtocol
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
             return 2
+        case .restoreSocket:
+            return 3
         }
     }
 }
@@ -129,6 +131,8 @@ extension Record.Kind {
         case .stdout, .stderr, .commandStarted, .commandEnded, .dropped, .sessionClosed, .sessionBroken,
              .jobEnded, .jobCaughtUp:
             return 2
+        case .warning, .verbose, .information, .progress:
+            return 3
         }
     }
 }

@@ -24,6 +24,26 @@ public struct Record: Sendable, Equatable {
         /// Jobs (seq as `jobEnded`): empty body. A non-following `jobReceive` has sent
         /// everything its job had recorded when it was asked.
         case jobCaughtUp = 13
+        /// PowerShell's other streams (`StreamRecord`; kinds 16–23 are theirs, 20–23
+        /// unused). Journaled, replayed and acknowledged like stdout and stderr.
+        /// body: UTF-8 text of a `tether-warning`.
+        case warning = 16
+        /// body: UTF-8 text of a `tether-verbose`.
+        case verbose = 17
+        /// body: UTF-8 text of a `tether-information`.
+        case information = 18
+        /// body: u8 percent (0…100, 255 unknown), u8 flags (1 completed), u32 n, n bytes
+        /// activity, then the status (UTF-8, the rest).
+        case progress = 19
+
+        /// What a command wrote (stdout, stderr, or one of the other streams): the records
+        /// `drop` buffering may discard and a `dropped` record may stand for.
+        public var isOutput: Bool {
+            switch self {
+            case .stdout, .stderr, .warning, .verbose, .information, .progress: true
+            case .commandStarted, .commandEnded, .dropped, .sessionClosed, .sessionBroken, .jobEnded, .jobCaughtUp: false
+            }
+        }
     }
 
     public var seq: UInt64

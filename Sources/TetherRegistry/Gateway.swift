@@ -13,7 +13,7 @@ import TetherIO
 /// The registry only hands the socket over: it is out of the data path at once, and a
 /// subsystem that dies takes only its own connection with it, as under sshd.
 final class Gateway {
-    private let listener: UnixListener
+    let listener: UnixListener
 
     /// The listening socket (kept open across a hand-over to a new image).
     var fd: Int32 { listener.fd }

@@ -35,6 +35,17 @@ struct RegistryPIDLock {
         return .acquired(RegistryPIDLock(fd: fd))
     }
 
+    /// `path` still names the file we hold locked (false once a cleaner removed it: a
+    /// registry started then would lock a new file and run beside us).
+    func isIntact(path: String) -> Bool {
+        var onDisk = stat(), ours = stat()
+        return stat(path, &onDisk) == 0 && fstat(fd, &ours) == 0
+            && onDisk.st_ino == ours.st_ino && onDisk.st_dev == ours.st_dev
+    }
+
+    /// Gives up the lock on a file nobody can reach any more.
+    func release() { close(fd) }
+
     private static func readPID(_ fd: Int32) -> Int32? {
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }

@@ -27,6 +27,9 @@ extension Registry {
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
             reply(.failure(ErrorBody(.badRequest,
                 "the registry does not serve '\(request.kindName)' requests: they go on a channel bound to a session's jobs")))
+        case .restoreSocket:
+            reply(.failure(ErrorBody(.badRequest,
+                "the registry does not serve 'restoreSocket' requests: it sends them to its runspaces")))
         }
     }
 

@@ -100,13 +100,23 @@ public enum RegistryServer {
             gateway = nil
         }
 
+        // Sockets and the pid file made again if a /tmp cleaner removes them under us.
+        let runtimeGuard = RuntimeDirectoryGuard(registry: registry, pidLock: pidLock,
+                                                 sockets: [listener] + (gateway.map { [$0.listener] } ?? []))
+        runtimeGuard.start()
+
         do {
-            try TerminationSignals.watch(reactor: reactor) { signal in
+            try TerminationSignals.watch(reactor: reactor, signals: [SIGTERM, SIGINT, SIGUSR1]) { signal in
+                if signal == SIGUSR1 {
+                    // tmux's convention: "make your socket again".
+                    runtimeGuard.restore(why: "SIGUSR1")
+                    return
+                }
                 log.write("stopping on \(Signals.name(signal))")
                 listener.close()
                 gateway?.close()
                 registry.shutdown()
-                _ = pidLock
+                _ = runtimeGuard
                 exit(0)
             }
         } catch {
@@ -127,7 +137,7 @@ public enum RegistryServer {
             }
             log.write("\(image.path) was replaced (an upgrade): handing over to it, keeping the sockets")
             registry.shutdown()
-            let error = RegistryHandOver.exec(image.path, lock: pidLock.fd, registry: listener.fd, gateway: gateway?.fd)
+            let error = RegistryHandOver.exec(image.path, lock: runtimeGuard.pidLockFD, registry: listener.fd, gateway: gateway?.fd)
             refused = replacement
             log.write("could not hand over: \(error); serving on")
         }

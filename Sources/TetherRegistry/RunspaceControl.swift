@@ -61,6 +61,15 @@ final class RunspaceControl {
         send(.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit, idleTimeout: idleTimeout))
     }
 
+    /// Asks the runspace to bind its socket again: a cleaner removed it (`RuntimeDirectoryGuard`).
+    /// A runspace of an earlier release can't (it would only answer "bad request"): false.
+    @discardableResult
+    func restoreSocket() -> Bool {
+        guard (protocolVersion ?? 0) >= Request.restoreSocket.requiredProtocol else { return false }
+        send(.restoreSocket)
+        return true
+    }
+
     /// Asks the runspace who it is; `onDescribed` gets the answer.
     func describe() { send(.describe) }
     /// The runspace's `session` answer to `describe`.

@@ -2,7 +2,8 @@ import Glibc
 import TetherIO
 
 /// Turns SIGTERM/SIGINT into a readable pipe on the Reactor (the self-pipe trick), so the
-/// registry shuts down between two events instead of inside one.
+/// registry shuts down between two events instead of inside one. (SIGUSR1, "restore the
+/// runtime directory", comes the same way: `RuntimeDirectoryGuard`.)
 enum TerminationSignals {
     /// Written by the signal handler. Set once, before the handler is installed, and only
     /// read afterwards, which is what makes touching it from a handler safe.

@@ -75,7 +75,7 @@ final class Attachment {
         if record.kind == .sessionClosed || record.kind == .sessionBroken { return true }
         if let earlierOutput, earlierOutput.contains(record.seq) {
             guard !earlierExceptions.contains(where: { $0.contains(record.seq) }) else { return false }
-            return record.kind == .stdout || record.kind == .stderr || record.kind == .dropped
+            return record.kind.isOutput || record.kind == .dropped
         }
         return commandRanges.contains { record.seq >= $0.start && record.seq <= ($0.end ?? .max) }
     }

@@ -28,6 +28,8 @@ final class BashInterpreter {
     private let driver: PipeWriter
     private let stdout: OutputPipe
     private let stderr: OutputPipe
+    /// The other streams' FIFO (`StreamPipe`): read only after stdout and stderr.
+    private let streams: StreamPipe?
     private var statusFD: Int32
     private var statusRegistration: Registration?
     private var statusLine: [UInt8] = []
@@ -85,8 +87,9 @@ final class BashInterpreter {
     /// Spawns bash with `arguments` (argv[0] included) and sends the startup line;
     /// commands name their files relative to `workDirectory`.
     init(reactor: Reactor, executable: String, arguments: [String], workDirectory: String,
-         startupScript: String? = nil) throws {
+         startupScript: String? = nil, streams: StreamPipe? = nil, streamCommands: String? = nil) throws {
         self.reactor = reactor
+        self.streams = streams
         var opened: [Int32] = []
         func makePipe(_ what: String) throws -> (read: Int32, write: Int32) {
             var fds: [Int32] = [0, 0]
@@ -144,6 +147,8 @@ final class BashInterpreter {
         for pipe in [stdout, stderr] {
             pipe.onData = { [weak self, kind = pipe.kind] bytes in self?.onOutput(kind, bytes) }
         }
+        streams?.onRecord = { [weak self] record in self?.onOutput(record.kind, record.body) }
+        streams?.onReadable = { [weak self] in self?.readStreams() }
         statusRegistration = reactor.register(fd: statusFD, interest: .readable) { [weak self] _ in
             self?.readStatus()
         }
@@ -151,7 +156,8 @@ final class BashInterpreter {
         let ours = "/proc/\(getpid())/fd/"
         driver.write(Array(DriverLine.startup(workDirectory: workDirectory, driverInput: ours + String(input.write),
                                               statusOutput: ours + String(statusFD),
-                                              startupScript: startupScript).utf8))
+                                              startupScript: startupScript,
+                                              streams: streams.map { ($0.path, streamCommands ?? "") }).utf8))
     }
 
     /// The process group of bash and everything it starts (bash leads it).
@@ -175,6 +181,7 @@ final class BashInterpreter {
         }
         commandStarted = false
         interruptPending = false
+        streams?.discardStaleAnswers()
         commandNumber += 1
         if let interruptRepeat { reactor.cancel(interruptRepeat) }
         interruptRepeat = nil
@@ -241,8 +248,30 @@ final class BashInterpreter {
         let allowed = mayReadOutput()
         stdout.setWatching(allowed)
         stderr.setWatching(allowed)
+        streams?.setWatching(allowed)
         if commandStarted { terminal?.setWatching(allowed) }
         if allowed { completeIfDrained() }
+    }
+
+    /// A stream message is waiting. Its writer wrote everything now in stdout, stderr
+    /// and the terminal before it (and waits for the message to be taken before writing
+    /// more), so that is read first: the records keep the order the command wrote in.
+    private func readStreams() {
+        guard let streams else { return }
+        guard mayReadOutput(), drainOutputWrittenSoFar() else {
+            streams.setWatching(false)  // `updateReading` resumes it
+            return
+        }
+        streams.readOnce()
+    }
+
+    /// Reads what stdout, stderr (and a started command's terminal) hold now. False if
+    /// reading had to stop (the journal filled).
+    private func drainOutputWrittenSoFar() -> Bool {
+        stdout.noteOwed()
+        stderr.noteOwed()
+        if commandStarted { terminal?.noteOwed() }
+        return stdout.readOwed() && stderr.readOwed() && (commandStarted ? terminal?.readOwed() ?? true : true)
     }
 
     // MARK: Status pipe
@@ -342,6 +371,9 @@ final class BashInterpreter {
             if !mayReadOutput() { stdout.setWatching(false); stderr.setWatching(false) }
             return
         }
+        // Stream messages the command wrote before it ended (their writers have their
+        // answers, or did not wait for one) come before its end, after its output.
+        if case .finishing = phase { streams?.readAvailable() } else if pendingExit != nil { streams?.readAvailable() }
         if case .finishing(let status) = phase {
             if let terminal, terminal.isOpen, !terminalDrainOver, pendingExit == nil { return }
             if let terminalDrainTimer { reactor.cancel(terminalDrainTimer) }
@@ -355,6 +387,7 @@ final class BashInterpreter {
             // Background jobs may still hold the write ends; the session is over for them.
             stdout.close()
             stderr.close()
+            streams?.close()
             onExit(status)
         }
     }

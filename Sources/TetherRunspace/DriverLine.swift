@@ -50,12 +50,22 @@ enum DriverLine {
     /// pipe (`/proc/PID/fd/N`, so the EXIT trap can tell its own pipes are back in place),
     /// the prelude, the configuration's startup script (sourced once, reading /dev/null,
     /// without the status pipe), then a status line so the runspace knows bash is up.
+    ///
+    /// With `streams` (the FIFO's path and the directory of the `tether-*` commands): the
+    /// stream functions (`StreamFunctions`), `TETHER_STREAMS` exported and the commands'
+    /// directory last in `PATH`, before the startup script (which may use them).
     static func startup(workDirectory: String, driverInput: String, statusOutput: String,
-                        startupScript: String? = nil) -> String {
+                        startupScript: String? = nil, streams: (fifo: String, commands: String)? = nil) -> String {
         var line = #"\builtin shopt -s expand_aliases; "#
         line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory)
         line += " __tether_in=" + quote(driverInput) + " __tether_st=" + quote(statusOutput) + "\n"
         line += ShellPrelude.definitions + "\n"
+        if let streams {
+            line += StreamFunctions.definitions + "\n"
+            line += #"\builtin export "# + StreamFunctions.variable + "=" + quote(streams.fifo)
+            if !streams.commands.isEmpty { line += " PATH=\"${PATH:+$PATH:}\"" + quote(streams.commands) }
+            line += "\n"
+        }
         if let startupScript { line += #"\builtin source "# + quote(startupScript) + " </dev/null 3>&-\n" }
         line += #"\builtin printf '%d\n' $? >&3"# + "\n"
         return line

@@ -82,7 +82,8 @@ struct Journal {
 
     // MARK: Dropping
 
-    /// `drop` buffering: discards the oldest stdout/stderr records until the journal fits
+    /// `drop` buffering: discards the oldest output records (stdout, stderr, the other
+    /// streams) until the journal fits
     /// in `limit` bytes. `dropped` records up to `sentThrough` have been sent to some
     /// channel: one already sent is never enlarged (its reader would count twice), an
     /// unsent one directly before a new run is merged with it, so a session nobody reads
@@ -101,7 +102,7 @@ struct Journal {
 
         while index < entries.count {
             let record = entries[index]
-            let isOutput = record.kind == .stdout || record.kind == .stderr
+            let isOutput = record.kind.isOutput
             if isOutput && unackedBytes > limit {
                 if run == nil {
                     // The marker replacing this run counts from the start, so the loop

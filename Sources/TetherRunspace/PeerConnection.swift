@@ -55,6 +55,9 @@ final class PeerConnection {
     }
 
     func send(_ record: Record, channel: UInt32) {
+        // A kind this peer's version lacks (the other streams, for tether 0.1) goes as
+        // its protocol-2 equivalent, same seq.
+        let record = record.kind.requiredProtocol > protocolVersion ? record.downgraded(to: protocolVersion) : record
         // The body goes out from the journal's own array (writev), not a framed copy.
         connection.send(head: record.frameHead(channel: channel), body: record.body)
     }
@@ -243,9 +246,16 @@ final class PeerConnection {
             if let idleTimeout { session.idleTimeout = idleTimeout }
             session.configure(outputBuffering: outputBuffering, bufferLimit: bufferLimit)
             respond(channel: channel, id: id, .done)
+        case .restoreSocket:
+            do {
+                try session.restoreRuntimeFiles()
+                respond(channel: channel, id: id, .done)
+            } catch {
+                respond(channel: channel, id: id, .failure(ErrorBody(.unavailable, "cannot restore the session's socket: \(error)")))
+            }
         default:
             respond(channel: channel, id: id, .failure(ErrorBody(.badRequest,
-                "\(request.kindName) is not a request the registry's control connection carries (signal, configure and describe are)")))
+                "\(request.kindName) is not a request the registry's control connection carries (signal, configure, describe and restoreSocket are)")))
         }
     }
 }

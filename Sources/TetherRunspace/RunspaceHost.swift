@@ -48,11 +48,13 @@ public enum RunspaceHost {
             session = Session(options: options, reactor: reactor, workDirectory: workDirectory,
                               configuration: configuration)
             // Before bash exists, so its SIGCHLD can't be missed.
-            signals = try SignalPipe(reactor: reactor, signals: [SIGCHLD, SIGTERM])
+            signals = try SignalPipe(reactor: reactor, signals: [SIGCHLD, SIGTERM, SIGUSR1])
             signals.onSignal = { signal in
                 switch signal {
                 case SIGCHLD: session.reapChildren()
                 case SIGTERM: session.shutDown(reason: "terminated")
+                // As tmux: SIGUSR1 makes the socket again if a cleaner removed it.
+                case SIGUSR1: try? session.restoreRuntimeFiles()
                 default: break
                 }
             }

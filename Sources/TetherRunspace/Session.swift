@@ -150,9 +150,12 @@ final class Session {
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
     func startInterpreter(executable: String, startupScript: String? = nil) throws {
         jobTable.bashPath = executable
+        let streams = try StreamPipe(reactor: reactor, path: workDirectory.streamsPath)
+        try workDirectory.writeStreamCommands(bash: executable)
         wire(try BashInterpreter(reactor: reactor, executable: executable,
                                  arguments: ["bash", "--noprofile", "--norc"],
-                                 workDirectory: workDirectory.path, startupScript: startupScript))
+                                 workDirectory: workDirectory.path, startupScript: startupScript,
+                                 streams: streams, streamCommands: workDirectory.commandsPath))
     }
 
     /// Connects the interpreter's events to the session. Call once, before the reactor runs.
@@ -219,7 +222,7 @@ final class Session {
     @discardableResult
     func emit(_ kind: Record.Kind, body: [UInt8]) -> Record {
         let record = journal.append(kind, body: body)
-        if kind == .stdout || kind == .stderr { dropUnreadOutputToFit() }
+        if kind.isOutput { dropUnreadOutputToFit() }
         pumpAll()
         return record
     }

@@ -23,6 +23,34 @@ final class WorkDirectory {
         driver = RewritableFile(path: path + "/" + WorkDirectory.driverName)
     }
 
+    /// Makes the directory again if a cleaner removed it (one access(2) when it is there),
+    /// for what writes into it by path outside `prepare` (a job's script).
+    func ensureExists() throws {
+        if access(path, F_OK) != 0 { try SecureDirectory.prepare(path) }
+    }
+
+    /// The session's stream FIFO (`StreamPipe`) and the directory of the `tether-*`
+    /// commands for programs the command starts (`StreamFunctions`).
+    var streamsPath: String { path + "/streams" }
+    var commandsPath: String { path + "/bin" }
+
+    /// Writes `bin/tether-progress` and the others (0700 directory, 0700 scripts run by
+    /// `bash`).
+    func writeStreamCommands(bash: String) throws {
+        let directory = commandsPath
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw SystemError.last("mkdir \(directory)") }
+        for name in StreamFunctions.names {
+            let file = directory + "/" + name
+            let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o700)
+            guard fd >= 0 else { throw SystemError.last("open \(file)") }
+            defer { close(fd) }
+            let bytes = Array(StreamFunctions.script(name: name, bash: bash).utf8)
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+                throw SystemError.last("write \(file)")
+            }
+        }
+    }
+
     func stdinName(_ commandID: UInt64) -> String { "stdin-\(commandID)" }
     func stdinPath(_ commandID: UInt64) -> String { path + "/" + stdinName(commandID) }
 

@@ -296,7 +296,7 @@ extension SSHConnection {
             if LibSSH2.isConnectionLoss(code) {
                 fail(.disconnected, "connection lost while starting the '\(name)' subsystem: \(message)")
             } else if rc == LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED || rc == LIBSSH2_ERROR_CHANNEL_FAILURE {
-                fail(.subsystemUnavailable, "the host's sshd has no `\(name)` subsystem; install it with scripts/install-host")
+                fail(.subsystemUnavailable, "the host's sshd has no `\(name)` subsystem; install Tether there (its Debian package: apt install ./tether_VERSION_ARCH.deb, or scripts/install-host)")
             } else {
                 fail(.libssh2, "starting the '\(name)' subsystem failed: \(message) (libssh2 error \(code))")
             }

@@ -150,6 +150,8 @@ final class Multiplexer {
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'configure' is for the registry's use only")))
         case .describe:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'describe' is for the registry's use only")))
+        case .restoreSocket:
+            answer(id, channel: 0, .failure(ErrorBody(.badRequest, "'restoreSocket' is for the registry's use only")))
         case .jobs, .jobStart, .jobList, .jobReceive, .jobWait, .jobStop, .jobRemove:
             answer(id, channel: 0, .failure(ErrorBody(.badRequest,
                 "'\(request.kindName)' goes on a channel N > 0 bound with jobs, not on channel 0")))

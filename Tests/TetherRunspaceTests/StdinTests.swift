@@ -32,8 +32,8 @@ final class StdinTests: RunspaceTestCase {
         client.stdin(Array("late\n".utf8), channel: 1)
         client.stdinEOF(channel: 1)
         let next = try client.run("echo next; ls \(runspace.workDirectory)")
-        XCTAssertEqual(next.stdoutText, "next\ncommand.sh\nrun.sh\n",
-                       "the FIFO of the ended command is gone; the script and driver files are reused")
+        XCTAssertEqual(next.stdoutText, "next\nbin\ncommand.sh\nrun.sh\nstreams\nstreams.ack\n",
+                       "the FIFO of the ended command is gone; the script and driver files are reused (bin and the streams FIFOs are the session's)")
     }
 
     func testInterruptWhileReadingStdin() throws {

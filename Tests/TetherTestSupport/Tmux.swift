@@ -66,6 +66,11 @@ public final class TmuxPane {
         return lines.joined(separator: "\n")
     }
 
+    /// The visible screen with its colours and attributes as escape sequences (`capture-pane -e`).
+    public func screenWithEscapes() throws -> String {
+        try Processes.run(tmux, ["-S", socket, "capture-pane", "-p", "-e", "-t", "main"], timeout: 10).stdoutText
+    }
+
     /// The last non-blank line of the screen (where the prompt and the cursor are).
     public func lastLine() throws -> String {
         try screen().split(separator: "\n").last.map(String.init) ?? ""

@@ -41,3 +41,12 @@ int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path)
 #include "CTetherPromptInterrupt.h"
 
 #endif
+
+/// inotify_init1(IN_NONBLOCK | IN_CLOEXEC).
+int tether_inotify_open(void);
+/// Watches directory `path` for entries leaving it (deleted, renamed away or over) and for
+/// the directory itself going (IN_DELETE_SELF, IN_MOVE_SELF). Returns the watch descriptor.
+int tether_inotify_watch_removals(int fd, const char *path);
+/// The mask bits of an event that make the whole directory suspect (it went, or events
+/// were lost): IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW.
+unsigned int tether_inotify_directory_gone_mask(void);

@@ -19,7 +19,8 @@ struct Configurations: AsyncParsableCommand {
           tether configurations --computer web1,web2 --json
         """))
 
-    @Option(name: .customLong("computer"), help: ArgumentHelp("Computers to ask (comma-separated).", valueName: "HOST"))
+    @Option(name: .customLong("computer"), help: ArgumentHelp("Computers to ask (comma-separated).", valueName: "HOST"),
+            completion: .custom(HostCompletion.complete))
     var computers: [String] = []
 
     @Flag(help: "Print a JSON array instead of a table, with an error object per failure (schema: docs/json.md).")

@@ -52,7 +52,7 @@ struct Enter: AsyncParsableCommand {
 
     @Argument(help: ArgumentHelp(
         "A computer to start a temporary session on (removed when you leave); with --name/--id/--instance-id, where to look for that session.",
-        valueName: "HOST"))
+        valueName: "HOST"), completion: .custom(HostCompletion.complete))
     var host: String?
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
@@ -64,6 +64,8 @@ struct Enter: AsyncParsableCommand {
         "Session configuration of the temporary session (see tether configurations; default bash). In a restricted one each line is one allowed command line.",
         valueName: "NAME"))
     var configuration: String?
+
+    @OptionGroup(title: "Streams") var streams: StreamArguments
 
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
@@ -132,6 +134,7 @@ struct Enter: AsyncParsableCommand {
             let loop = try EnterLoop(host: host, session: session, pool: context.pool,
                                      reconnectTimeout: reconnect.reconnectTimeout, interactive: interactive)
             loop.restricted = await Self.isRestricted(host, instanceID: session.instanceID)
+            loop.display = StreamDisplay(showVerbose: streams.showVerbose, rawTerminal: interactive)
             let ending: EnterLoop.Ending
             do {
                 ending = interactive ? try await loop.runInteractive() : try await loop.runScripted()

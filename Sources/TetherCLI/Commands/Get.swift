@@ -35,7 +35,8 @@ struct Get: AsyncParsableCommand {
           tether get --name web,db --name 'tmp*'
         """))
 
-    @Option(help: ArgumentHelp("Ask these computers for all their sessions (comma-separated, repeatable).", valueName: "HOST"))
+    @Option(help: ArgumentHelp("Ask these computers for all their sessions (comma-separated, repeatable).", valueName: "HOST"),
+            completion: .custom(HostCompletion.complete))
     var computer: [String] = []
 
     @Option(help: ArgumentHelp("Only sessions whose name matches PATTERN (* and ? wildcards; repeatable and comma-separated).", valueName: "PATTERN"))

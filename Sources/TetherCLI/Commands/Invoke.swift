@@ -45,6 +45,18 @@ struct Invoke: AsyncParsableCommand {
         each computer, the command is started and the session released at once; collect
         the output later with `tether receive`.
 
+        The command can also write PowerShell's other streams, with commands every
+        session has (functions in its shell, and the same as programs on PATH for the
+        scripts it runs): tether-warning TEXT (shown as WARNING: TEXT on stderr),
+        tether-verbose TEXT (VERBOSE: TEXT, only with --verbose), tether-information TEXT
+        (a plain line on stderr) and tether-progress [--completed] PERCENT ACTIVITY
+        [STATUS] (PERCENT 0-100, or -1 if unknown): a bar per activity (per computer with
+        several) below the output on stderr, drawn only when stderr is a terminal and gone
+        when the activity completes or the command ends. With several sessions on a
+        terminal, a line below the output counts the computers done and failed. They are
+        kept and resumed like the output; --json lists every record with its stream.
+        NO_COLOR turns colour off.
+
         With --as-job, SCRIPT starts as a job in each session (with --computer alone, in a
         new session per computer named asjob-…, kept until tether job remove removes its
         job — its idle timeout is 30 days) and invoke returns at once, printing the jobs;
@@ -84,6 +96,7 @@ struct Invoke: AsyncParsableCommand {
           tether invoke --computer db1 --in-disconnected-session --session-name logs --output-buffering drop -- 'tail -f app.log'
           tether invoke --name deploy --as-job --job-name build -- 'make -j4 all'
           tether invoke --computer web1,web2 --as-job -- './reindex.sh'
+          tether invoke --name deploy --verbose -- 'tether-verbose "pulling"; tether-progress 50 Deploy "half way"'
         """))
 
     @OptionGroup(title: "Session selection") var selector: SelectorArguments
@@ -97,8 +110,10 @@ struct Invoke: AsyncParsableCommand {
     @Flag(name: .customLong("hide-computer-name"), help: "No [computer] prefix on output lines.")
     var hideComputerName = false
 
-    @Flag(help: "Print a JSON array at the end instead of streaming: one object per session (stdout, stderr, exitStatus, error), an error object per computer that failed (schema: docs/json.md).")
+    @Flag(help: "Print a JSON array at the end instead of streaming: one object per session (stdout, stderr, exitStatus, error, and records: every record in order with its stream), an error object per computer that failed (schema: docs/json.md).")
     var json = false
+
+    @OptionGroup(title: "Streams") var streams: StreamArguments
 
     @Flag(name: .customLong("tty"), help: "Run the command on a terminal on the host (one session; the local terminal is raw meanwhile).")
     var tty = false
@@ -220,7 +235,11 @@ struct Invoke: AsyncParsableCommand {
                                           reconnectTimeout: reconnect.reconnectTimeout,
                                           terminal: tty ? TerminalMode.request() : nil)
             configured.configuration = configuration
+            let display = StreamDisplay(showVerbose: streams.showVerbose, json: json, rawTerminal: tty)
+            configured.display = display
             let settings = configured
+            defer { display.finish() }
+            display.beginFanOut(total: jobs.count)
             // Raw while the command runs; restored on every way out (TerminalMode).
             let rawMode = tty ? TerminalMode.enterRaw() : nil
             defer { rawMode?.restore() }
@@ -228,9 +247,12 @@ struct Invoke: AsyncParsableCommand {
             // Hosts that failed while the sessions were looked up have no result of their own.
             let lookupFailures = context.failures.entries
             let results: [InvokeResult] = await concurrentMap(indexed, limit: throttleLimit) { job, stdin in
-                await job.run(settings: settings, stdin: stdin, context: context, running: running,
-                              reconnecting: reconnecting)
+                let result = await job.run(settings: settings, stdin: stdin, context: context, running: running,
+                                           reconnecting: reconnecting)
+                display.targetFinished(failed: result.exitCode != 0)
+                return result
             }
+            display.finish()
             await context.pool.closeAll()
             if json { Terminal.shared.out(InvokeResult.json(results, failures: lookupFailures)) }
             // 0 if all succeeded, else the first non-zero status in session order.
@@ -252,24 +274,35 @@ struct Invoke: AsyncParsableCommand {
 
     /// --in-disconnected-session: create, start, release, print the sessions.
     private func startDisconnected(context: CommandContext, script: String, arguments: [String]) async throws {
+        let progress = StreamDisplay(showVerbose: false, json: json)
+        defer { progress.finish() }
+        progress.beginFanOut(total: selector.computers.count)
         let rows: [SessionRow?] = await concurrentMap(selector.computers) { [self] computer in
-            do {
-                let host = try await context.pool.host(computer)
-                let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
-                                                           outputBuffering: outputBuffering, bufferLimit: bufferLimit)
-                _ = try await session.invoke(script, arguments: arguments)
-                try await session.detach()
-                let summary = try await host.release(instanceID: session.instanceID)
-                let local = try context.record([summary]).first
-                return SessionRow(local: local, summary: summary)
-            } catch {
-                context.failures.report(error, host: computer)
-                return nil
-            }
+            let row = await startDisconnected(on: computer, context: context, script: script, arguments: arguments)
+            progress.targetFinished(failed: row == nil)
+            return row
         }
+        progress.finish()
         await context.pool.closeAll()
         SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
         try context.failures.exitIfFailed()
+    }
+
+    private func startDisconnected(on computer: String, context: CommandContext, script: String,
+                                   arguments: [String]) async -> SessionRow? {
+        do {
+            let host = try await context.pool.host(computer)
+            let session = try await host.createSession(name: sessionName, configuration: configuration, idleTimeout: idleTimeout,
+                                                       outputBuffering: outputBuffering, bufferLimit: bufferLimit)
+            _ = try await session.invoke(script, arguments: arguments)
+            try await session.detach()
+            let summary = try await host.release(instanceID: session.instanceID)
+            let local = try context.record([summary]).first
+            return SessionRow(local: local, summary: summary)
+        } catch {
+            context.failures.report(error, host: computer)
+            return nil
+        }
     }
 }
 
@@ -286,6 +319,8 @@ struct InvokeSettings: Sendable {
     var terminal: TerminalRequest? = nil
     /// The configuration of temporary sessions (nil: the host's default, bash).
     var configuration: String? = nil
+    /// How warnings, verbose, information and progress records are shown.
+    var display = StreamDisplay(showVerbose: false)
 }
 
 /// The sessions with a command in flight, for Ctrl-C.
@@ -315,6 +350,8 @@ struct InvokeJob: Sendable {
         let collected = CollectedOutput()
         var result = InvokeResult(computerName: computerName, target: target)
         let output = TargetOutput(prefix: settings.prefixLines ? "[\(computerName)] " : nil)
+        let label = settings.prefixLines ? computerName : nil
+        defer { settings.display.commandEnded(label: label) }
         var temporarySession: RemoteSession?
         var host: RemoteHost?
         do {
@@ -377,7 +414,7 @@ struct InvokeJob: Sendable {
                         // Acknowledged only once written: a failed write leaves the loop
                         // before the next chunk is asked for.
                         try collected.take(chunk, json: settings.json, output: output, from: sequence,
-                                           computerName: computerName)
+                                           computerName: computerName, display: settings.display, label: label)
                     }
                     try output.finish()
                     running.remove(followed.session)
@@ -419,6 +456,7 @@ struct InvokeJob: Sendable {
         result.stdout = collected.stdout
         result.stderr = collected.stderr
         result.droppedBytes = collected.droppedBytes
+        result.records = collected.records
         if let temporarySession, let host {
             do {
                 try await host.remove(instanceID: temporarySession.instanceID)
@@ -451,14 +489,19 @@ final class CollectedOutput: @unchecked Sendable {
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
     var droppedBytes: UInt64 = 0
+    /// --json: every chunk in order.
+    var records: [OutputChunk] = []
 
     func take(_ chunk: OutputChunk, json: Bool, output: TargetOutput, from sequence: OutputSequence,
-              computerName: String) throws(OutputWriteError) {
+              computerName: String, display: StreamDisplay, label: String?) throws(OutputWriteError) {
+        if json { records.append(chunk) }
         switch chunk {
         case .stdout(let bytes):
             if json { stdout += bytes } else { try output.stdout(bytes, from: sequence) }
         case .stderr(let bytes):
             if json { stderr += bytes } else { try output.stderr(bytes, from: sequence) }
+        case .stream(let record):
+            if !json { try display.show(record, label: label, output: output, from: sequence) }
         case .dropped(let bytes, let records):
             droppedBytes += bytes
             if !json {
@@ -475,6 +518,7 @@ struct InvokeResult: Sendable {
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
     var droppedBytes: UInt64 = 0
+    var records: [OutputChunk] = []
     var exitStatus: Int32?
     var exitCode: Int32 = 0
     var error: (any Error)?
@@ -498,6 +542,13 @@ struct InvokeResult: Sendable {
             if let id = r.target?.local.id { out.integer(id) } else { out.null() }
             out.key("instanceId"); out.optionalString(r.target?.instanceID)
             out.key("name"); out.optionalString(r.target?.name)
+            out.key("records")
+            out.beginArray()
+            for chunk in r.records {
+                out.element()
+                chunk.writeJSON(to: &out)
+            }
+            out.endArray()
             out.key("stderr"); out.string(String(decoding: r.stderr, as: UTF8.self))
             out.key("stdout"); out.string(String(decoding: r.stdout, as: UTF8.self))
             out.endObject()

@@ -18,7 +18,8 @@ struct New: AsyncParsableCommand {
           tether new web1 --configuration ops     # a restricted endpoint the admin set up
         """))
 
-    @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"))
+    @Argument(help: ArgumentHelp("Computers: ssh config aliases or [user@]host (comma-separated).", valueName: "HOST"),
+              completion: .custom(HostCompletion.complete))
     var computers: [String]
 
     @Option(help: "Name of the new sessions (default: chosen by the host).")
@@ -63,25 +64,37 @@ struct New: AsyncParsableCommand {
         }
         try await reportingErrors(json: json) {
             let context = try CommandContext(connection: connection)
-            let rows: [SessionRow?] = await concurrentMap(splitList(computers)) { [self] computer in
-                do {
-                    let host = try await context.pool.host(computer)
-                    let session = try await host.createSession(
-                        name: name, configuration: configuration, idleTimeout: idleTimeout,
-                        outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
-                    guard let summary = session.summary else {
-                        throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
-                    }
-                    let local = try context.record([summary]).first
-                    return SessionRow(local: local, summary: summary)
-                } catch {
-                    context.failures.report(error, host: computer)
-                    return nil
-                }
+            let all = splitList(computers)
+            // On a terminal, several computers: how many are done and failed, below the output.
+            let progress = StreamDisplay(showVerbose: false, json: json)
+            defer { progress.finish() }
+            progress.beginFanOut(total: all.count)
+            let rows: [SessionRow?] = await concurrentMap(all) { [self] computer in
+                let row = await create(on: computer, context: context)
+                progress.targetFinished(failed: row == nil)
+                return row
             }
+            progress.finish()
             await context.pool.closeAll()
             SessionTable.print(rows.compactMap { $0 }, json: json, failures: context.failures)
             try context.failures.exitIfFailed()
+        }
+    }
+
+    private func create(on computer: String, context: CommandContext) async -> SessionRow? {
+        do {
+            let host = try await context.pool.host(computer)
+            let session = try await host.createSession(
+                name: name, configuration: configuration, idleTimeout: idleTimeout,
+                outputBuffering: outputBuffering, bufferLimit: bufferLimit, jobLimit: jobLimit)
+            guard let summary = session.summary else {
+                throw TetherClientError(.protocolViolation, host: computer, "the host did not describe the new session")
+            }
+            let local = try context.record([summary]).first
+            return SessionRow(local: local, summary: summary)
+        } catch {
+            context.failures.report(error, host: computer)
+            return nil
         }
     }
 }

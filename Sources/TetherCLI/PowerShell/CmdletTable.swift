@@ -78,6 +78,7 @@ extension Cmdlet {
             ("OutputBufferingMode", .lowercasedOption("output-buffering")),
             ("AsJob", .flag("as-job")),
             ("JobName", .option("job-name")),
+            ("Verbose", .flag("verbose")),
         ] + connection, positional: "ScriptBlock"),
         Cmdlet(name: "Enter-PSSession", verb: ["enter"], parameters: [
             ("ComputerName", .positional),
@@ -101,6 +102,7 @@ extension Cmdlet {
         Cmdlet(name: "Receive-PSSession", verb: ["receive"], parameters: selection + [
             ("HideComputerName", .flag("hide-computer-name")),
             ("ConfigurationName", .unsupported("select the sessions by -Name, -Id or -InstanceId")),
+            ("Verbose", .flag("verbose")),
             ("OutTarget", .unsupported("receive prints the output; tether job receive collects jobs")),
             ("JobName", .unsupported("receive prints the output; tether job receive collects jobs")),
         ] + connection, positional: "Session"),
@@ -126,6 +128,7 @@ extension Cmdlet {
         Cmdlet(name: "Receive-Job", verb: ["job", "receive"], parameters: jobSelection + [
             ("Keep", .flag("keep")),
             ("Wait", .flag("wait")),
+            ("Verbose", .flag("verbose")),
             ("HideComputerName", .flag("hide-computer-name")),
         ] + connection, positional: "Id"),
         Cmdlet(name: "Wait-Job", verb: ["job", "wait"], parameters: jobSelection + [

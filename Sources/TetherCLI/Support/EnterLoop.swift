@@ -42,6 +42,10 @@ final class EnterLoop: @unchecked Sendable {
     /// Whether the last output shown ended its line: if not (`printf x`, a `^C` the
     /// remote terminal echoed), the prompt starts on a new one.
     private let outputEndsLine = SharedFlag(initially: true)
+    /// Warnings, information and (with --verbose) verbose records; the local terminal may
+    /// be raw while a line runs (no progress bars then: the command owns the screen).
+    var display = StreamDisplay(showVerbose: false)
+    private let plainOutput = TargetOutput(prefix: nil)
 
     /// `interactive`: a prompt with libedit (stdin and stdout are terminals).
     init(host: RemoteHost, session: RemoteSession, pool: HostPool, reconnectTimeout: Double,
@@ -324,7 +328,8 @@ final class EnterLoop: @unchecked Sendable {
                                       reconnecting: ReconnectingTargets())
         while true {
             do {
-                for try await chunk in followed.output {
+                let sequence = followed.output
+                for try await chunk in sequence {
                     // Written before the next record is asked for (and so acknowledged);
                     // if the terminal is gone, the rest stays on the host.
                     do throws(OutputWriteError) {
@@ -335,6 +340,8 @@ final class EnterLoop: @unchecked Sendable {
                         case .stderr(let bytes):
                             try Terminal.shared.write(bytes, to: 2)
                             if let last = bytes.last { outputEndsLine.set(last == 0x0A) }
+                        case .stream(let record):
+                            try display.show(record, label: nil, output: plainOutput, from: sequence)
                         case .dropped: break
                         }
                     } catch {

@@ -33,6 +33,7 @@ final class InterruptHandler: Sendable {
         let n = lock.withLock { count += 1; return count }
         if n == 1 && nothingToInterrupt() {
             Terminal.shared.err("tether: stopped waiting; the command goes on on the host (tether receive collects its output)\n")
+            Terminal.shared.setFooter([])  // no progress bar left on the screen
             TetherClient.shutdownEventLoop()
             exit(130)
         } else if n == 1 {
@@ -40,6 +41,7 @@ final class InterruptHandler: Sendable {
             onFirst()
         } else {
             Terminal.shared.err("tether: stopped waiting; the command may still run on the host (tether receive collects its output)\n")
+            Terminal.shared.setFooter([])  // no progress bar left on the screen
             TetherClient.shutdownEventLoop()
             exit(130)
         }

@@ -19,34 +19,91 @@ struct OutputWriteError: Error, Sendable {
 /// Whole writes to stdout/stderr from many concurrent tasks, one lock, no interleaving
 /// inside a write. A write that fails fails for good on that descriptor (every later
 /// write throws the same error without trying): the process is on its way out.
+///
+/// It also keeps the *footer* — progress bars drawn below the output on stderr when that
+/// is a terminal (`StreamDisplay`): every write to the screen (stderr, and stdout when it
+/// is a terminal too) first erases the footer and draws it again after, once the output
+/// ends a line, so bars never mix into the output and never stay behind in it.
 final class Terminal: Sendable {
     static let shared = Terminal()
     private let lock = Lock()
     nonisolated(unsafe) private var failures: [Int32: Int32] = [:]  // fd → errno, guarded by lock
+    nonisolated(unsafe) private var footer: [String] = []           // guarded by lock
+    /// Footer lines on the screen now (the cursor is at the end of the last one).
+    nonisolated(unsafe) private var footerDrawn = 0                 // guarded by lock
+    /// The screen's last output byte was a newline: a footer may be drawn below it.
+    nonisolated(unsafe) private var screenAtLineStart = true        // guarded by lock
+    private let stdoutIsScreen = isatty(1) != 0
 
     /// Writes all of `bytes` (write(2) returned for every byte), or throws.
     func write(_ bytes: [UInt8], to fd: Int32) throws(OutputWriteError) {
         guard !bytes.isEmpty else { return }
         let failure: Int32? = lock.withLock {
             if let earlier = failures[fd] { return earlier }
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN {
-                        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                        _ = poll(&pfd, 1, -1)
-                        continue
-                    }
-                    failures[fd] = errno
-                    return errno
-                }
-                offset += n
+            let toScreen = fd == 2 || (fd == 1 && stdoutIsScreen)
+            if toScreen { eraseFooterLocked() }
+            if let error = writeAllLocked(bytes, to: fd) {
+                failures[fd] = error
+                return error
+            }
+            if toScreen {
+                screenAtLineStart = bytes.last == 0x0A
+                drawFooterLocked()
             }
             return nil
         }
         if let failure { throw OutputWriteError(fd: fd, code: failure) }
+    }
+
+    /// Replaces the footer (stderr must be a terminal; empty: none).
+    func setFooter(_ lines: [String]) {
+        lock.withLock {
+            guard lines != footer || footerDrawn == 0 else { return }
+            eraseFooterLocked()
+            footer = lines
+            drawFooterLocked()
+        }
+    }
+
+    private func writeAllLocked(_ bytes: [UInt8], to fd: Int32) -> Int32? {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&pfd, 1, -1)
+                    continue
+                }
+                return errno
+            }
+            offset += n
+        }
+        return nil
+    }
+
+    /// Clears the footer's lines and leaves the cursor where the first one began.
+    private func eraseFooterLocked() {
+        guard footerDrawn > 0, failures[2] == nil else { return }
+        var text = "\r\u{1B}[K"
+        for _ in 1..<footerDrawn { text += "\u{1B}[1A\u{1B}[K" }
+        footerDrawn = 0
+        _ = writeAllLocked(Array(text.utf8), to: 2)
+    }
+
+    private func drawFooterLocked() {
+        guard !footer.isEmpty, footerDrawn == 0, screenAtLineStart, failures[2] == nil else { return }
+        let width = Terminal.columns(of: 2)
+        let lines = footer.map { TerminalText.fit($0, columns: width - 1) }
+        if writeAllLocked(Array(lines.joined(separator: "\n").utf8), to: 2) == nil { footerDrawn = lines.count }
+    }
+
+    /// The terminal's width (80 if it won't say).
+    static func columns(of fd: Int32) -> Int {
+        var size = winsize()
+        guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 1 else { return 80 }
+        return Int(size.ws_col)
     }
 
     /// Tether's own messages: best effort (nothing to tell if stderr itself is gone).
@@ -57,6 +114,7 @@ final class Terminal: Sendable {
     /// reader went away, quietly by SIGPIPE (status 141 in a shell); otherwise saying
     /// why, with status 1. What was not written was not acknowledged.
     func leave(after error: OutputWriteError) -> Never {
+        setFooter([])
         TetherClient.shutdownEventLoop()
         if error.readerClosed {
             signal(SIGPIPE, SIG_DFL)

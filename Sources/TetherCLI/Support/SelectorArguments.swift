@@ -20,7 +20,7 @@ struct SelectorArguments: ParsableArguments {
 
     @Option(help: ArgumentHelp(
         "Only sessions on these computers (comma-separated, repeatable). They are asked: sessions started elsewhere are found, ones removed there leave this client's list.",
-        valueName: "HOST"))
+        valueName: "HOST"), completion: .custom(HostCompletion.complete))
     var computer: [String] = []
 
     var computers: [String] { splitList(computer) }

@@ -183,7 +183,7 @@ public final class Invocation: Sendable {
             switch chunk {
             case .stdout(let b): out += b
             case .stderr(let b): err += b
-            case .dropped: break
+            case .dropped, .stream: break
             }
         }
         return (out, err, try await exitStatus)

@@ -184,19 +184,11 @@ final class JobReceiveChannel: ChannelEndpoint {
         guard active, let core else { return }
         let queue = core.output
         switch record.kind {
-        case .stdout, .stderr, .dropped:
+        case .stdout, .stderr, .dropped, .warning, .verbose, .information, .progress:
             // A replay's overlap is dropped; a gap is fine only where a `dropped` record explains it.
             guard record.seq > lastSeq else { return }
             lastSeq = record.seq
-            let chunk: OutputChunk
-            switch record.kind {
-            case .stdout: chunk = .stdout(record.body)
-            case .stderr: chunk = .stderr(record.body)
-            default:
-                let counts: (bytes: UInt64, records: UInt64) = (try? record.droppedCounts()) ?? (0, 0)
-                chunk = .dropped(bytes: counts.bytes, records: counts.records)
-            }
-            queue.push(.init(seq: record.seq, chunk: chunk, ackNow: false))
+            queue.push(.init(seq: record.seq, chunk: OutputChunk(record), ackNow: false))
         case .jobEnded:
             if let info = try? record.jobEndInfo() { core.end.resolve(.success(info)) }
             end()

@@ -180,9 +180,8 @@ final class ReceiveChannel: ChannelEndpoint {
             queue.push(.init(seq: record.seq, chunk: .stdout(record.body), ackNow: false))
         case .stderr:
             queue.push(.init(seq: record.seq, chunk: .stderr(record.body), ackNow: false))
-        case .dropped:
-            let counts: (bytes: UInt64, records: UInt64) = (try? record.droppedCounts()) ?? (0, 0)
-            queue.push(.init(seq: record.seq, chunk: .dropped(bytes: counts.bytes, records: counts.records), ackNow: false))
+        case .dropped, .warning, .verbose, .information, .progress:
+            queue.push(.init(seq: record.seq, chunk: OutputChunk(record), ackNow: false))
         case .commandEnded:
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))
             let isFollowed = followedCommand != nil && (try? record.commandID()) == followedCommand

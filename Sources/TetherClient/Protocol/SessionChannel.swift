@@ -284,7 +284,8 @@ final class SessionChannel: ChannelEndpoint {
         guard let core = running?.core else { return }
         let queue = core.output
         switch record.kind {
-        case .stdout, .stderr, .dropped: highestOutputSeq = max(highestOutputSeq, record.seq)
+        case .stdout, .stderr, .dropped, .warning, .verbose, .information, .progress:
+            highestOutputSeq = max(highestOutputSeq, record.seq)
         default: break
         }
         switch record.kind {
@@ -295,9 +296,9 @@ final class SessionChannel: ChannelEndpoint {
             queue.push(.init(seq: record.seq, chunk: .stdout(record.body), ackNow: false))
         case .stderr:
             queue.push(.init(seq: record.seq, chunk: .stderr(record.body), ackNow: false))
-        case .dropped:
-            let counts: (bytes: UInt64, records: UInt64) = (try? record.droppedCounts()) ?? (0, 0)
-            queue.push(.init(seq: record.seq, chunk: .dropped(bytes: counts.bytes, records: counts.records), ackNow: false))
+        case .dropped, .warning, .verbose, .information, .progress:
+            // An undecodable stream record still takes its place (nothing to show).
+            queue.push(.init(seq: record.seq, chunk: OutputChunk(record), ackNow: false))
         case .commandEnded:
             sequencer.strict = false
             queue.push(.init(seq: record.seq, chunk: nil, ackNow: true))

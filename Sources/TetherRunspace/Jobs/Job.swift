@@ -33,6 +33,8 @@ final class Job {
     var highestSentSeq: UInt64 = 0
     var stdout: OutputPipe?
     var stderr: OutputPipe?
+    /// Its own stream FIFO (`StreamPipe`; the job's `$TETHER_STREAMS`).
+    var streams: StreamPipe?
     /// Our end of the job's gate FIFO (see `JobScript`), open until the job ends.
     var gateFD: Int32 = -1
     /// `jobStop` (or the session's end) asked for it: its end is `Stopped`.
@@ -82,8 +84,10 @@ final class Job {
         gateFD = -1
         stdout?.close()
         stderr?.close()
+        streams?.close()
         stdout = nil
         stderr = nil
+        streams = nil
     }
 }
 

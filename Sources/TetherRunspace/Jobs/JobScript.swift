@@ -31,6 +31,7 @@ enum JobScript {
     static func stderrName(_ id: UInt64) -> String { "job-\(id).err" }
     static func pidName(_ id: UInt64) -> String { "job-\(id).pid" }
     static func gateName(_ id: UInt64) -> String { "job-\(id).gate" }
+    static func streamsName(_ id: UInt64) -> String { "job-\(id).streams" }
 
     static func forkDriver(jobID id: UInt64, arguments: [String]) -> String {
         let directory = "\"$" + DriverLine.workDirectoryVariable + "\"/"
@@ -41,7 +42,8 @@ enum JobScript {
         // functions (which keep the session's shell alive) are unset in the subshell, so
         // in a job they are bash's own.
         var text = #"__tether_s=; ( \builtin set -m; \builtin unset -f exec exit; exec >"# + file(stdoutName(id)) + " 2>" + file(stderrName(id))
-        text += " </dev/null 3>&-; { " + #"\builtin read -r _ <"# + file(gateName(id)) + "; "
+        text += " </dev/null 3>&-; " + #"\builtin export "# + StreamFunctions.variable + "=" + file(streamsName(id))
+        text += "; { " + #"\builtin read -r _ <"# + file(gateName(id)) + "; "
         if arguments.isEmpty { text += #"\builtin set --; "# }
         text += #"\builtin source "# + file(scriptName(id))
         for argument in arguments { text += " " + DriverLine.quote(argument) }
@@ -69,8 +71,10 @@ extension JobScript {
     /// `bash -c` text for a job run from a snapshot copy: load it quietly (bash's own
     /// read-only variables refuse to be set), drop the session's `exec` and `exit`
     /// functions (a job's are bash's own), then source the job's script with "$@".
-    static func snapshotCommand(snapshotPath: String, scriptPath: String) -> String {
-        #"\builtin source "# + DriverLine.quote(snapshotPath) + #" >/dev/null 2>&1; \builtin unset -f exec exit; \builtin source "#
+    /// `streamsPath`: the job's own stream FIFO (the snapshot names the session's).
+    static func snapshotCommand(snapshotPath: String, scriptPath: String, streamsPath: String) -> String {
+        #"\builtin source "# + DriverLine.quote(snapshotPath) + #" >/dev/null 2>&1; \builtin unset -f exec exit; "#
+            + #"\builtin export "# + StreamFunctions.variable + "=" + DriverLine.quote(streamsPath) + #"; \builtin source "#
             + DriverLine.quote(scriptPath) + #" "$@""#
     }
 }

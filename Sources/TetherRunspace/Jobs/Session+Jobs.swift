@@ -173,6 +173,7 @@ extension Session {
         var bytes = Array(DriverLine.scriptFile(request.script).utf8)
         if bytes.last != 0x0a { bytes.append(0x0a) }
         do {
+            try workDirectory.ensureExists()
             try writeFile(workDirectory.path + "/" + JobScript.scriptName(job.id), bytes)
         } catch {
             jobTable.remove(job)
@@ -219,6 +220,27 @@ extension Session {
         return pipe
     }
 
+    /// The job's stream FIFO: its records go to its journal, after what its stdout and
+    /// stderr already hold (as `BashInterpreter` orders the session's).
+    private func streamPipe(_ job: Job) throws -> StreamPipe {
+        let pipe = try StreamPipe(reactor: reactor, path: workDirectory.path + "/" + JobScript.streamsName(job.id))
+        pipe.onRecord = { [unowned self, unowned job] record in self.jobOutput(job, record.kind, record.body) }
+        pipe.onReadable = { [unowned self, unowned job] in
+            guard self.jobMayRead(job), self.drainJobOutputWrittenSoFar(job) else {
+                job.streams?.setWatching(false)  // `updateJobReading` resumes it
+                return
+            }
+            job.streams?.readOnce()
+        }
+        return pipe
+    }
+
+    private func drainJobOutputWrittenSoFar(_ job: Job) -> Bool {
+        job.stdout?.noteOwed()
+        job.stderr?.noteOwed()
+        return (job.stdout?.readOwed() ?? true) && (job.stderr?.readOwed() ?? true)
+    }
+
     /// A job started while bash runs a command: `bash --noprofile --norc` loads a copy of
     /// the last snapshot (taken while the session was idle, before that command), in a
     /// process group of its own, with plain pipes for stdout and stderr.
@@ -226,6 +248,7 @@ extension Session {
         let base = workDirectory.path + "/"
         let copy = base + JobScript.snapshotCopyName(job.id)
         try writeFile(copy, snapshot)
+        job.streams = try streamPipe(job)
         var fds: [Int32] = []
         for _ in 0..<2 {
             var pair: [Int32] = [0, 0]
@@ -244,7 +267,8 @@ extension Session {
         let pid: pid_t
         do {
             pid = try Spawn.spawn(path: jobTable.bashPath, arguments: ["bash", "--noprofile", "--norc", "-c",
-                JobScript.snapshotCommand(snapshotPath: copy, scriptPath: base + JobScript.scriptName(job.id)), "bash"]
+                JobScript.snapshotCommand(snapshotPath: copy, scriptPath: base + JobScript.scriptName(job.id),
+                                          streamsPath: base + JobScript.streamsName(job.id)), "bash"]
                 + job.arguments, options: options)
         } catch {
             fds.forEach { close($0) }
@@ -277,6 +301,7 @@ extension Session {
         }
         job.stdout = pipes[0]
         job.stderr = pipes[1]
+        job.streams = try streamPipe(job)
         let gate = base + JobScript.gateName(job.id)
         unlink(gate)
         guard mkfifo(gate, 0o600) == 0 else { throw SystemError.last("mkfifo \(gate)") }
@@ -399,6 +424,7 @@ extension Session {
             let allowed = jobMayRead(job)
             job.stdout?.setWatching(allowed)
             job.stderr?.setWatching(allowed)
+            job.streams?.setWatching(allowed)
             if allowed { completeJobIfDrained(job) }
         case .pending, .forking, .ended:
             break
@@ -429,6 +455,7 @@ extension Session {
         guard case .draining(let pid, let status) = job.phase, jobMayRead(job) else { return }
         let drained = (job.stdout?.readOwed() ?? true) && (job.stderr?.readOwed() ?? true)
         guard drained else { return }
+        job.streams?.readAvailable()  // what it wrote there before it exited
         job.closePipes()
         let state: JobState = job.stopRequested ? .stopped : (status.shellStatus == 0 ? .completed : .failed)
         if job.stopRequested {

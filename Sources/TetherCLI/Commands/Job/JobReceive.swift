@@ -8,7 +8,8 @@ struct JobReceive: AsyncParsableCommand {
         abstract: "Print the output jobs recorded that was not yet received.",
         discussion: prose("""
         Prints each selected job's unread output — stdout to stdout, stderr to stderr, in
-        the order it was written — and marks it read, so the next receive prints only
+        the order it was written, warnings, information, progress and (with --verbose)
+        verbose records as tether invoke shows them — and marks it read, so the next receive prints only
         what came after; --keep leaves it unread. --wait follows the jobs live until they
         end and exits with the status of the first that failed (else 0). With several
         jobs, lines are prefixed with [computer:job]. Output counts as read once it is
@@ -27,6 +28,7 @@ struct JobReceive: AsyncParsableCommand {
     @Flag(help: "Follow the jobs until they end; exit with the first non-zero status.") var wait = false
     @Flag(name: .customLong("hide-computer-name"), help: "No [computer:job] prefix with several jobs.")
     var hideComputerName = false
+    @OptionGroup(title: "Streams") var streams: StreamArguments
     @OptionGroup(title: "Connection") var connection: ConnectionArguments
 
     func run() async throws {
@@ -38,8 +40,12 @@ struct JobReceive: AsyncParsableCommand {
             let targets = try await context.resolveJobs(selector, jobSelector)
             InterruptHandler(onFirst: {}, nothingToInterrupt: { true }).install()
             let prefix = targets.count > 1 && !hideComputerName
+            let display = StreamDisplay(showVerbose: streams.showVerbose)
+            defer { display.finish() }
             let codes: [Int32] = await concurrentMap(targets) { [keep, wait] target in
                 let output = TargetOutput(prefix: prefix ? "[\(target.label)] " : nil)
+                let label = prefix ? target.label : nil
+                defer { display.commandEnded(label: label) }
                 do {
                     let reception = try await target.jobs.receive(jobID: target.info.id, follow: wait, keep: keep)
                     let sequence = reception.output
@@ -48,6 +54,7 @@ struct JobReceive: AsyncParsableCommand {
                         switch chunk {
                         case .stdout(let bytes): try output.stdout(bytes, from: sequence)
                         case .stderr(let bytes): try output.stderr(bytes, from: sequence)
+                        case .stream(let record): try display.show(record, label: label, output: output, from: sequence)
                         case .dropped(let bytes, let records):
                             try output.finish()
                             Terminal.shared.err("tether: \(target.label): \(bytes) bytes of output (\(records) records) were dropped while nobody read them\n")
