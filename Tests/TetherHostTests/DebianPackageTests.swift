@@ -246,7 +246,7 @@ final class DebianPackageTests: XCTestCase {
             try Processes.check("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", work + "/key"])
             try FileManager.default.copyItem(atPath: work + "/key.pub", toPath: work + "/authorized_keys")
         }
-        port = try freeLoopbackPort()
+        port = try SSHDFixture.freeLoopbackPort()
         let hostKey = String(decoding: Descriptors.readFile("/etc/ssh/ssh_host_ed25519_key.pub") ?? [], as: UTF8.self)
         try Descriptors.writeFile(work + "/known_hosts", "[127.0.0.1]:\(port) \(hostKey)", mode: 0o600)
         try Descriptors.writeFile(work + "/ssh_config", """
@@ -339,23 +339,6 @@ final class DebianPackageTests: XCTestCase {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             return fields.count >= 9 ? "\(fields[0]) \(fields[8...].joined(separator: " "))" : String(line)
         }.joined(separator: "\n")
-    }
-
-    private func freeLoopbackPort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
-        }
-        guard bound == 0 else { throw SystemError.last("bind 127.0.0.1:0") }
-        return UInt16(bigEndian: address.sin_port)
     }
 }
 

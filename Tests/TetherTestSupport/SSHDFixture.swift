@@ -243,7 +243,7 @@ public final class SSHDFixture {
     }
 
     /// A port nothing listens on right now (the kernel's pick for port 0).
-    private static func freeLoopbackPort() throws -> UInt16 {
+    public static func freeLoopbackPort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SystemError.last("socket") }
         defer { close(fd) }
