@@ -17,6 +17,9 @@
 int tether_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int tether_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int tether_accept4(int listener, int flags) { return accept4(listener, NULL, NULL, flags); }
+ssize_t tether_splice(int from, int to, size_t count) {
+    return splice(from, NULL, to, NULL, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
 
 int tether_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
     struct ucred cred;

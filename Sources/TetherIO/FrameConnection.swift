@@ -1,3 +1,4 @@
+import CTetherPosix
 import Glibc
 import TetherProtocol
 
@@ -47,7 +48,9 @@ public final class FrameConnection {
     private var decoder = FrameDecoder()
     private var readRegistration: Registration?
     private var writeRegistration: Registration?
-    private var outbox: [[UInt8]] = []
+    /// What waits to be written, in order: bytes, or a frame to splice from another
+    /// connection's socket (`SplicedFrame`), which nothing behind it overtakes.
+    private var outbox: [Outgoing] = []
     private var outboxHead = 0
     /// Open `batchingWrites` scopes: sends only queue until the outermost one ends.
     private var corks = 0
@@ -59,6 +62,19 @@ public final class FrameConnection {
     public private(set) var isClosed = false
     /// Bytes asked of each read(2); they land straight in the decoder's buffer.
     private let readSize: Int
+
+    /// Whether `send(spliced:)` may be used: `enableSplicing()` found `writeFD` a pipe.
+    public private(set) var acceptsSplices = false
+    /// A relay's choice for each big frame at the head of the stream (see `SplicedFrame`):
+    /// true when it queued the frame, spliced, on the connection it forwards to; false to
+    /// have it read and delivered as usual.
+    public var spliceFrame: ((SplicedFrame) -> Bool)?
+    /// The frame at the head of our stream that another connection is splicing out: we
+    /// read nothing, and keep our descriptor open, until it is done.
+    private var lent: SplicedFrame?
+    /// Peek at the next frame's header: the last frame was big, so the next may be too.
+    /// (After small frames we don't: an interactive command's replies pay no extra call.)
+    private var peekNext = false
 
     /// `readFD` and `writeFD` may be the same descriptor (a socket). They are set
     /// non-blocking and closed by `close()` unless `ownsDescriptors` is false.
@@ -87,10 +103,16 @@ public final class FrameConnection {
     /// Starts reading. Call once, after setting the callbacks.
     public func start() {
         guard !isClosed, readRegistration == nil else { return }
-        readRegistration = reactor.register(fd: readFD, interest: readingPaused ? .none : .readable) { [weak self] readiness in
+        registerForReading()
+    }
+
+    private func registerForReading() {
+        readRegistration = reactor.register(fd: readFD, interest: readInterest) { [weak self] readiness in
             self?.handleReadable(readiness)
         }
     }
+
+    private var readInterest: Interest { readingPaused || lent != nil ? .none : .readable }
 
     // MARK: Writing
 
@@ -165,10 +187,122 @@ public final class FrameConnection {
 
     private func enqueue(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        outbox.append(bytes)
-        pendingWriteBytes += bytes.count
+        enqueue(Outgoing(bytes: bytes), count: bytes.count)
+    }
+
+    private func enqueue(_ entry: Outgoing, count: Int) {
+        outbox.append(entry)
+        pendingWriteBytes += count
         if pendingWriteBytes > highWatermark { wasAboveHighWatermark = true }
         if holdTimer != nil && pendingWriteBytes >= Self.holdLimitBytes { releaseHeldWrites() }
+    }
+
+    // MARK: Splicing (relays)
+
+    /// Lets this connection take frames by splice(2) (`send(spliced:)`), if its write end
+    /// is a pipe — sshd's stdout for a subsystem is. A socket can't take a splice from a
+    /// socket, so anything else keeps the ordinary copy.
+    public func enableSplicing() {
+        acceptsSplices = isPipe(writeFD)
+    }
+
+    /// Queues a frame to be spliced out of another connection's socket, behind everything
+    /// queued so far and ahead of everything queued later: frames stay whole on the wire.
+    /// False (nothing queued) when this connection doesn't take splices or is closing.
+    public func send(spliced frame: SplicedFrame) -> Bool {
+        guard acceptsSplices, !isClosed, !closeWhenFlushed else { return false }
+        enqueue(Outgoing(spliced: frame), count: frame.remaining)
+        if writeRegistration == nil && corks == 0 {
+            flush()
+        }
+        return true
+    }
+
+    /// Splices the frame at the head of the queue as far as the pipe takes it. True to go
+    /// on with the queue; false when the pipe is full (writability armed) or we failed.
+    private func spliceHead(_ frame: SplicedFrame) -> Bool {
+        let n = frame.move(to: writeFD)
+        if n > 0 {
+            frame.remaining -= n
+            pendingWriteBytes -= n
+            if frame.remaining == 0 {
+                outbox[outboxHead] = Outgoing(bytes: [])
+                outboxHead += 1
+                frame.finish(complete: true)
+            }
+            return true
+        }
+        let error = n < 0 ? errno : EIO  // 0: the source ended inside a frame it held whole
+        if error == EINTR { return true }
+        if error == EAGAIN || error == EWOULDBLOCK {
+            armWritable()
+            return false
+        }
+        if error == EINVAL && !frame.isStarted, let bytes = frame.readRemaining() {
+            // This kernel can't splice these two: copy, and stop taking splices.
+            acceptsSplices = false
+            outbox[outboxHead] = Outgoing(bytes: bytes)
+            frame.finish(complete: true)
+            return true
+        }
+        finish(.ioError(SystemError("splice to \(name)", errno: error)))
+        return false
+    }
+
+    /// At a frame boundary, after a big frame: peeks at the next frame's header and, if it
+    /// is big and all of it is in the socket's queue, offers it to `spliceFrame`. True
+    /// when it was taken (reading then waits for `spliceFinished`).
+    private func offerNextFrameForSplicing(_ spliceFrame: (SplicedFrame) -> Bool) -> Bool {
+        let headLength = 4 + Frame.headerLength
+        let head = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: headLength) { buffer -> [UInt8]? in
+            let n = recv(readFD, buffer.baseAddress, headLength, Int32(MSG_PEEK | MSG_DONTWAIT))
+            return n == headLength ? Array(buffer) : nil
+        }
+        guard let head else { return false }
+        let length = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
+        // Anything odd is left to the decoder, which says what is wrong with it.
+        guard length >= Frame.headerLength, length - Frame.headerLength <= decoder.maxPayloadLength,
+              let type = FrameType(rawValue: head[4]) else { return false }
+        guard length - Frame.headerLength >= SplicedFrame.threshold else {
+            peekNext = false
+            return false
+        }
+        var queued: Int32 = 0
+        guard ioctl(readFD, UInt(FIONREAD), &queued) == 0, Int(queued) >= 4 + length else { return false }
+        let channel = UInt32(head[5]) << 24 | UInt32(head[6]) << 16 | UInt32(head[7]) << 8 | UInt32(head[8])
+        // Strongly: a connection closed meanwhile still closes its descriptor afterwards.
+        // (The cycle ends when the frame finishes, which its destination always makes it.)
+        let frame = SplicedFrame(type: type, channel: channel, count: 4 + length, source: readFD) { complete in
+            self.spliceFinished(complete: complete)
+        }
+        lent = frame
+        if let readRegistration { reactor.update(readRegistration, interest: .none) }
+        guard spliceFrame(frame) else {
+            lent = nil
+            if let readRegistration { reactor.update(readRegistration, interest: readInterest) }
+            return false
+        }
+        return true
+    }
+
+    /// The frame we lent is out (or its destination closed): read again.
+    private func spliceFinished(complete: Bool) {
+        guard let frame = lent else { return }
+        lent = nil
+        if isClosed {
+            if ownsDescriptors { closeDescriptors() }  // kept open for the splice
+            return
+        }
+        if !complete && frame.isStarted {
+            // Its tail is still in our stream and can't be read as frames.
+            finish(.ioError(SystemError("relay of a frame from \(name)", errno: EPIPE)))
+            return
+        }
+        if let readRegistration {
+            reactor.update(readRegistration, interest: readInterest)
+        } else if !closeWhenFlushed {
+            registerForReading()  // it was dropped at a hang-up while we waited
+        }
     }
 
     /// Sends an error frame, then closes once everything queued has been written.
@@ -182,6 +316,10 @@ public final class FrameConnection {
 
     private func flush() {
         while outboxHead < outbox.count {
+            if let frame = outbox[outboxHead].spliced {
+                guard spliceHead(frame) else { return }
+                continue
+            }
             let n = writeQueued()
             if n < 0 {
                 if errno == EINTR { continue }
@@ -210,7 +348,8 @@ public final class FrameConnection {
 
     /// Writes from the head of the queue; returns what writev(2) returned.
     private func writeQueued() -> Int {
-        let last = min(outbox.count, outboxHead + Self.maxChunksPerWrite)
+        var last = outboxHead + 1
+        while last < min(outbox.count, outboxHead + Self.maxChunksPerWrite) && outbox[last].spliced == nil { last += 1 }
         return withUnsafeTemporaryAllocation(of: iovec.self, capacity: last - outboxHead) { vectors in
             gather(from: outboxHead, to: last, into: vectors, filled: 0)
         }
@@ -224,7 +363,7 @@ public final class FrameConnection {
                 ? write(writeFD, vectors[0].iov_base, vectors[0].iov_len)
                 : writev(writeFD, vectors.baseAddress, Int32(filled))
         }
-        return outbox[index].withUnsafeBytes { raw in
+        return outbox[index].bytes.withUnsafeBytes { raw in
             let skip = index == outboxHead ? headOffset : 0
             vectors[filled] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + skip),
                                     iov_len: raw.count - skip)
@@ -237,13 +376,13 @@ public final class FrameConnection {
         var n = written
         pendingWriteBytes -= n
         while n > 0 {
-            let remaining = outbox[outboxHead].count - headOffset
+            let remaining = outbox[outboxHead].bytes.count - headOffset
             if n < remaining {
                 headOffset += n
                 return
             }
             n -= remaining
-            outbox[outboxHead] = []
+            outbox[outboxHead] = Outgoing(bytes: [])
             outboxHead += 1
             headOffset = 0
         }
@@ -285,17 +424,29 @@ public final class FrameConnection {
 
     public func resumeReading() {
         readingPaused = false
-        if let registration = readRegistration { reactor.update(registration, interest: .readable) }
+        if let registration = readRegistration { reactor.update(registration, interest: readInterest) }
     }
 
     private func handleReadable(_ readiness: Readiness) {
         guard !isClosed else { return }
+        if lent != nil {
+            // The next bytes are a frame being spliced out. A hang-up waits until it is:
+            // register again then (`spliceFinished`) and read the rest as usual.
+            if let registration = readRegistration { reactor.unregister(registration) }
+            readRegistration = nil
+            return
+        }
         if readingPaused && !readiness.contains(.readable) {
             drainAfterHangup()
             return
         }
         // Read a bounded amount per wakeup so one busy peer can't starve the loop.
         for _ in 0..<4 {
+            if peekNext, let spliceFrame, decoder.bufferedByteCount == 0,
+               offerNextFrameForSplicing(spliceFrame) {
+                if lent != nil || isClosed || readingPaused { return }
+                continue  // already out: look at the next one
+            }
             let n = decoder.append(readingUpTo: readSize) { read(readFD, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -355,6 +506,7 @@ public final class FrameConnection {
     private func deliverNextFrame() throws(ProtocolError) -> Bool {
         if let onWireFrame {
             guard let wire = try decoder.nextWire() else { return false }
+            if spliceFrame != nil { peekNext = wire.payloadCount >= SplicedFrame.threshold }
             onWireFrame(wire)
         } else {
             guard let frame = try decoder.next() else { return false }
@@ -433,23 +585,36 @@ public final class FrameConnection {
         finish(.local)
     }
 
+    private func closeDescriptors() {
+        Glibc.close(readFD)
+        if writeFD != readFD { Glibc.close(writeFD) }
+    }
+
     private func finish(_ reason: CloseReason) {
         guard !isClosed else { return }
         isClosed = true
         if let registration = readRegistration { reactor.unregister(registration) }
         disarmWritable()
         readRegistration = nil
+        let abandoned = outbox[outboxHead...].compactMap(\.spliced)
         outbox.removeAll()
         pendingWriteBytes = 0
-        if ownsDescriptors {
-            Glibc.close(readFD)
-            if writeFD != readFD { Glibc.close(writeFD) }
-        }
+        // A descriptor lent to a splice closes when the splice is done with it.
+        if ownsDescriptors && lent == nil { closeDescriptors() }
+        for frame in abandoned { frame.finish(complete: false) }
         if case .local = reason, let failure = pendingFailure {
             onClose(.protocolError(failure))
         } else {
             onClose(reason)
         }
+    }
+}
+
+extension FrameConnection {
+    /// One entry of the outbox: bytes to write, or a frame to splice (then `bytes` is empty).
+    struct Outgoing {
+        var bytes: [UInt8] = []
+        var spliced: SplicedFrame?
     }
 }
 

@@ -282,6 +282,9 @@ final class Multiplexer {
                                       attachRequestID: requestID, attachFrame: frame)
         channel.toClient = { [weak self] frame in self?.toClient(frame) }
         channel.toClientWire = { [weak self] wire in self?.toClient(wire) }
+        if client.acceptsSplices {
+            channel.toClientSpliced = { [weak self] frame in self?.toClient(spliced: frame) ?? false }
+        }
         channel.forwardingScope = { [weak self] body in
             if let client = self?.client { client.batchingWrites(body) } else { body() }
         }
@@ -330,6 +333,12 @@ final class Multiplexer {
     private func toClient(_ wire: WireFrame) {
         client.send(wire)
         pauseChannelsIfBackedUp()
+    }
+
+    private func toClient(spliced frame: SplicedFrame) -> Bool {
+        guard client.send(spliced: frame) else { return false }
+        pauseChannelsIfBackedUp()
+        return true
     }
 
     private func pauseChannelsIfBackedUp() {

@@ -33,6 +33,10 @@ final class RunspaceChannel {
     var toClient: (Frame) -> Void = { _ in }
     /// An output record for the client, as the runspace encoded it (the hot path).
     var toClientWire: (WireFrame) -> Void = { _ in }
+    /// A big output record for the client, left in the runspace's socket and spliced out
+    /// of it (the hottest path); nil where the client's stream can't take splices. False
+    /// when it wasn't taken (it is then read as usual).
+    var toClientSpliced: ((SplicedFrame) -> Bool)?
     /// Wraps forwarding the frames of one read from the runspace (one write to the client).
     var forwardingScope: ((() -> Void) -> Void)?
     /// The channel is finished; the multiplexer forgets it.
@@ -98,6 +102,9 @@ final class RunspaceChannel {
         }
         let connection = FrameConnection(reactor: reactor, socket: fd, name: "runspace \(instanceID) channel \(number)")
         connection.onWireFrame = { [weak self] wire in self?.fromRunspace(wire) }
+        if toClientSpliced != nil {
+            connection.spliceFrame = { [weak self] frame in self?.fromRunspace(spliced: frame) ?? false }
+        }
         connection.deliveryScope = forwardingScope
         connection.onClose = { [weak self] reason in self?.runspaceClosed(reason) }
         connection.onDrained = { [weak self] in self?.onDrained() }
@@ -154,6 +161,15 @@ final class RunspaceChannel {
             retagged.channel = number
             toClientWire(retagged)
         }
+    }
+
+    /// A big frame at the head of the runspace's stream, not read yet: output records on
+    /// our own channel go to the client by splice — the same bytes `fromRunspace(_: WireFrame)`
+    /// would forward, without passing through us. Anything else is read and looked at.
+    private func fromRunspace(spliced frame: SplicedFrame) -> Bool {
+        guard frame.type == .record, frame.channel == number, sawRunspaceHello, case .relaying = phase,
+              let toClientSpliced else { return false }
+        return toClientSpliced(frame)
     }
 
     private func fromRunspace(_ frame: Frame) {

@@ -34,6 +34,8 @@ public enum Subsystem {
         // The descriptors belong to sshd's channel: never closed early by us, so a last
         // error frame can still be written after the connection object is done.
         let stdio = FrameConnection(reactor: reactor, readFD: 0, writeFD: 1, name: "client", ownsDescriptors: false)
+        // Output records then go from the runspaces' sockets into that pipe by splice(2).
+        stdio.enableSplicing()
         let multiplexer = Multiplexer(reactor: reactor, paths: paths, log: log, client: stdio, route: route)
         multiplexer.onFinished = { status in
             exit(status)

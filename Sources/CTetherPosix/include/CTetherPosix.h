@@ -30,6 +30,10 @@ int tether_malloc_trim(void);
 void tether_malloc_for_streaming(void);
 /// memfd_create(name, MFD_CLOEXEC): an anonymous in-memory file (GNU-only in glibc's headers).
 int tether_memfd_cloexec(const char *name);
+/// splice(2) up to `count` bytes from `from` to `to` (one of them a pipe), moving pages
+/// rather than copying them where the kernel can, never blocking on the pipe
+/// (SPLICE_F_MOVE | SPLICE_F_NONBLOCK; `from` should be non-blocking itself).
+ssize_t tether_splice(int from, int to, size_t count);
 /// Pseudo-terminals (_XOPEN_SOURCE calls): a master, its grant and unlock, the slave's path.
 int tether_posix_openpt(int flags);
 int tether_grantpt(int fd);
