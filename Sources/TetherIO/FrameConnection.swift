@@ -72,9 +72,25 @@ public final class FrameConnection {
     /// The frame at the head of our stream that another connection is splicing out: we
     /// read nothing, and keep our descriptor open, until it is done.
     private var lent: SplicedFrame?
-    /// Peek at the next frame's header: the last frame was big, so the next may be too.
-    /// (After small frames we don't: an interactive command's replies pay no extra call.)
+    /// Peek at the next frame's header: a big frame came lately, so the next may be one.
+    /// (After a run of small frames we don't: an interactive command's replies pay no
+    /// extra call.)
     private var peekNext = false
+    /// Small frames peeked in a row since the last big one.
+    private var smallFramesPeeked = 0
+    /// How many small frames in a row end peeking: they are read one at a time while it
+    /// lasts, so a big frame behind them isn't swallowed by a read.
+    private static let smallFramesBeforePeekingStops = 16
+
+    /// What a peek at the next frame's header decided.
+    private enum PeekOutcome {
+        /// The frame is being spliced out by another connection.
+        case spliced
+        /// A small frame: read just its `count` bytes, so the next frame can be peeked too.
+        case readExactly(Int)
+        /// Read as usual (nothing peeked, or not spliceable: a big frame only partly here).
+        case readAsUsual
+    }
 
     /// `readFD` and `writeFD` may be the same descriptor (a socket). They are set
     /// non-blocking and closed by `close()` unless `ownsDescriptors` is false.
@@ -252,23 +268,25 @@ public final class FrameConnection {
     /// At a frame boundary, after a big frame: peeks at the next frame's header and, if it
     /// is big and all of it is in the socket's queue, offers it to `spliceFrame`. True
     /// when it was taken (reading then waits for `spliceFinished`).
-    private func offerNextFrameForSplicing(_ spliceFrame: (SplicedFrame) -> Bool) -> Bool {
+    private func offerNextFrameForSplicing(_ spliceFrame: (SplicedFrame) -> Bool) -> PeekOutcome {
         let headLength = 4 + Frame.headerLength
         let head = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: headLength) { buffer -> [UInt8]? in
             let n = recv(readFD, buffer.baseAddress, headLength, Int32(MSG_PEEK | MSG_DONTWAIT))
             return n == headLength ? Array(buffer) : nil
         }
-        guard let head else { return false }
+        guard let head else { return .readAsUsual }
         let length = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
         // Anything odd is left to the decoder, which says what is wrong with it.
         guard length >= Frame.headerLength, length - Frame.headerLength <= decoder.maxPayloadLength,
-              let type = FrameType(rawValue: head[4]) else { return false }
+              let type = FrameType(rawValue: head[4]) else { return .readAsUsual }
         guard length - Frame.headerLength >= SplicedFrame.threshold else {
-            peekNext = false
-            return false
+            smallFramesPeeked += 1
+            if smallFramesPeeked >= Self.smallFramesBeforePeekingStops { peekNext = false }
+            return .readExactly(4 + length)
         }
+        smallFramesPeeked = 0
         var queued: Int32 = 0
-        guard ioctl(readFD, UInt(FIONREAD), &queued) == 0, Int(queued) >= 4 + length else { return false }
+        guard ioctl(readFD, UInt(FIONREAD), &queued) == 0, Int(queued) >= 4 + length else { return .readAsUsual }
         let channel = UInt32(head[5]) << 24 | UInt32(head[6]) << 16 | UInt32(head[7]) << 8 | UInt32(head[8])
         // Strongly: a connection closed meanwhile still closes its descriptor afterwards.
         // (The cycle ends when the frame finishes, which its destination always makes it.)
@@ -280,9 +298,9 @@ public final class FrameConnection {
         guard spliceFrame(frame) else {
             lent = nil
             if let readRegistration { reactor.update(readRegistration, interest: readInterest) }
-            return false
+            return .readAsUsual
         }
-        return true
+        return .spliced
     }
 
     /// The frame we lent is out (or its destination closed): read again.
@@ -442,12 +460,19 @@ public final class FrameConnection {
         }
         // Read a bounded amount per wakeup so one busy peer can't starve the loop.
         for _ in 0..<4 {
-            if peekNext, let spliceFrame, decoder.bufferedByteCount == 0,
-               offerNextFrameForSplicing(spliceFrame) {
-                if lent != nil || isClosed || readingPaused { return }
-                continue  // already out: look at the next one
+            var size = readSize
+            if peekNext, let spliceFrame, decoder.bufferedByteCount == 0 {
+                switch offerNextFrameForSplicing(spliceFrame) {
+                case .spliced:
+                    if lent != nil || isClosed || readingPaused { return }
+                    continue  // already out: look at the next one
+                case .readExactly(let count):
+                    size = count
+                case .readAsUsual:
+                    break
+                }
             }
-            let n = decoder.append(readingUpTo: readSize) { read(readFD, $0.baseAddress!, $0.count) }
+            let n = decoder.append(readingUpTo: size) { read(readFD, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break }
@@ -506,7 +531,10 @@ public final class FrameConnection {
     private func deliverNextFrame() throws(ProtocolError) -> Bool {
         if let onWireFrame {
             guard let wire = try decoder.nextWire() else { return false }
-            if spliceFrame != nil { peekNext = wire.payloadCount >= SplicedFrame.threshold }
+            if spliceFrame != nil && wire.payloadCount >= SplicedFrame.threshold {
+                peekNext = true
+                smallFramesPeeked = 0
+            }
             onWireFrame(wire)
         } else {
             guard let frame = try decoder.next() else { return false }
