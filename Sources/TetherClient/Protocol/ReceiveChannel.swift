@@ -93,6 +93,14 @@ final class ReceiveChannel: ChannelEndpoint {
                 core.progress = .init(followedCommand: self.followedCommand, endSeq: self.stopAtSeq,
                                       exitStatusSoFar: self.lastExit, awaitingStart: self.awaitingStart)
                 core.output.assumeDelivered(through: start)
+                if start > info.ackedSeq {
+                    // Delivered before the cut, but the acks were lost with the link: the
+                    // host replays those records and they are dropped here as repeats. Say
+                    // so now — unacknowledged, a window's worth of repeats (the whole window
+                    // was in flight at the cut) would close the channel's flow-control
+                    // window for good, and the rest of the output would never come.
+                    self.host.send(Frame(type: .ack, channel: self.number, payload: ControlCodec.ack(start)))
+                }
                 if plan.endStdin, let resumed = plan.resumedCommand, info.runningCommandID == resumed,
                    info.stdinEnded != true {
                     // Stdin can't be resumed (bytes in flight may or may not have arrived):
