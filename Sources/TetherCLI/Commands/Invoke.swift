@@ -230,6 +230,10 @@ struct Invoke: AsyncParsableCommand {
             InterruptHandler(onFirst: { running.interruptAll() },
                              nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
+            if jobs.count == 1 && !prefix && !json && !tty {
+                // One session's output, unchanged: the keeper writes it into our stdout.
+                KeeperDirectOutput.offerStandardOutput()
+            }
             var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
                                           reconnectTimeout: reconnect.reconnectTimeout,

@@ -38,6 +38,10 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     /// Password and keyboard-interactive answers the person typed at the CLI for the
     /// question a `fallback` carried: for this link's login only, like `passphrases`.
     var logins: LoginAnswers? = nil
+    /// The CLI's stdout rides with this request (SCM_RIGHTS, attached to its first byte):
+    /// the keeper writes the bodies of the stream's stdout records into it itself
+    /// (`DescriptorSink`) and passes the CLI each record with its body emptied.
+    var directOutput: Bool? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
