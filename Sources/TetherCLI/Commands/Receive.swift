@@ -52,10 +52,6 @@ struct Receive: AsyncParsableCommand {
             let context = try CommandContext(connection: connection)
             let targets = try await context.resolve(selector)
             let prefix = targets.count > 1 && !hideComputerName
-            if targets.count == 1 {
-                // One session's output, unchanged: the keeper writes it into our stdout.
-                KeeperDirectOutput.offerStandardOutput()
-            }
             let reconnecting = ReconnectingTargets()
             // Nothing here to interrupt: Ctrl-C stops waiting; what was not printed stays
             // journaled on the host for the next receive.

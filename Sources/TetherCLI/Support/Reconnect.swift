@@ -53,6 +53,10 @@ struct Reconnector {
     /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
     func resume(_ point: ResumePoint, lost: RemoteHost, cause: TetherClientError) async throws -> (Reception, RemoteHost) {
         Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
+        // The resumed stream follows the command with a reception, which drops the
+        // replay's records up to the resume point and may stop at a seq of its own: only
+        // this process knows which records to write, so it writes them itself.
+        KeeperDirectOutput.withdraw()
         let (reception, host) = try await retry(lost: lost, cause: cause, instanceID: point.instanceID) { host in
             try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
         }

@@ -7,8 +7,10 @@ import TetherIO
 /// skip the CLI — a read and a write per byte in the CLI, one in the keeper.
 ///
 /// Only where the bytes go out unchanged and their order with stderr can't be seen to
-/// change: the caller offers only with one host, no `[computer]` prefixes, no `--json`,
-/// no `--tty`; `offerStandardOutput` further refuses a terminal, a stdout that is the
+/// change, and where every stdout record the stream brings is for stdout: `invoke` with
+/// one session, no `[computer]` prefixes, no `--json`, no `--tty`, and not after a
+/// resume (a reception drops replayed records and stops at a seq the keeper can't
+/// know: `withdraw`); `offerStandardOutput` further refuses a terminal, a stdout that is the
 /// same file as stderr (`>out 2>&1`: the CLI keeps writing both, in order), and anything
 /// the keeper's one event loop could block on. What it passes never changes the file
 /// description the user's shell shares: a pipe is reopened (/proc/self/fd/1) as a new,
@@ -22,6 +24,15 @@ public enum KeeperDirectOutput {
     /// The descriptor to pass with each open request, or nil.
     static var descriptor: Int32? {
         lock.withLock { offered >= 0 ? offered : nil }
+    }
+
+    /// Streams opened from now on carry output through the keeper's socket again (a
+    /// resume: see `Reconnector.resume`).
+    public static func withdraw() {
+        lock.withLock {
+            if offered >= 0 { close(offered) }
+            offered = -1
+        }
     }
 
     /// Offers fd 1 to the keeper for the streams opened from now on; false when it can't
