@@ -51,12 +51,17 @@ final class DescriptorSink {
     var isBlocked: Bool { registration != nil }
     /// Bytes the CLI gets through its socket.
     private let forward: ([UInt8]) -> Void
+    /// An emptied record for the CLI: it only tells the CLI how far its stdout got, so it
+    /// may wait a moment for the next ones (`KeeperClient`: one wake-up of the CLI for
+    /// several records instead of one each).
+    private let forwardEmptied: ([UInt8]) -> Void
     /// Why the descriptor was given up early, for the keeper's log.
     var onWriteError: (Int32) -> Void = { _ in }
 
     /// Takes `descriptor` (closed by this sink), or returns nil (and closes it) when it is
     /// not one the keeper can write without blocking.
-    init?(descriptor: Int32, reactor: Reactor, name: String, forward: @escaping ([UInt8]) -> Void) {
+    init?(descriptor: Int32, reactor: Reactor, name: String, forward: @escaping ([UInt8]) -> Void,
+          forwardEmptied: @escaping ([UInt8]) -> Void) {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { Glibc.close(descriptor); return nil }
         let type = info.st_mode & S_IFMT
@@ -77,6 +82,7 @@ final class DescriptorSink {
         self.reactor = reactor
         self.name = name
         self.forward = forward
+        self.forwardEmptied = forwardEmptied
     }
 
     private static func major(_ device: UInt) -> UInt { (device >> 8) & 0xfff | (device >> 32) & ~0xfff }
@@ -154,7 +160,7 @@ final class DescriptorSink {
                 switch write(wire, from: &written) {
                 case .done:
                     pop(wire.bytes.count)
-                    forward(Self.emptied(wire))
+                    forwardEmptied(Self.emptied(wire))
                 case .wouldBlock:
                     items[head] = .record(wire, written: written)
                     if head > 256 && head * 2 > items.count {

@@ -141,9 +141,22 @@ final class KeeperClient {
             Glibc.close(descriptor)
             return
         }
-        sink = DescriptorSink(descriptor: descriptor, reactor: reactor, name: "CLI #\(number)'s stdout") { [weak self] bytes in
-            self?.connection.send(bytes: bytes)
-        }
+        sink = DescriptorSink(descriptor: descriptor, reactor: reactor, name: "CLI #\(number)'s stdout",
+            forward: { [weak self] bytes in
+                guard let self else { return }
+                self.connection.send(bytes: bytes)
+                // Anything but an emptied record may be what the CLI waits for (an
+                // answer, a command's end): it goes now, with what was held before it.
+                self.connection.releaseHeldWrites()
+            },
+            forwardEmptied: { [weak self] bytes in
+                guard let self else { return }
+                // The bytes are out already; the CLI only learns how far. Held briefly, a
+                // stream's emptied records reach it several per wake-up (its ack and the
+                // host's window wait as long: a few ms of an 8 MiB window).
+                self.connection.holdWrites(for: Self.emptiedRecordHold)
+                self.connection.send(bytes: bytes)
+            })
         let number = self.number
         sink?.onWriteError = { [weak self] code in
             self?.log("CLI #\(number): writing its stdout failed (\(String(cString: strerror(code)))); the CLI writes the rest itself")
@@ -159,6 +172,9 @@ final class KeeperClient {
     func deliver(_ frame: Frame, endsChannel: Bool = false) {
         if let sink { sink.frame(frame.encoded(), ends: endsChannel) } else { connection.send(frame) }
     }
+
+    /// How long emptied records may wait for the next ones before they go to the CLI.
+    static let emptiedRecordHold = 0.004
 
     /// Bytes waiting here for the CLI, in its socket's queue or for its stdout.
     var pendingBytes: Int { connection.pendingWriteBytes + (sink?.pendingBytes ?? 0) }

@@ -47,7 +47,9 @@ public enum KeeperDirectOutput {
         var out = stat()
         guard fstat(1, &out) == 0 else { return false }
         var err = stat()
-        if fstat(2, &err) == 0 && err.st_dev == out.st_dev && err.st_ino == out.st_ino { return false }
+        // (/dev/null keeps no order to keep: `>/dev/null 2>&1` is fine.)
+        let isNull = out.st_mode & S_IFMT == S_IFCHR && out.st_rdev == 0x103
+        if fstat(2, &err) == 0 && err.st_dev == out.st_dev && err.st_ino == out.st_ino && !isNull { return false }
         let descriptor: Int32
         switch out.st_mode & S_IFMT {
         case S_IFIFO:
