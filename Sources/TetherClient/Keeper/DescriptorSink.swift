@@ -38,7 +38,6 @@ final class DescriptorSink {
     }
 
     private let reactor: Reactor
-    private let name: String
     /// -1 once retired.
     private var descriptor: Int32
     private let isSocket: Bool
@@ -60,7 +59,7 @@ final class DescriptorSink {
 
     /// Takes `descriptor` (closed by this sink), or returns nil (and closes it) when it is
     /// not one the keeper can write without blocking.
-    init?(descriptor: Int32, reactor: Reactor, name: String, forward: @escaping ([UInt8]) -> Void,
+    init?(descriptor: Int32, reactor: Reactor, forward: @escaping ([UInt8]) -> Void,
           forwardEmptied: @escaping ([UInt8]) -> Void) {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { Glibc.close(descriptor); return nil }
@@ -80,7 +79,6 @@ final class DescriptorSink {
         self.descriptor = descriptor
         self.isSocket = type == S_IFSOCK
         self.reactor = reactor
-        self.name = name
         self.forward = forward
         self.forwardEmptied = forwardEmptied
     }
@@ -132,8 +130,8 @@ final class DescriptorSink {
     // MARK: Writing
 
     private func enqueue(_ item: Item, bytes: Int) {
-        if head == items.count, case .frame(let bytes) = item {
-            forward(bytes)  // nothing waits: straight on
+        if head == items.count, case .frame(let frame) = item {
+            forward(frame)  // nothing waits: straight on
             return
         }
         items.append(item)

@@ -141,7 +141,7 @@ final class KeeperClient {
             Glibc.close(descriptor)
             return
         }
-        sink = DescriptorSink(descriptor: descriptor, reactor: reactor, name: "CLI #\(number)'s stdout",
+        sink = DescriptorSink(descriptor: descriptor, reactor: reactor,
             forward: { [weak self] bytes in
                 guard let self else { return }
                 self.connection.send(bytes: bytes)
