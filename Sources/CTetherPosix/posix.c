@@ -45,6 +45,7 @@ int tether_sock_cloexec(void) { return SOCK_CLOEXEC; }
 int tether_sock_stream(void) { return SOCK_STREAM; }
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) { return posix_spawn_file_actions_addchdir_np(actions, path); }
 int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+int tether_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
 int tether_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int tether_malloc_trim(void) { return malloc_trim(0); }
 void tether_malloc_for_streaming(void) {

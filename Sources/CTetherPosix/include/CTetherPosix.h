@@ -21,6 +21,9 @@ int tether_sock_cloexec(void);
 int tether_sock_stream(void);
 /// A pollable descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or -1.
 int tether_pidfd_open(pid_t pid);
+/// A copy of descriptor `fd` of the process behind `pidfd` (Linux ≥ 5.6; tests look into a
+/// stopped CLI's socket with it), or -1.
+int tether_pidfd_getfd(int pidfd, int fd);
 /// Makes this process the reaper of its descendants' orphans (prctl PR_SET_CHILD_SUBREAPER).
 int tether_set_child_subreaper(void);
 /// Returns freed heap memory to the kernel (glibc malloc_trim(0)): for long-idle daemons.
