@@ -48,6 +48,7 @@ int tether_sock_cloexec(void) { return SOCK_CLOEXEC; }
 int tether_sock_stream(void) { return SOCK_STREAM; }
 int tether_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) { return posix_spawn_file_actions_addchdir_np(actions, path); }
 int tether_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+int tether_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
 int tether_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int tether_malloc_trim(void) { return malloc_trim(0); }
 void tether_malloc_for_streaming(void) {
@@ -69,4 +70,46 @@ int tether_inotify_watch_removals(int fd, const char *path) {
 
 unsigned int tether_inotify_directory_gone_mask(void) {
     return IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW;
+}
+
+#include <string.h>
+#include <errno.h>
+
+long tether_send_with_descriptor(int socket, const void *bytes, unsigned long length, int descriptor) {
+    struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.space, .msg_controllen = sizeof(control.space) };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    return sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+long tether_receive_with_descriptors(int socket, void *buffer, unsigned long length,
+                                     int *descriptors, int capacity, int *count) {
+    struct iovec iov = { .iov_base = buffer, .iov_len = length };
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int) * 8)]; } control;
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.space, .msg_controllen = sizeof(control.space) };
+    *count = 0;
+    long n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int received = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < received; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+            if (*count < capacity) descriptors[(*count)++] = fd; else close(fd);
+        }
+    }
+    return n;
+}
+
+long tether_send_nonblocking(int socket, const void *bytes, unsigned long length) {
+    return send(socket, bytes, length, MSG_DONTWAIT | MSG_NOSIGNAL);
 }

@@ -41,6 +41,9 @@ public final class FrameConnection {
     public var onClose: (CloseReason) -> Void = { _ in }
     /// Queued output fell to `lowWatermark` or below after having been above `highWatermark`.
     public var onDrained: () -> Void = {}
+    /// Replaces read(2) on `readFD` (same contract: bytes read, 0 at EOF, -1 with errno):
+    /// the keeper reads its CLIs with recvmsg(2), to take the descriptors they pass.
+    public var reader: ((Int32, UnsafeMutableRawBufferPointer) -> Int)?
 
     public var highWatermark = 4 << 20
     public var lowWatermark = 1 << 20
@@ -472,7 +475,7 @@ public final class FrameConnection {
                     break
                 }
             }
-            let n = decoder.append(readingUpTo: size) { read(readFD, $0.baseAddress!, $0.count) }
+            let n = decoder.append(readingUpTo: size) { readInto($0) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break }
@@ -498,11 +501,16 @@ public final class FrameConnection {
     /// registration after a hangup-only report, so this is the last call we get. Read what
     /// the kernel still holds, deliver every frame (the peer's last acks and stdin are not
     /// lost), then close.
+    private func readInto(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        if let reader { return reader(readFD, buffer) }
+        return read(readFD, buffer.baseAddress!, buffer.count)
+    }
+
     private func drainAfterHangup() {
         if let registration = readRegistration { reactor.unregister(registration) }
         readRegistration = nil
         reading: while true {
-            let n = decoder.append(readingUpTo: readSize) { read(readFD, $0.baseAddress!, $0.count) }
+            let n = decoder.append(readingUpTo: readSize) { readInto($0) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break reading }

@@ -150,8 +150,7 @@ final class Session {
     /// Spawns bash. Call once, after `listen`, before the reactor runs.
     func startInterpreter(executable: String, startupScript: String? = nil) throws {
         jobTable.bashPath = executable
-        let streams = try StreamPipe(reactor: reactor, path: workDirectory.streamsPath)
-        try workDirectory.writeStreamCommands(bash: executable)
+        let streams = try workDirectory.makeStreamFiles(reactor: reactor, bash: executable)
         wire(try BashInterpreter(reactor: reactor, executable: executable,
                                  arguments: ["bash", "--noprofile", "--norc"],
                                  workDirectory: workDirectory.path, startupScript: startupScript,

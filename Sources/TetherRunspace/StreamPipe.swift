@@ -42,26 +42,62 @@ final class StreamPipe {
     init(reactor: Reactor, path: String) throws {
         self.reactor = reactor
         self.path = path
+        (fd, ackFD) = try StreamPipe.make(at: path)
+    }
+
+    /// Both FIFOs made (anything at their paths replaced) and opened read-write.
+    private static func make(at path: String) throws -> (fd: Int32, ackFD: Int32) {
         for file in [path, path + ".ack"] {
             unlink(file)
             guard mkfifo(file, 0o600) == 0 else { throw SystemError.last("mkfifo \(file)") }
         }
-        fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+        let fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let error = SystemError.last("open \(path)")
             unlink(path); unlink(path + ".ack")
             throw error
         }
-        ackFD = open(path + ".ack", O_RDWR | O_NONBLOCK | O_CLOEXEC)
+        let ackFD = open(path + ".ack", O_RDWR | O_NONBLOCK | O_CLOEXEC)
         guard ackFD >= 0 else {
             let error = SystemError.last("open \(path).ack")
             Glibc.close(fd)
             unlink(path); unlink(path + ".ack")
             throw error
         }
+        return (fd, ackFD)
     }
 
     var isOpen: Bool { fd >= 0 }
+
+    /// A cleaner removed the FIFOs (an `rm -rf` of the runtime directory, tmpfiles aging):
+    /// writers open them by path, so without this every `tether-warning` of the session
+    /// would fall back to stderr from now on. Makes both again at the same path and reads
+    /// those instead. The old FIFO's complete messages are taken first (their writers
+    /// answered on the old answer FIFO), so what was written before the removal is not
+    /// lost; only their order against stdout is not kept (read here, not after stdout).
+    /// Returns whether they were made again (false: ours are still there).
+    @discardableResult
+    func restoreIfGone() throws -> Bool {
+        guard isOpen, !StreamPipe.isSame(path, as: fd) || !StreamPipe.isSame(ackPath, as: ackFD) else { return false }
+        readAvailable()
+        let (newFD, newAckFD) = try StreamPipe.make(at: path)
+        let watching = registration != nil
+        setWatching(false)
+        Glibc.close(fd)
+        Glibc.close(ackFD)
+        (fd, ackFD) = (newFD, newAckFD)
+        pending.removeAll()  // a message cut short: its writer's rest went to the removed FIFO
+        setWatching(watching)
+        return true
+    }
+
+    /// Whether `path` is the FIFO `fd` has open (same inode), not gone or replaced.
+    private static func isSame(_ path: String, as fd: Int32) -> Bool {
+        var atPath = stat()
+        var opened = stat()
+        return lstat(path, &atPath) == 0 && fstat(fd, &opened) == 0
+            && atPath.st_ino == opened.st_ino && atPath.st_dev == opened.st_dev
+    }
 
     func setWatching(_ watching: Bool) {
         guard isOpen else { return }

@@ -34,6 +34,36 @@ final class WorkDirectory {
     var streamsPath: String { path + "/streams" }
     var commandsPath: String { path + "/bin" }
 
+    /// The session's stream FIFO and the bash its `bin/` commands name, once made by
+    /// `makeStreamFiles`: what `restoreStreamFiles` makes again.
+    private var streams: StreamPipe?
+    private var streamCommandsBash: String?
+
+    /// The session's stream FIFO and `bin/tether-*` commands (the interpreter reads the one
+    /// and puts the other on bash's PATH), remembered so that a cleaner's removal of the
+    /// directory can be repaired (`restoreStreamFiles`).
+    func makeStreamFiles(reactor: Reactor, bash: String) throws -> StreamPipe {
+        let pipe = try StreamPipe(reactor: reactor, path: streamsPath)
+        try writeStreamCommands(bash: bash)
+        streams = pipe
+        streamCommandsBash = bash
+        return pipe
+    }
+
+    /// After a cleaner removed the directory or files in it (`rm -rf` of the runtime
+    /// directory, tmpfiles aging): the directory, the stream FIFO and the `tether-*`
+    /// commands made again where the session's shell expects them ($TETHER_STREAMS and
+    /// PATH still name them), so `tether-warning` and the others keep working. A few
+    /// lstat(2)s when everything is there.
+    func restoreStreamFiles() throws {
+        try ensureExists()
+        try streams?.restoreIfGone()
+        if let bash = streamCommandsBash,
+           StreamFunctions.names.contains(where: { access(commandsPath + "/" + $0, X_OK) != 0 }) {
+            try writeStreamCommands(bash: bash)
+        }
+    }
+
     /// Writes `bin/tether-progress` and the others (0700 directory, 0700 scripts run by
     /// `bash`).
     func writeStreamCommands(bash: String) throws {
@@ -68,8 +98,10 @@ final class WorkDirectory {
             try script.write(bytes)
             try driver.write(driverText)
         } catch where access(path, F_OK) != 0 {
-            // Checked only on failure, not per command: the directory itself is gone.
+            // Checked only on failure, not per command: the directory itself is gone — and
+            // with it the stream FIFO and the `tether-*` commands the command may use.
             try SecureDirectory.prepare(path)
+            try restoreStreamFiles()
             try script.write(bytes)
             try driver.write(driverText)
         }

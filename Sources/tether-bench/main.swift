@@ -10,14 +10,17 @@ import TetherClient
 ///         bare libssh2 channel to the host's `echo` subsystem (the anchor), and vs
 ///         `true; echo $?` in a bash sshd runs directly (`bash_floor`) and behind a relay
 ///         that only copies (`relay_floor`, null without socat). With --command, that
-///         command instead of `true` in the session (the floors still run `true`).
+///         command instead of `true` in the session (the floors still run `true`). With
+///         --order floors-first, the floors are measured first and the session last
+///         (scripts/bench alternates the two orders between runs, so neither side always
+///         gets the machine's first or last seconds).
 ///     tether-bench stream [--bytes N] HOST
 ///         `head -c N /dev/zero` in a session, output read by the library and discarded
 ///     tether-bench raw-stream [--bytes N] HOST
 ///         the same through a bare libssh2 channel from bash behind sshd (`seconds`) and
 ///         behind a relay that only copies (`relay_seconds`, null without socat)
 let usage = """
-    usage: tether-bench round-trip [--count N] [--warmup N] [--command TEXT] HOST
+    usage: tether-bench round-trip [--count N] [--warmup N] [--command TEXT] [--order tether-first|floors-first] HOST
            tether-bench stream [--bytes N] HOST
            tether-bench raw-stream [--bytes N] HOST
     """
@@ -74,21 +77,34 @@ func run() async throws {
     let arguments = try Arguments(Array(CommandLine.arguments.dropFirst()))
     switch arguments.command {
     case "round-trip":
-        let allowed: Set<String> = ["count", "warmup", "command"]
+        let allowed: Set<String> = ["count", "warmup", "command", "order"]
         let command = try arguments.option("command", allowed: allowed) ?? "true"
         let count = try arguments.option("count", default: 1000, allowed: allowed)
         let warmup = try arguments.option("warmup", default: max(10, count / 20), allowed: allowed)
+        let order = try arguments.option("order", allowed: allowed) ?? "tether-first"
+        guard order == "tether-first" || order == "floors-first" else {
+            throw BenchError("--order is tether-first or floors-first, not '\(order)'")
+        }
         // "tether": awaited on the client's loop executor, the library's low-latency way;
         // "tether_pool": the same from Swift's global executor (a thread hop per await).
         let host = arguments.host
-        let tether = Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
-                                                               warmup: warmup, onLoop: true))
-        let pool = Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
-                                                             warmup: warmup, onLoop: false))
-        let echo = Timings(try await ChannelProbe.measure(.echo, destination: host, count: count, warmup: warmup))
-        let bash = Timings(try await ChannelProbe.measure(.bashRoundTrip(.direct), destination: host, count: count, warmup: warmup))
-        let relayed = (try? await ChannelProbe.measure(.bashRoundTrip(.relayed), destination: host, count: count, warmup: warmup))
-            .map(Timings.init)
+        let session: () async throws -> (tether: Timings, pool: Timings) = {
+            (Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
+                                                       warmup: warmup, onLoop: true)),
+             Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
+                                                       warmup: warmup, onLoop: false)))
+        }
+        let floors: () async throws -> (echo: Timings, bash: Timings, relayed: Timings?) = {
+            (Timings(try await ChannelProbe.measure(.echo, destination: host, count: count, warmup: warmup)),
+             Timings(try await ChannelProbe.measure(.bashRoundTrip(.direct), destination: host, count: count,
+                                                    warmup: warmup)),
+             (try? await ChannelProbe.measure(.bashRoundTrip(.relayed), destination: host, count: count,
+                                              warmup: warmup)).map(Timings.init))
+        }
+        var measured = order == "tether-first" ? try await session() : nil
+        let (echo, bash, relayed) = try await floors()
+        if measured == nil { measured = try await session() }
+        guard let (tether, pool) = measured else { throw BenchError("round-trip: the session was not measured") }
         print(json([
             ("tether", tether.median), ("echo", echo.median), ("tether_pool", pool.median),
             ("bash_floor", bash.median), ("bash_floor_p90", bash.percentile(0.9)),

@@ -39,8 +39,25 @@ final class RuntimeDirectoryTests: CLITestCase {
             .filter { $0.hasSuffix(".sock") }.sorted().map { sessionsDirectory + "/" + $0 }
     }
 
+    /// A warning from the session's shell (the function) and one from a program it starts
+    /// (`bin/tether-warning` on PATH) arrive as warning records, a verbose one as verbose:
+    /// the stream FIFO and the commands are there — not the `WARNING:` line a shell
+    /// outside a session prints on stderr, nor "env: 'tether-warning': No such file".
+    private func assertOtherStreamsWork(in session: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let text = try check(["invoke", "--name", session, "--json", "--",
+                              "tether-warning from the shell; env tether-warning from a program; tether-verbose details"])
+        let object = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])?.first,
+                                   text, file: file, line: line)
+        let records = try XCTUnwrap(object["records"] as? [[String: Any]], text, file: file, line: line)
+        XCTAssertEqual(records.map { $0["stream"] as? String }, ["warning", "warning", "verbose"], text,
+                       file: file, line: line)
+        XCTAssertEqual(records.map { $0["text"] as? String }, ["from the shell", "from a program", "details"], text,
+                       file: file, line: line)
+    }
+
     func testRemovedSocketAndRuntimeDirectoryAreMadeAgainAndNothingIsLost() throws {
         try check(["new", "alpha", "--name", "kept"])
+        try assertOtherStreamsWork(in: "kept")
         try check(["invoke", "--name", "kept", "--", "x=state-before-cleanup; cd /tmp"])
         // A disconnected session whose command prints after we looked away: unread output.
         let started = try tether(["invoke", "--computer", "alpha", "--session-name", "away", "--in-disconnected-session",
@@ -95,6 +112,11 @@ final class RuntimeDirectoryTests: CLITestCase {
         XCTAssertEqual(received.status, .exited(7), "the command's own status: \(received.stderrText)")
         XCTAssertEqual(try check(["invoke", "--name", "away", "--", "echo after"]), "after\n")
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "echo \"$x\" $PWD"]), "state-before-cleanup /tmp\n")
+        // The session's other streams: their FIFO and `bin/tether-*` went with the work
+        // directory. A warning from the shell and one from a program it starts are records
+        // again — not the `WARNING:` line a shell outside a session prints on stderr, nor
+        // "env: 'tether-warning': No such file or directory".
+        try assertOtherStreamsWork(in: "kept")
         // A command with stdin (a FIFO in the session's work directory, which went too).
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "wc -c"], stdin: Array("12345".utf8)), "5\n")
         // A job (its script is written into the session's work directory, which went too).
@@ -110,7 +132,18 @@ final class RuntimeDirectoryTests: CLITestCase {
         XCTAssertEqual(alpha.runspacePIDs(), runspaces, "the same runspaces")
         XCTAssertTrue(alpha.hostLog.contains("re-created \(runtime)/registry.sock"), tail(alpha.hostLog, 20))
 
-        // 4. SIGUSR1 (tmux's "make your socket again") is understood, not fatal.
+        // 4. Only the sessions' work directories go (a cleaner aging them, the sockets
+        // left): the next command makes its session's again, streams included.
+        let workDirectories = ((try? FileManager.default.contentsOfDirectory(atPath: sessionsDirectory)) ?? [])
+            .filter { $0.hasSuffix(".d") }
+        XCTAssertEqual(workDirectories.count, 2, "\(workDirectories)")
+        for directory in workDirectories {
+            let removed = try Processes.run("/bin/rm", ["-rf", sessionsDirectory + "/" + directory])
+            XCTAssertEqual(removed.status, .exited(0), removed.stderrText)
+        }
+        try assertOtherStreamsWork(in: "kept")
+
+        // 5. SIGUSR1 (tmux's "make your socket again") is understood, not fatal.
         for pid in [registry] + runspaces { XCTAssertEqual(kill(pid, SIGUSR1), 0) }
         XCTAssertEqual(try check(["invoke", "--name", "kept", "--", "echo \"$x\""]), "state-before-cleanup\n")
         XCTAssertEqual(alpha.registryPID(), registry)

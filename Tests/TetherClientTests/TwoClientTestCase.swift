@@ -42,12 +42,13 @@ class TwoClientTestCase: CLITestCase {
 
     /// Runs `tether ARGS` in the background with `home`, stdout and stderr going to files.
     func spawnTether(_ arguments: [String], home: String, label: String, stdoutFD: Int32? = nil,
-                     stdinFD: Int32? = nil) throws -> TetherProcess {
+                     stdinFD: Int32? = nil, environment extra: [String] = []) throws -> TetherProcess {
         var environment = Spawn.currentEnvironment().filter {
             !$0.hasPrefix("TETHER_HOME=") && !$0.hasPrefix("TETHER_SSH_CONFIG=") && !$0.hasPrefix("TETHER_TRANSPORT=")
         }
         environment += ["TETHER_HOME=\(home)", "TETHER_SSH_CONFIG=\(sshConfigPath)"]
         if let transport = Environment.get("TETHER_TEST_TRANSPORT") { environment.append("TETHER_TRANSPORT=\(transport)") }
+        environment += extra
         let process = TetherProcess(stdoutPath: workDirectory + "/\(label).out", stderrPath: workDirectory + "/\(label).err")
         let out = open(process.stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         let err = open(process.stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -64,13 +65,16 @@ class TwoClientTestCase: CLITestCase {
 
     /// Runs `tether ARGS` in the background with its stdout into a pipe of `pipeSize`
     /// bytes that nobody reads until `TetherProcess.readStuckOutput()`: a reader that
-    /// stopped (a stopped pager, a terminal after Ctrl-S), so the CLI blocks writing.
+    /// stopped (a stopped pager, a terminal after Ctrl-S), so the CLI blocks writing —
+    /// the CLI itself: the keeper's writing into a CLI's stdout is off here
+    /// (`TETHER_KEEPER_DIRECT=0`; KeeperDirectOutputTests stall the keeper's writes).
     func spawnTetherWithStuckStdout(_ arguments: [String], home: String, label: String, pipeSize: Int32 = 4096) throws -> TetherProcess {
         let pipe = try Descriptors.pipe()
         defer { close(pipe.write) }
         // F_SETPIPE_SZ (1031): the pipe holds exactly one page, then writers block.
         guard fcntl(pipe.write, 1031, pipeSize) >= 0 else { throw SystemError.last("F_SETPIPE_SZ") }
-        let process = try spawnTether(arguments, home: home, label: label, stdoutFD: pipe.write)
+        let process = try spawnTether(arguments, home: home, label: label, stdoutFD: pipe.write,
+                                      environment: ["TETHER_KEEPER_DIRECT=0"])
         process.stdoutPipe = pipe.read
         return process
     }

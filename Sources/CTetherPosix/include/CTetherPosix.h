@@ -21,6 +21,9 @@ int tether_sock_cloexec(void);
 int tether_sock_stream(void);
 /// A pollable descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or -1.
 int tether_pidfd_open(pid_t pid);
+/// A copy of descriptor `fd` of the process behind `pidfd` (Linux ≥ 5.6; tests look into a
+/// stopped CLI's socket with it), or -1.
+int tether_pidfd_getfd(int pidfd, int fd);
 /// Makes this process the reaper of its descendants' orphans (prctl PR_SET_CHILD_SUBREAPER).
 int tether_set_child_subreaper(void);
 /// Returns freed heap memory to the kernel (glibc malloc_trim(0)): for long-idle daemons.
@@ -54,3 +57,14 @@ int tether_inotify_watch_removals(int fd, const char *path);
 /// The mask bits of an event that make the whole directory suspect (it went, or events
 /// were lost): IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW.
 unsigned int tether_inotify_directory_gone_mask(void);
+
+/// sendmsg(2) of `length` bytes with one descriptor attached (SCM_RIGHTS), MSG_NOSIGNAL.
+/// Returns the bytes sent, or -1 with errno.
+long tether_send_with_descriptor(int socket, const void *bytes, unsigned long length, int descriptor);
+/// recvmsg(2) into `buffer`, taking up to `capacity` descriptors that rode with the bytes
+/// (SCM_RIGHTS, MSG_CMSG_CLOEXEC) into `descriptors`, their number into `*count`.
+/// Descriptors beyond `capacity` are closed. Returns the bytes read, or -1 with errno.
+long tether_receive_with_descriptors(int socket, void *buffer, unsigned long length,
+                                     int *descriptors, int capacity, int *count);
+/// send(2) with MSG_DONTWAIT | MSG_NOSIGNAL: never blocks, never raises SIGPIPE.
+long tether_send_nonblocking(int socket, const void *bytes, unsigned long length);

@@ -230,6 +230,10 @@ struct Invoke: AsyncParsableCommand {
             InterruptHandler(onFirst: { running.interruptAll() },
                              nothingToInterrupt: { running.isEmpty && reconnecting.any }).install()
             let prefix = !hideComputerName && (jobs.count > 1 || selector.computers.count > 1)
+            if jobs.count == 1 && !prefix && !json && !tty {
+                // One session's output, unchanged: the keeper writes it into our stdout.
+                KeeperDirectOutput.offerStandardOutput()
+            }
             var configured = InvokeSettings(script: script, arguments: arguments, wait: !noWait,
                                           json: json, prefixLines: prefix, temporary: temporary,
                                           reconnectTimeout: reconnect.reconnectTimeout,
@@ -355,7 +359,16 @@ struct InvokeJob: Sendable {
         var temporarySession: RemoteSession?
         var host: RemoteHost?
         do {
-            var current = try await context.pool.host(computerName)
+            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
+                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
+            var current: RemoteHost
+            do {
+                current = try await context.pool.host(computerName)
+            } catch let error as TetherClientError where error.isConnectionLost && settings.reconnectTimeout > 0 {
+                // Lost while opening (the keeper's link went down under the open): nothing
+                // was sent yet, so opening again can't run anything twice.
+                current = try await reconnector.reopen(cause: error)
+            }
             host = current
             let session: RemoteSession
             if let target {
@@ -365,8 +378,6 @@ struct InvokeJob: Sendable {
                 temporarySession = session
             }
             running.add(session)
-            let reconnector = Reconnector(computerName: computerName, pool: context.pool,
-                                          timeout: settings.reconnectTimeout, reconnecting: reconnecting)
             // One token for every attempt at this invoke: a retry after a connection lost
             // before `started` rejoins the command the lost request started, or starts it.
             let token = RemoteSession.newInvokeToken()

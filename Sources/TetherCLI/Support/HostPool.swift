@@ -63,6 +63,22 @@ actor HostPool {
         return try await task.value
     }
 
+    /// A new connection to a computer whose first connection was lost while it was being
+    /// opened (`Reconnector.reopen`): the failed one is forgotten — `host` would repeat its
+    /// error — unless another target already made a working one.
+    func reopen(_ computerName: String, deadline: Date) async throws -> RemoteHost {
+        if let task = hosts[computerName], let current = try? await task.value, await current.closedError == nil {
+            return current
+        }
+        var options = options(for: computerName)
+        // A connect into a dead network must not eat the whole deadline: try again instead.
+        options.connectTimeout = min(options.connectTimeout ?? 10, max(1, deadline.timeIntervalSinceNow))
+        let client = self.client
+        let task = Task { [options] in try await client.connect(computerName, options: options) }
+        hosts[computerName] = task
+        return try await task.value
+    }
+
     /// Flushes acknowledgements and closes every connection (sessions stay on the hosts).
     func closeAll() async {
         let tasks = Array(hosts.values)

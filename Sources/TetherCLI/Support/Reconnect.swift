@@ -53,6 +53,10 @@ struct Reconnector {
     /// it gives up (deadline, or the session can't be resumed: closed, removed, taken).
     func resume(_ point: ResumePoint, lost: RemoteHost, cause: TetherClientError) async throws -> (Reception, RemoteHost) {
         Terminal.shared.err("tether: \(computerName): connection lost (\(cause.message)); reconnecting…\n")
+        // The resumed stream follows the command with a reception, which drops the
+        // replay's records up to the resume point and may stop at a seq of its own: only
+        // this process knows which records to write, so it writes them itself.
+        KeeperDirectOutput.withdraw()
         let (reception, host) = try await retry(lost: lost, cause: cause, instanceID: point.instanceID) { host in
             try await host.session(instanceID: point.instanceID, name: point.sessionName).resume(from: point)
         }
@@ -71,9 +75,18 @@ struct Reconnector {
         return try await retry(lost: lost, cause: cause, instanceID: instanceID, invoke)
     }
 
+    /// After the connection was lost while it was still being opened (through the keeper:
+    /// the link it was opened on went down under it): nothing of the command was sent, so
+    /// a new connection is all it takes — then the invoke goes on as if nothing happened.
+    func reopen(cause: TetherClientError) async throws -> RemoteHost {
+        Terminal.shared.err("tether: \(computerName): connection lost while opening it (\(cause.message)); reconnecting…\n")
+        return try await retry(lost: nil, cause: cause, instanceID: nil) { host in host }.1
+    }
+
     /// Reconnects and runs `body` on the new connection until it succeeds, a
-    /// non-connection error ends it, or the deadline passes.
-    private func retry<T: Sendable>(lost: RemoteHost, cause: TetherClientError, instanceID: String,
+    /// non-connection error ends it, or the deadline passes. `lost` nil: there was no
+    /// connection yet (`reopen`), so a fresh one, and no command to collect if it fails.
+    private func retry<T: Sendable>(lost: RemoteHost?, cause: TetherClientError, instanceID: String?,
                                     _ body: @escaping @Sendable (RemoteHost) async throws -> T) async throws -> (T, RemoteHost) {
         reconnecting.begin()
         defer { reconnecting.end() }
@@ -84,7 +97,11 @@ struct Reconnector {
         var attempt = lost
         while true {
             do {
-                let host = try await pool.reconnect(computerName, replacing: attempt, deadline: deadline)
+                let host = if let attempt {
+                    try await pool.reconnect(computerName, replacing: attempt, deadline: deadline)
+                } else {
+                    try await pool.reopen(computerName, deadline: deadline)
+                }
                 attempt = host
                 let result = try await body(host)
                 Terminal.shared.err("tether: \(computerName): reconnected\n")
@@ -96,6 +113,10 @@ struct Reconnector {
             delay = delay == 0 ? Self.firstDelay : min(delay * 2, cap)
             if Date().addingTimeInterval(delay) >= deadline { break }
             try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+        }
+        guard let instanceID else {
+            throw TetherClientError(.connectionLost, host: computerName,
+                "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); nothing was sent: the command did not run")
         }
         throw TetherClientError(.connectionLost, host: computerName,
             "could not reconnect within \(Self.seconds(timeout)) (last: \(lastError.message)); the command goes on on the host: `tether receive --computer \(computerName) --instance-id \(instanceID)` collects its output")

@@ -128,6 +128,7 @@ public final class Keeper {
         nextClientNumber += 1
         clients[client.number] = client
         client.onRequest = { [weak self] client, request in self?.handle(request, from: client) }
+        client.log = { [weak self] line in self?.log.write(line) }
         client.onClosed = { [weak self] client in
             self?.clients[client.number] = nil
             self?.updateEmptiness()

@@ -1,3 +1,5 @@
+import CTetherPosix
+import Glibc
 import TetherIO
 import TetherProtocol
 
@@ -24,6 +26,14 @@ final class KeeperClient {
     private(set) var phase = Phase.awaitingRequest
     /// This CLI's channel numbers → the link's.
     var channels: [UInt32: KeeperChannel] = [:]
+    /// The descriptor that rode with the open request (SCM_RIGHTS), until the request
+    /// says what it is for.
+    private var offeredDescriptor: Int32 = -1
+    /// The CLI's stdout, written here (`KeeperOpen.directOutput`); nil: all output
+    /// crosses the socket.
+    private(set) var sink: DescriptorSink?
+    /// Said to the keeper's log (a write error that handed output back to the CLI).
+    var log: (String) -> Void = { _ in }
 
     /// The first frame was a keeper request.
     var onRequest: (KeeperClient, KeeperRequest) -> Void = { _, _ in }
@@ -36,6 +46,16 @@ final class KeeperClient {
         // A CLI stream is short-lived and mostly small; 64 KiB of read buffer is plenty.
         connection = FrameConnection(reactor: reactor, readFD: socket, writeFD: socket,
                                      name: "tether CLI #\(number)", readBufferSize: 64 * 1024)
+        // recvmsg(2), not read(2): a descriptor the CLI passes would be dropped by read.
+        connection.reader = { [weak self] fd, buffer in
+            var passed: [Int32] = [-1, -1]
+            var count: Int32 = 0
+            let n = tether_receive_with_descriptors(fd, buffer.baseAddress, UInt(buffer.count), &passed, 2, &count)
+            for descriptor in passed.prefix(Int(count)) {
+                if let self { self.offered(descriptor) } else { Glibc.close(descriptor) }
+            }
+            return n
+        }
         connection.onFrame = { [weak self] frame in self?.received(frame) }
         connection.onClose = { [weak self] _ in self?.closed() }
         connection.onDrained = { [weak self] in
@@ -78,6 +98,7 @@ final class KeeperClient {
                 connection.fail(ErrorBody(error.code, "not a keeper request: \(error)"))
                 return
             }
+            takeSink(for: request)
             // Nothing more is read until the request is answered (the hello waits).
             stopWaitingForSpeech()
             phase = .awaitingLink
@@ -99,6 +120,64 @@ final class KeeperClient {
             break
         }
     }
+
+    // MARK: The CLI's stdout
+
+    /// A descriptor the CLI passed: one, with the open request, is kept until the request
+    /// is read; anything else is closed at once.
+    private func offered(_ descriptor: Int32) {
+        guard case .awaitingRequest = phase, offeredDescriptor < 0 else {
+            Glibc.close(descriptor)
+            return
+        }
+        offeredDescriptor = descriptor
+    }
+
+    private func takeSink(for request: KeeperRequest) {
+        let descriptor = offeredDescriptor
+        offeredDescriptor = -1
+        guard descriptor >= 0 else { return }
+        guard case .open(let open) = request, open.directOutput == true else {
+            Glibc.close(descriptor)
+            return
+        }
+        sink = DescriptorSink(descriptor: descriptor, reactor: reactor,
+            forward: { [weak self] bytes in
+                guard let self else { return }
+                self.connection.send(bytes: bytes)
+                // Anything but an emptied record may be what the CLI waits for (an
+                // answer, a command's end): it goes now, with what was held before it.
+                self.connection.releaseHeldWrites()
+            },
+            forwardEmptied: { [weak self] bytes in
+                guard let self else { return }
+                // The bytes are out already; the CLI only learns how far. Held briefly, a
+                // stream's emptied records reach it several per wake-up (its ack and the
+                // host's window wait as long: a few ms of an 8 MiB window).
+                self.connection.holdWrites(for: Self.emptiedRecordHold)
+                self.connection.send(bytes: bytes)
+            })
+        let number = self.number
+        sink?.onWriteError = { [weak self] code in
+            self?.log("CLI #\(number): writing its stdout failed (\(String(cString: strerror(code)))); the CLI writes the rest itself")
+        }
+    }
+
+    /// A record for the CLI, in order with everything else it is sent.
+    func deliver(_ record: WireFrame) {
+        if let sink { sink.record(record) } else { connection.send(record) }
+    }
+
+    /// Any other frame for the CLI; `endsChannel`: the CLI's channel is over with it.
+    func deliver(_ frame: Frame, endsChannel: Bool = false) {
+        if let sink { sink.frame(frame.encoded(), ends: endsChannel) } else { connection.send(frame) }
+    }
+
+    /// How long emptied records may wait for the next ones before they go to the CLI.
+    static let emptiedRecordHold = 0.004
+
+    /// Bytes waiting here for the CLI, in its socket's queue or for its stdout.
+    var pendingBytes: Int { connection.pendingWriteBytes + (sink?.pendingBytes ?? 0) }
 
     // MARK: Answers to the keeper request
 
@@ -165,16 +244,24 @@ final class KeeperClient {
         case .awaitingRequest, .awaitingLink:
             break
         }
+        // What waits for the CLI's stdout goes to the CLI, which resumes on a new link.
+        sink?.retireNow()
         if let last { connection.send(last) }
         connection.closeAfterFlush()
     }
 
     /// Ends the stream now (the keeper stops).
     func close() {
+        sink?.retireNow()
         connection.closeAfterFlush()
     }
 
     private func closed() {
+        // The CLI is gone (or its stream ended): its stdout is let go at once, so a
+        // downstream reader sees EOF when the CLI's own copies close.
+        sink?.drop()
+        if offeredDescriptor >= 0 { Glibc.close(offeredDescriptor) }
+        offeredDescriptor = -1
         stopWaitingForSpeech()
         let previous = phase
         phase = .closed

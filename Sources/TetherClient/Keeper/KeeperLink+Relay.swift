@@ -37,7 +37,11 @@ extension KeeperLink {
             default: purpose = .relay
             }
             let linkChannel = existing?.link ?? openRoute(for: client, channel: number)
-            if purpose == .detach { client.channels[number]?.state = .detaching }
+            if purpose == .detach {
+                client.channels[number]?.state = .detaching
+                // The CLI stops reading this channel: its stdout is no longer ours to write.
+                client.sink?.retireNow()
+            }
             forwardRequest(frame, from: client, clientChannel: number, linkChannel: linkChannel, purpose: purpose)
         case .stdinData, .stdinEOF, .ack:
             // For a channel that is over these are moot, as on the host.
@@ -46,6 +50,7 @@ extension KeeperLink {
         case .error:
             // The CLI gives up on this channel; the host closes it without an answer.
             guard let channel = client.channels.removeValue(forKey: number) else { return }
+            client.sink?.retireNow()
             routes[channel.link] = nil
             detaching.remove(channel.link)
             write(retagged(frame, channel: channel.link))
@@ -181,7 +186,7 @@ extension KeeperLink {
         guard case .client(let number, let clientChannel)? = routes[wire.channel],
               let client = clients[number] else { return }  // stragglers of a finished channel
         wire.channel = clientChannel
-        client.connection.send(wire)
+        client.deliver(wire)
         noteBacklog(client)
     }
 
@@ -191,14 +196,24 @@ extension KeeperLink {
             if frame.type == .error { endChannel(frame.channel) }
             return
         }
+        var ends = frame.type == .error
         if frame.type == .error {
             endChannel(frame.channel)
-        } else if frame.type == .event, case .takenOver = try? WireJSON.decode(Event.self, from: frame.payload) {
-            // The host detaches a channel whose session another client took.
-            endChannel(frame.channel)
+        } else if frame.type == .event {
+            switch try? WireJSON.decode(Event.self, from: frame.payload) {
+            case .takenOver?:
+                // The host detaches a channel whose session another client took.
+                endChannel(frame.channel)
+                ends = true
+            case .removed?:
+                ends = true
+            default:
+                break
+            }
         }
         guard let client = clients[number] else { return }
-        send(retagged(frame, channel: clientChannel), to: client)
+        client.deliver(retagged(frame, channel: clientChannel), endsChannel: ends)
+        noteBacklog(client)
     }
 
     /// Link channel M is over on the host: forget both ends of its route.
@@ -220,7 +235,7 @@ extension KeeperLink {
     }
 
     func send(_ frame: Frame, to client: KeeperClient) {
-        client.connection.send(frame)
+        client.deliver(frame)
         noteBacklog(client)
     }
 
@@ -230,11 +245,11 @@ extension KeeperLink {
     /// past what its windows allow is not following the protocol: its stream is ended
     /// (a disconnect: its output stays journaled on the host).
     private func noteBacklog(_ client: KeeperClient) {
-        guard client.connection.isBackedUp else { return }
-        slowClients.insert(client.number)
+        guard client.connection.isBackedUp || client.sink?.isBlocked == true else { return }
+        if client.connection.isBackedUp { slowClients.insert(client.number) }
         let bound = FlowControl.channelWindow * (client.channels.count + 2) + (4 << 20)
-        if client.connection.pendingWriteBytes > bound {
-            log.write("\(destination): CLI #\(client.number) has \(client.connection.pendingWriteBytes) bytes unread, more than its windows allow; ending its stream")
+        if client.pendingBytes > bound {
+            log.write("\(destination): CLI #\(client.number) has \(client.pendingBytes) bytes unread, more than its windows allow; ending its stream")
             client.connection.close()
         }
     }

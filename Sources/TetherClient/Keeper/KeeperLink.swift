@@ -164,7 +164,7 @@ final class KeeperLink {
             channels: routes.count,
             connectedSecondsAgo: readyAt == 0 ? 0 : Double(now &- readyAt) / 1e9,
             idleSeconds: clients.isEmpty ? Double(now &- lastClientLeft) / 1e9 : 0,
-            waitingForSlowClient: !slowClients.isEmpty, waitingForHost: writeBackedUp)
+            waitingForSlowClient: !slowClients.isEmpty || clients.values.contains { $0.sink?.isBlocked == true }, waitingForHost: writeBackedUp)
     }
 
     // MARK: Connecting

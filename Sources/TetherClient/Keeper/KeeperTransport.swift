@@ -1,3 +1,4 @@
+import CTetherPosix
 import Glibc
 import TetherIO
 import TetherProtocol
@@ -111,9 +112,29 @@ final class KeeperTransport: ByteTransport {
         setNonBlocking(fd)
         phase = .opening
         answer = []
-        queue.append(KeeperCodec.requestFrame(.open(request)).encoded())
+        sendOpenRequest()
         flush()
         watchReadable()
+    }
+
+    /// The open request; the CLI's stdout rides with its first byte when it was offered
+    /// (`KeeperDirectOutput`). The socket is fresh, so the send takes it all; if it took
+    /// nothing the request goes without the descriptor and the keeper relays as always.
+    private func sendOpenRequest() {
+        var open = request
+        let stdout = KeeperDirectOutput.descriptor
+        open.directOutput = stdout == nil ? nil : true
+        let bytes = KeeperCodec.requestFrame(.open(open)).encoded()
+        guard let stdout else {
+            queue.append(bytes)
+            return
+        }
+        let sent = bytes.withUnsafeBytes { tether_send_with_descriptor(fd, $0.baseAddress, UInt($0.count), stdout) }
+        if sent < 0 {
+            queue.append(bytes)
+        } else if sent < bytes.count {
+            queue.append(Array(bytes[sent...]))
+        }
     }
 
     /// Received while opening: the keeper's one answer.

@@ -38,6 +38,10 @@ struct KeeperOpen: Codable, Sendable, Equatable {
     /// Password and keyboard-interactive answers the person typed at the CLI for the
     /// question a `fallback` carried: for this link's login only, like `passphrases`.
     var logins: LoginAnswers? = nil
+    /// The CLI's stdout rides with this request (SCM_RIGHTS, attached to its first byte):
+    /// the keeper writes the bodies of the stream's stdout records into it itself
+    /// (`DescriptorSink`) and passes the CLI each record with its body emptied.
+    var directOutput: Bool? = nil
 }
 
 enum KeeperReply: Codable, Sendable, Equatable {
@@ -141,10 +145,15 @@ struct KeeperLinkEnd: Codable, Sendable, Equatable {
             KeeperLinkEnd(code: .unavailable, message: message, keeper: reason, kind: failureKind)))
     }
 
-    /// How the CLI reports it: nil for a clean close.
+    /// How the CLI reports it: nil for a clean close. A keeper sends this only to a CLI it
+    /// had put on a link that was up, so a connection failure is a *lost* connection —
+    /// also while the CLI is still in its handshake (a direct connection's handshake
+    /// failure stays `.connection`): what `invoke` may open again, nothing having been
+    /// sent (`Reconnector.reopen`).
     func error(host: String) -> TetherClientError? {
         guard keeper == .lost else { return nil }
-        return KeeperFailure(kind ?? .connection, message).error(host: host)
+        let error = KeeperFailure(kind ?? .connection, message).error(host: host)
+        return error.kind == .connection ? error.as(.connectionLost) : error
     }
 }
 
