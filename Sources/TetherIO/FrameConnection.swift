@@ -269,8 +269,8 @@ public final class FrameConnection {
     }
 
     /// At a frame boundary, after a big frame: peeks at the next frame's header and, if it
-    /// is big and all of it is in the socket's queue, offers it to `spliceFrame`. True
-    /// when it was taken (reading then waits for `spliceFinished`).
+    /// is big and all of it is in the socket's queue, offers it to `spliceFrame`. Once it
+    /// is taken, reading waits for `spliceFinished`.
     private func offerNextFrameForSplicing(_ spliceFrame: (SplicedFrame) -> Bool) -> PeekOutcome {
         let headLength = 4 + Frame.headerLength
         let head = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: headLength) { buffer -> [UInt8]? in
