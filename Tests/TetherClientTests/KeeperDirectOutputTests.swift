@@ -100,10 +100,14 @@ final class KeeperDirectOutputTests: CLITestCase {
             pipeline=$!
             sleep 3
             "$T" get --name slow > /dev/null && echo "keeper answers meanwhile"
+            pipe=$(readlink /proc/$(cat "$W/reader.pid")/fd/0)
+            keeper=$("$T" keeper --status | grep -o '"pid" *: *[0-9]*' | grep -o '[0-9]*$')
+            ls -l /proc/$keeper/fd | grep -qF "$pipe" && echo "the keeper writes into the pipe"
             kill -CONT "$(cat "$W/reader.pid")"
             wait $pipeline; echo "status=$?"
             """)
-        XCTAssertEqual(result.stdoutText, "keeper answers meanwhile\nstatus=0\n", result.stderrText)
+        XCTAssertEqual(result.stdoutText, "keeper answers meanwhile\nthe keeper writes into the pipe\nstatus=0\n",
+                       result.stderrText)
         let out = Descriptors.readFile(workDirectory + "/out") ?? []
         XCTAssertEqual(out.count, Self.seqOutput(through: 2_000_000).count)
         XCTAssertTrue(out.elementsEqual(Self.seqOutput(through: 2_000_000)), "the output arrived altered")
