@@ -18,15 +18,6 @@ enum LibSSH2 {
     static let opensshDefaultCiphers = ["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
                                         "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
 
-    /// With Ciphers left at ssh's default, AES-GCM goes first where libssh2 has it (1.11):
-    /// one AEAD pass with the CPU's AES instructions instead of AES-CTR plus a separate
-    /// MAC. A Ciphers line of the user's keeps its order.
-    static func preferringAEAD(_ usable: [String], configured: [String]) -> [String] {
-        guard configured == opensshDefaultCiphers else { return usable }
-        let gcm = usable.filter { $0.hasPrefix("aes") && $0.contains("-gcm@") }
-        return gcm + usable.filter { !gcm.contains($0) }
-    }
-
     /// libssh2's own message for the last error on `session` (never contains secrets).
     static func lastError(_ session: OpaquePointer) -> (code: Int32, message: String) {
         var message: UnsafeMutablePointer<CChar>?

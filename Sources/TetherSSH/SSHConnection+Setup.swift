@@ -30,8 +30,11 @@ extension SSHConnection {
         ]
         for (keyword, wanted, methods) in lists where !wanted.isEmpty {
             let supported = LibSSH2.supportedAlgorithms(session, methods[0])
-            var usable = wanted.filter(supported.contains)
-            if keyword == "Ciphers" { usable = LibSSH2.preferringAEAD(usable, configured: wanted) }
+            // ssh's order, also for Ciphers at ssh's default on libssh2 1.11: there aes128-ctr
+            // (before AES-GCM, as in ssh's list) costs the client 3.3–4.0 CPU-s per GB where
+            // 1.11.1's AES-GCM, decrypted a 16-byte block per call, costs 5.0–8.0
+            // (docs/architecture.md, "libssh2 1.11").
+            let usable = wanted.filter(supported.contains)
             guard !usable.isEmpty else {
                 fail(.libssh2, "none of \(keyword) \(wanted.joined(separator: ",")) is implemented by libssh2 \(LibSSH2.version) (it has \(supported.joined(separator: ","))); use the OpenSSH transport (TETHER_TRANSPORT=openssh)")
                 return false

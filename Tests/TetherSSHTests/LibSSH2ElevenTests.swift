@@ -34,13 +34,6 @@ final class LibSSH2ElevenTests: SSHFixtureTestCase {
         XCTAssertEqual(UserCertificates.unpaired([certificate], identities: identities.filter { $0.path == other }), [certificate])
     }
 
-    func testSSHsDefaultCiphersPutAESGCMFirstAndAUsersLineKeepsItsOrder() {
-        let usable = ["chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
-        XCTAssertEqual(LibSSH2.preferringAEAD(usable, configured: LibSSH2.opensshDefaultCiphers),
-                       ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr"])
-        XCTAssertEqual(LibSSH2.preferringAEAD(usable, configured: usable + ["aes192-ctr"]), usable)
-    }
-
     func testACertificateLogsInThroughLibSSH2WhenItIsAtLeast1_11() throws {
         try XCTSkipUnless(SSHLibrary.isAtLeast1_11, "needs libssh2 1.11 linked (scripts/libssh2-1.11), this is \(SSHLibrary.version)")
         let (key, certificate, ca) = try certifiedKey(principal: fixture.user)
