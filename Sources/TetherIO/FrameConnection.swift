@@ -496,16 +496,17 @@ public final class FrameConnection {
         }
     }
 
-    /// The peer hung up (or the descriptor failed) while reading was paused. Nothing more
-    /// can arrive, so the pause protects nothing any more — and the reactor drops a
-    /// registration after a hangup-only report, so this is the last call we get. Read what
-    /// the kernel still holds, deliver every frame (the peer's last acks and stdin are not
-    /// lost), then close.
+    /// One read from `readFD`: read(2), or the `reader` that replaces it.
     private func readInto(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
         if let reader { return reader(readFD, buffer) }
         return read(readFD, buffer.baseAddress!, buffer.count)
     }
 
+    /// The peer hung up (or the descriptor failed) while reading was paused. Nothing more
+    /// can arrive, so the pause protects nothing any more — and the reactor drops a
+    /// registration after a hangup-only report, so this is the last call we get. Read what
+    /// the kernel still holds, deliver every frame (the peer's last acks and stdin are not
+    /// lost), then close.
     private func drainAfterHangup() {
         if let registration = readRegistration { reactor.unregister(registration) }
         readRegistration = nil

@@ -83,7 +83,8 @@ final class DescriptorSink {
         self.forwardEmptied = forwardEmptied
     }
 
-    private static func major(_ device: UInt) -> UInt { (device >> 8) & 0xfff | (device >> 32) & ~0xfff }
+    /// glibc's gnu_dev_major: the device class (1: memory devices — /dev/null, /dev/full).
+    static func major(_ device: UInt) -> UInt { (device >> 8) & 0xfff | (device >> 32) & ~0xfff }
 
     // MARK: Input from the link
 
@@ -235,21 +236,21 @@ final class DescriptorSink {
 
     /// The record as the CLI gets it once its body is out: same channel, seq and kind.
     static func emptied(_ wire: WireFrame) -> [UInt8] {
-        var head = Array(wire.bytes[0..<recordHead])
-        let length = UInt32(recordHead - 4)
-        head[0] = UInt8(length >> 24); head[1] = UInt8((length >> 16) & 0xff)
-        head[2] = UInt8((length >> 8) & 0xff); head[3] = UInt8(length & 0xff)
-        return head
+        remainder(of: wire, from: wire.bytes.count - recordHead)
     }
 
-    /// The record from its first unwritten byte on (whole if nothing was written).
+    /// The record from its first unwritten byte on (whole if nothing was written): same
+    /// channel, seq and kind, re-framed around what is left of the body.
     static func remainder(of wire: WireFrame, from written: Int) -> [UInt8] {
         guard written > 0 else { return wire.bytes }
-        var bytes = emptied(wire)
-        let length = UInt32(recordHead - 4 + wire.bytes.count - recordHead - written)
-        bytes[0] = UInt8(length >> 24); bytes[1] = UInt8((length >> 16) & 0xff)
-        bytes[2] = UInt8((length >> 8) & 0xff); bytes[3] = UInt8(length & 0xff)
-        bytes += wire.bytes[(recordHead + written)...]
+        let recordFields = wire.bytes[(4 + Frame.headerLength)..<recordHead]  // seq, kind
+        let body = wire.bytes[(recordHead + written)...]
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(recordHead + body.count)
+        Frame.appendHeader(to: &bytes, type: wire.type, channel: wire.channel,
+                           payloadLength: recordFields.count + body.count)
+        bytes += recordFields
+        bytes += body
         return bytes
     }
 }

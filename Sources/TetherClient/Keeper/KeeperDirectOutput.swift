@@ -63,7 +63,7 @@ public enum KeeperDirectOutput {
             descriptor = fcntl(1, F_DUPFD_CLOEXEC, 3)
         case S_IFREG:
             descriptor = fcntl(1, F_DUPFD_CLOEXEC, 3)
-        case S_IFCHR where (out.st_rdev >> 8) & 0xfff == 1:  // memory devices: /dev/null, /dev/full
+        case S_IFCHR where DescriptorSink.major(out.st_rdev) == 1:  // memory devices: /dev/null, /dev/full
             descriptor = fcntl(1, F_DUPFD_CLOEXEC, 3)
         default:
             return false
