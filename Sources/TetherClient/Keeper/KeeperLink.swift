@@ -284,7 +284,10 @@ final class KeeperLink {
         lastHeard = Reactor.now()
         liveness?.heard()
         decoder.append(bytes)
-        deliverFrames()
+        // The frames of one read (a short command's answer, start, output and end arrive
+        // in one SSH packet) reach each CLI in one write, not one each: one wake-up of
+        // the CLI, as the subsystem does for the runspaces (`FrameConnection.deliveryScope`).
+        FrameConnection.batchingWrites(of: clients.values.map(\.connection)) { deliverFrames() }
     }
 
     func deliverFrames() {
