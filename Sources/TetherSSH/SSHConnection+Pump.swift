@@ -105,6 +105,8 @@ extension SSHConnection {
                     Int(libssh2_channel_write_ex(channel, 0, chars.baseAddress, chars.count))
                 }
             }
+            // libssh2 reads the socket dry before it writes (for the peer's window adjusts).
+            noteWhetherDrained(session)
             if rc > 0 {
                 progressed = true
                 peerWindowClosed = false
@@ -132,6 +134,9 @@ extension SSHConnection {
         guard let channel else { return .ended }
         if committed == .sendEOF { committed = nil }
         let rc = libssh2_channel_send_eof(channel)
+        // A send may run a key re-exchange the server asked for, which reads packets:
+        // whether it left any behind in libssh2's buffer is not worth working out here.
+        socketMayHaveInput = true
         if rc == LIBSSH2_ERROR_EAGAIN {
             committed = .sendEOF
             return .stalled
@@ -170,14 +175,27 @@ extension SSHConnection {
     }
 
     /// Reads one stream until EAGAIN or the budget runs out.
+    ///
+    /// Each libssh2 read first reads the socket until recv(2) says EAGAIN, decoding every
+    /// whole packet into libssh2's queue, and only then hands out data from the queue. So
+    /// once a call has ended that way (`socketMayHaveInput` false) and the queue holds
+    /// nothing for `stream`, another call would learn nothing but pay a recv(2): it is
+    /// skipped, and poll(2) says when more arrives. A short command's answer then costs
+    /// one recv(2) for the data and one EAGAIN instead of six (and the write of the next
+    /// request none), on every wake-up of a loop that waits for answers.
     private func read(stream: Int32, budget: inout Int) -> Step {
         guard let channel, let session else { return .ended }
-        if committed == .read(stream: stream) { committed = nil }
+        if committed == .read(stream: stream) {
+            committed = nil
+        } else if !socketMayHaveInput && !libssh2Holds(stream, of: channel) {
+            return .stalled
+        }
         let buffer = shared.readBuffer
         var progressed = false
         var emptyReads = 0
         while budget > 0 {
             let n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+            noteWhetherDrained(session)
             if n > 0 {
                 progressed = true
                 // Lent in place: the consumer copies what it keeps (one copy in all).
@@ -192,6 +210,7 @@ extension SSHConnection {
                 } else {
                     keepStderr(chunk)
                 }
+                if !socketMayHaveInput && !libssh2Holds(stream, of: channel) { break }
                 continue
             }
             if n == Int(LIBSSH2_ERROR_EAGAIN) {
@@ -216,6 +235,21 @@ extension SSHConnection {
             return .ended
         }
         return progressed ? .progressed : .stalled
+    }
+
+    /// After a libssh2 call: if its last look at the socket was a recv(2) that said EAGAIN
+    /// (libssh2 then blocks INBOUND), the socket is empty and libssh2's buffer holds no
+    /// whole packet — it reads only when it lacks one. Anything else (a call that never got
+    /// that far, one blocked sending) leaves the question open, and reads go on as usual.
+    private func noteWhetherDrained(_ session: OpaquePointer) {
+        socketMayHaveInput = libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_INBOUND == 0
+    }
+
+    /// Whether libssh2's queue may hold data for `stream`. Only a plain "no" (0) counts as
+    /// no: the check fails (negative) on a queued packet it can't parse — a 1-byte reply
+    /// to a keepalive — and data may sit behind that.
+    private func libssh2Holds(_ stream: Int32, of channel: OpaquePointer) -> Bool {
+        libssh2_poll_channel_read(channel, stream) != 0
     }
 
     private func keepStderr(_ chunk: UnsafeRawBufferPointer) {

@@ -106,6 +106,11 @@ public final class SSHConnection {
     /// The last write found the peer's window closed: wait for readable (its adjust).
     var peerWindowClosed = false
     var readingPaused = false
+    /// The socket may hold bytes libssh2 has not seen: poll(2) said readable, or libssh2's
+    /// last look at it did not end in an empty recv(2). While false, a read that libssh2's
+    /// queue can't serve is not attempted: it would only cost a recv(2) that says EAGAIN
+    /// (see `SSHConnection+Pump.swift`, "Reading").
+    var socketMayHaveInput = true
     var eofRequested = false
     var eofSent = false
     var isPumping = false
@@ -191,6 +196,8 @@ public final class SSHConnection {
     public func resumeReading() {
         guard readingPaused else { return }
         readingPaused = false
+        // Nobody watched the socket while paused.
+        socketMayHaveInput = true
         // libssh2 may already hold data read off the socket: pump, don't wait for poll.
         if phase == .ready { schedulePump() }
     }
@@ -379,6 +386,7 @@ public final class SSHConnection {
             connectCompleted()
             return
         }
+        if !readiness.isDisjoint(with: [.readable, .hangup, .error]) { socketMayHaveInput = true }
         advance()
         if lost, let registration, phase != .closed {
             // The reactor drops a registration that reported only HUP/ERR.
