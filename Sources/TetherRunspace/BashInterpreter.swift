@@ -168,10 +168,17 @@ final class BashInterpreter {
 
     // MARK: Commands
 
-    /// Sends the driver line for the command prepared in the work directory (its script
-    /// and driver file written). Only when `isIdle`.
+    /// The line that runs the next prepared command, when `WorkDirectory.prepare` chose one
+    /// (`DriverLine.plainCommand`); nil: source the driver file, as jobs' forks and
+    /// snapshots (which write their own) and the other commands do. Used once.
+    var preparedLine: String?
+
+    /// Sends the line for the command prepared in the work directory (its script, and its
+    /// driver file unless it is plain, written). Only when `isIdle`.
     func runPreparedCommand(terminal: OutputPipe?) {
         precondition(isIdle, "one command at a time")
+        let line = preparedLine ?? DriverLine.command(driverName: WorkDirectory.driverName)
+        preparedLine = nil
         phase = .running
         self.terminal = terminal
         terminalDrainOver = false
@@ -185,7 +192,7 @@ final class BashInterpreter {
         commandNumber += 1
         if let interruptRepeat { reactor.cancel(interruptRepeat) }
         interruptRepeat = nil
-        driver.write(Array(DriverLine.command(driverName: WorkDirectory.driverName).utf8))
+        driver.write(Array(line.utf8))
     }
 
     /// SIGINT to the whole group: the foreground command dies or traps it, bash's INT trap
@@ -299,6 +306,9 @@ final class BashInterpreter {
                     statusLine.append(byte)
                 }
             }
+            // A short read emptied the pipe: no read(2) just to meet EAGAIN (poll is
+            // level-triggered, so anything written since wakes us again).
+            if n < buffer.count { return }
         }
     }
 

@@ -1,10 +1,21 @@
 /// The bash text the runspace has bash run. Pure text, no I/O.
 ///
 /// Each command is a script file `source`d by the one persistent shell, so its variables,
-/// functions, aliases, cwd and exports outlive it. Bash's stdin (a pipe, which bash reads
-/// one byte per read(2)) carries the same short line for every command (`command`): source
-/// the *driver file* (`driverFile`, rewritten per command beside the script) and report
-/// its status (`__tether_end`: the status `exit` recorded, else `$?`). The driver file,
+/// functions, aliases, cwd and exports outlive it. Bash's stdin is a pipe, which bash reads
+/// one byte per read(2), so the line it carries per command is short and the same every
+/// time; what varies goes in files:
+///
+/// - A plain command (no arguments, no terminal, stdin /dev/null — what the library sends
+///   unless asked for stdin) is one line, `\builtin eval "$__tether_run"` (`plainCommand`,
+///   28 bytes): that readonly variable, defined at startup, holds the *driver* for the
+///   case (`driverFile`'s text, then `\__tether_end`). `eval` runs it at the top level as
+///   the line itself would (a function would make the script's `declare`s local), and bash
+///   opens no driver file — 57 reads of one byte and an open, fstat, read and close fewer
+///   than a driver file, and the runspace writes one file per command instead of two.
+/// - Any other command gets a *driver file* (`driverFile`, rewritten beside the script)
+///   and the line `\builtin source "$__tether_w"/'run.sh';\__tether_end` (`command`).
+///
+/// `__tether_end` reports the status (the one `exit` recorded, else `$?`). The driver,
 /// around the script:
 ///
 /// - The INT trap is re-installed before every command (`\__tether_begin`). Bash 5 loses
@@ -13,22 +24,23 @@
 ///   back. It also undoes a command's own `trap … INT`.
 /// - SIGINT unwinds the whole command, not just the innermost function: the INT trap
 ///   returns 130 and marks the command interrupted, and the ERR trap (inherited by
-///   functions through `set -E`) keeps returning from each caller — the script, then the
-///   driver file — until the `source` on the line returns. Callers that test the status
-///   (`if f`, `f || …`) see 130 and carry on, as they asked to. Without a trap,
-///   non-interactive bash would exit on SIGINT.
+///   functions through `set -E`) keeps returning from each caller — the script, then a
+///   driver file — until the line's `source` or `eval` is back at the top level. Callers
+///   that test the status (`if f`, `f || …`) see 130 and carry on, as they asked to.
+///   Without a trap, non-interactive bash would exit on SIGINT.
 /// - Bash writes `s` on the status pipe just before sourcing the script, after opening the
 ///   command's stdin: the runspace holds an interrupt back until then (earlier, bash could
 ///   still be reading the line, where the trap can't return and the mark would be reset),
 ///   and may close a FIFO's writing end from then on. A SIGINT between `s` and the
-///   script's first command only sets the mark; `scriptPrefix`, on the script's first
-///   line, returns on it.
+///   script's first command only sets the mark (in a driver file it also returns from
+///   it); `scriptPrefix`, on the script's first line, returns on it.
 /// - `set --` when there are no arguments, so the command doesn't see the previous `"$@"`.
 /// - fd 3 (the status pipe) is closed for the command itself (`3>&-` on `source`; bash
 ///   keeps its own copy above fd 10, close-on-exec), so background jobs don't hold it and
-///   a command can use fd 3 freely; the status `echo` on the line writes to the real one.
-/// - Everything is `\builtin` (or a `readonly -f` function called as `\name`) so a
-///   command's aliases or functions can't hijack the driver.
+///   a command can use fd 3 freely; the status `echo` after it writes to the real one.
+/// - Everything is `\builtin` (or a `readonly -f` function called as `\name`, or a
+///   readonly variable) so a command's aliases, functions or assignments can't hijack
+///   the driver.
 enum DriverLine {
     /// Put in front of every script, on its first line (so line numbers in bash's messages
     /// stay the user's): an interrupt that arrived before the script began ends it at once.
@@ -44,12 +56,17 @@ enum DriverLine {
     /// The session's work directory (holding the script files and stdin FIFOs), a readonly
     /// variable so each command line names its files briefly.
     static let workDirectoryVariable = "__tether_w"
+    /// The readonly variable holding the plain command's driver (`plainCommand`).
+    static let plainDriverVariable = "__tether_run"
+    /// The script file's name in the work directory (the driver names it).
+    static let scriptName = "command.sh"
 
     /// What bash runs once at start: alias expansion on (non-interactive bash has it off),
     /// the work directory and the paths of the runspace's ends of bash's stdin and status
     /// pipe (`/proc/PID/fd/N`, so the EXIT trap can tell its own pipes are back in place),
-    /// the prelude, the configuration's startup script (sourced once, reading /dev/null,
-    /// without the status pipe), then a status line so the runspace knows bash is up.
+    /// the prelude, the plain command's driver (`plainDriverVariable`), the configuration's
+    /// startup script (sourced once, reading /dev/null, without the status pipe), then a
+    /// status line so the runspace knows bash is up.
     ///
     /// With `streams` (the FIFO's path and the directory of the `tether-*` commands): the
     /// stream functions (`StreamFunctions`), `TETHER_STREAMS` exported and the commands'
@@ -60,6 +77,7 @@ enum DriverLine {
         line += #"\builtin readonly "# + workDirectoryVariable + "=" + quote(workDirectory)
         line += " __tether_in=" + quote(driverInput) + " __tether_st=" + quote(statusOutput) + "\n"
         line += ShellPrelude.definitions + "\n"
+        line += #"\builtin readonly "# + plainDriverVariable + "=" + quote(plainDriver) + "\n"
         if let streams {
             line += StreamFunctions.definitions + "\n"
             line += #"\builtin export "# + StreamFunctions.variable + "=" + quote(streams.fifo)
@@ -106,9 +124,22 @@ enum DriverLine {
         return text
     }
 
-    /// The line bash's stdin carries for every command: source the driver file, report
-    /// its status. The same few bytes each time — bash reads a pipe one byte per read(2),
-    /// so everything that varies goes in the files.
+    /// The driver of a command without arguments, terminal or stdin, followed by its
+    /// status report: the value of `plainDriverVariable`, run by `plainCommand`.
+    static let plainDriver = driverFile(scriptName: scriptName, arguments: [], stdinName: nil) + #"\__tether_end"#
+
+    /// True when `plainCommand` runs such a command (no driver file needed).
+    static func isPlain(arguments: [String], stdinName: String?, terminal: (slave: String, term: String)?) -> Bool {
+        arguments.isEmpty && stdinName == nil && terminal == nil
+    }
+
+    /// The line for a plain command: bash evaluates the driver it was given at startup,
+    /// at the top level, reading no file but the script.
+    static let plainCommand = #"\builtin eval "$"# + plainDriverVariable + "\"\n"
+
+    /// The line for a command with a driver file: source it, report its status. The same
+    /// few bytes each time — bash reads a pipe one byte per read(2), so everything that
+    /// varies goes in the files.
     static func command(driverName: String) -> String {
         #"\builtin source "$"# + workDirectoryVariable + #""/"# + quote(driverName) + #";\__tether_end"# + "\n"
     }

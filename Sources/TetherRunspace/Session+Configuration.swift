@@ -34,6 +34,7 @@ extension Session {
     /// recorded does not run).
     func prepareCommand(_ request: InvokeRequest, id: UInt64, from origin: Attachment, stdinName: String?,
                         terminal: CommandTerminal? = nil) throws -> String? {
+        var bashLine: String?
         if let restricted = interpreter as? RestrictedInterpreter {
             if terminal != nil {
                 throw TetherIOError("a restricted session runs its commands without a terminal (no --tty)")
@@ -44,10 +45,15 @@ extension Session {
             restricted.prepared = RestrictedInterpreter.PreparedCommand(
                 path: rule.path, arguments: arguments, stdinPath: stdinName.map { workDirectory.path + "/" + $0 })
         } else {
-            try workDirectory.prepare(script: request.script, arguments: request.arguments, stdinName: stdinName,
-                                      terminal: terminal.map { ($0.slavePath, $0.term) })
+            bashLine = try workDirectory.prepare(script: request.script, arguments: request.arguments,
+                                                 stdinName: stdinName, terminal: terminal.map { ($0.slavePath, $0.term) })
         }
-        guard let transcript else { return nil }
+        // Set only once nothing can fail any more: a job's fork after a failed command must
+        // find no plain line waiting (it sources its own driver file).
+        guard let transcript else {
+            (interpreter as? BashInterpreter)?.preparedLine = bashLine
+            return nil
+        }
         let line = transcriptPrefix(origin) + "COMMAND#\(id)=\(Transcript.quoted(commandText(request)))"
         var rule = ""
         if case .allowed(let allowing, _)? = restrictedDecision(request) { rule = " (\(allowing.location))" }
@@ -56,6 +62,7 @@ extension Session {
         } catch {
             throw TetherIOError("Transcript yes, but the system log can't be written (\(error)): the command was not run")
         }
+        (interpreter as? BashInterpreter)?.preparedLine = bashLine
         return line
     }
 

@@ -1,18 +1,19 @@
 import Glibc
 import TetherIO
 
-/// The session's private directory (`<runtime>/sessions/<id>.d`, 0700): the two files
-/// bash sources for every command — the command's script and the driver around it
-/// (`RewritableFile`s) — and a FIFO for a command that takes stdin. Removed with the
-/// session.
+/// The session's private directory (`<runtime>/sessions/<id>.d`, 0700): the files bash
+/// sources for a command — the command's script and, for a command with arguments, a
+/// terminal or stdin, the driver around it (`RewritableFile`s; a plain command's driver is
+/// bash's `__tether_run`, see `DriverLine`) — and a FIFO for a command that takes stdin.
+/// Removed with the session.
 final class WorkDirectory {
     let path: String
     /// The command itself (behind `DriverLine.scriptPrefix`).
     let script: RewritableFile
-    /// What runs it: traps, stdin, "$@" (`DriverLine.driverFile`).
+    /// What runs it: traps, stdin, "$@" (`DriverLine.driverFile`), when not plain.
     let driver: RewritableFile
 
-    static let scriptName = "command.sh"
+    static let scriptName = DriverLine.scriptName
     static let driverName = "run.sh"
 
     /// Creates (or checks) the directory: ours, 0700.
@@ -84,27 +85,32 @@ final class WorkDirectory {
     func stdinName(_ commandID: UInt64) -> String { "stdin-\(commandID)" }
     func stdinPath(_ commandID: UInt64) -> String { path + "/" + stdinName(commandID) }
 
-    /// Writes the next command's script and its driver over the last ones. If a command
+    /// Writes the next command's script (and, unless the command is plain, its driver) over
+    /// the last ones, and returns the line bash's stdin gets to run it. If a command
     /// removed the directory itself, it is made again (0700, ours) first.
     func prepare(script text: String, arguments: [String], stdinName: String?,
-                 terminal: (slave: String, term: String)? = nil) throws {
+                 terminal: (slave: String, term: String)? = nil) throws -> String {
         var bytes = Array(DriverLine.scriptFile(text).utf8)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }
-        let driverText = Array(DriverLine.driverFile(scriptName: WorkDirectory.scriptName,
-                                                     arguments: arguments, stdinName: stdinName,
-                                                     terminal: terminal).utf8)
-        do {
+        let plain = DriverLine.isPlain(arguments: arguments, stdinName: stdinName, terminal: terminal)
+        let driverText = plain ? [] : Array(DriverLine.driverFile(scriptName: WorkDirectory.scriptName,
+                                                                  arguments: arguments, stdinName: stdinName,
+                                                                  terminal: terminal).utf8)
+        func write() throws {
             try script.write(bytes)
-            try driver.write(driverText)
+            if !plain { try driver.write(driverText) }
+        }
+        do {
+            try write()
         } catch where access(path, F_OK) != 0 {
             // Checked only on failure, not per command: the directory itself is gone — and
             // with it the stream FIFO and the `tether-*` commands the command may use.
             try SecureDirectory.prepare(path)
             try restoreStreamFiles()
-            try script.write(bytes)
-            try driver.write(driverText)
+            try write()
         }
+        return plain ? DriverLine.plainCommand : DriverLine.command(driverName: WorkDirectory.driverName)
     }
 
     /// Makes a command's stdin FIFO and opens it read-write and non-blocking: holding both

@@ -16,6 +16,20 @@ final class DriverLineTests: XCTestCase {
         XCTAssertLessThan(line.utf8.count, 64, line)
     }
 
+    func testPlainCommandIsOneShortLineAndItsDriverTheDriverFilesText() {
+        XCTAssertEqual(DriverLine.plainCommand, #"\builtin eval "$__tether_run""# + "\n")
+        XCTAssertLessThan(DriverLine.plainCommand.utf8.count, 32)
+        XCTAssertEqual(DriverLine.plainDriver,
+                       DriverLine.driverFile(scriptName: "command.sh", arguments: [], stdinName: nil) + #"\__tether_end"#)
+        XCTAssertTrue(DriverLine.isPlain(arguments: [], stdinName: nil, terminal: nil))
+        XCTAssertFalse(DriverLine.isPlain(arguments: ["a"], stdinName: nil, terminal: nil))
+        XCTAssertFalse(DriverLine.isPlain(arguments: [], stdinName: "stdin-1", terminal: nil))
+        XCTAssertFalse(DriverLine.isPlain(arguments: [], stdinName: nil, terminal: ("/dev/pts/9", "xterm")))
+        // Defined once, readonly, before the first command.
+        let startup = DriverLine.startup(workDirectory: "/w", driverInput: "/proc/1/fd/4", statusOutput: "/proc/1/fd/5")
+        XCTAssertTrue(startup.contains(#"\builtin readonly __tether_run="# + DriverLine.quote(DriverLine.plainDriver) + "\n"), startup)
+    }
+
     func testDriverFileShape() {
         let withArguments = DriverLine.driverFile(scriptName: "command.sh", arguments: ["a b"], stdinName: nil)
         XCTAssertEqual(withArguments, "\\__tether_begin\n" +

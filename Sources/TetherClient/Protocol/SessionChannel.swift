@@ -151,7 +151,14 @@ final class SessionChannel: ChannelEndpoint {
                 }
             },
             sendAck: { seq in
-                reactor.execute { bound.value.sendAck(seq) }
+                // A consumer on the loop's own thread (`TetherClient.taskExecutor`) acks at
+                // once: ahead of the request it sends next, as `flushHeldAcks` promises, and
+                // without a round of the loop. (`sendAck` only queues bytes to write.)
+                if reactor.isLoopThread {
+                    bound.value.sendAck(seq)
+                } else {
+                    reactor.execute { bound.value.sendAck(seq) }
+                }
             },
             consumerCancelled: {
                 reactor.execute { bound.value.abandonCancelledCommand() }
