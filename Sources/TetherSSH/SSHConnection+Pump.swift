@@ -194,21 +194,31 @@ extension SSHConnection {
         var progressed = false
         var emptyReads = 0
         while budget > 0 {
-            let n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
-            noteWhetherDrained(session)
+            let n: Int
+            if stream == 0, let readsInto {
+                // The consumer handles the bytes before it returns: note libssh2's state first.
+                n = readsInto { target in
+                    let read = libssh2_channel_read_ex(channel, 0, target.baseAddress!.assumingMemoryBound(to: CChar.self), target.count)
+                    noteWhetherDrained(session)
+                    return read
+                }
+            } else {
+                n = libssh2_channel_read_ex(channel, stream, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+                noteWhetherDrained(session)
+            }
             if n > 0 {
                 progressed = true
-                // Lent in place: the consumer copies what it keeps (one copy in all).
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                // Lent in place: the consumer copies what it keeps (one copy in all). With
+                // `readsInto` the bytes are already where the consumer wants them.
                 if stream == 0 {
                     budget -= n
-                    onData?(chunk)
+                    if readsInto == nil { onData?(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
                     if phase != .ready { return .ended }
                     // The consumer may have paused us from inside onData: stop here, or the
                     // rest of what libssh2 holds would arrive while paused.
                     if readingPaused { return .progressed }
                 } else {
-                    keepStderr(chunk)
+                    keepStderr(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 }
                 if !socketMayHaveInput && !libssh2Holds(stream, of: channel) { break }
                 continue

@@ -75,6 +75,12 @@ public final class SSHConnection {
     var onReady: (() -> Void)?
     /// The subsystem's stdout, lent in place (see `start(onReady:onBytes:onClose:)`).
     var onData: ((UnsafeRawBufferPointer) -> Void)?
+    /// Set by a consumer that decodes frames (the keeper): stdout is read straight into a
+    /// buffer it lends — the rest of a big frame's own array — instead of into the loop's
+    /// shared buffer and copied out of it. It calls `read` once with that buffer, handles
+    /// what landed there, and returns what `read` returned (bytes, 0 or a libssh2 error);
+    /// `onData` is then not called for stdout.
+    public var readsInto: ((_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int)?
     var onClose: ((SSHError?) -> Void)?
     /// Runs once everything is released (after a background teardown too): for tests.
     var onFinished: (() -> Void)?
@@ -300,6 +306,7 @@ public final class SSHConnection {
         onClose = nil
         onReady = nil
         onData = nil
+        readsInto = nil
         callback?(error)
     }
 

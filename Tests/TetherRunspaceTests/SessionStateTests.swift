@@ -26,6 +26,25 @@ final class SessionStateTests: RunspaceTestCase {
         XCTAssertEqual(try client.run("false").exitStatus, 1)
     }
 
+    /// Every kind of command — plain (the driver `eval`ed from a readonly variable), with
+    /// arguments and with stdin (a driver file) — runs its script at the shell's top
+    /// level: `declare` makes globals that persist, `local` is refused as in a script,
+    /// and the script is the only file on BASH_SOURCE.
+    func testScriptsRunAtTheTopLevelWhateverTheDriver() throws {
+        let client = try runspace.attachedClient()
+        XCTAssertEqual(try client.run("declare -A plain=([k]=1)").exitStatus, 0)
+        XCTAssertEqual(try client.run(#"declare -i withArguments=$1"#, arguments: ["2"]).exitStatus, 0)
+        XCTAssertEqual(try client.run("read -r withStdin; declare withStdin", stdin: Array("3\n".utf8)).exitStatus, 0)
+        XCTAssertEqual(try client.run(#"echo "${plain[k]} $withArguments $withStdin""#).stdoutText, "1 2 3\n")
+        for (arguments, stdin) in [([String](), nil), (["x"], nil), ([], [UInt8]())] as [([String], [UInt8]?)] {
+            let local = try client.run("local x=1", arguments: arguments, stdin: stdin)
+            XCTAssertEqual(local.exitStatus, 1)
+            XCTAssertTrue(local.stderrText.contains("can only be used in a function"), local.stderrText)
+            let sources = try client.run(#"echo "${#BASH_SOURCE[@]} ${BASH_SOURCE[0]##*/}""#, arguments: arguments, stdin: stdin)
+            XCTAssertEqual(sources.stdoutText, arguments.isEmpty && stdin == nil ? "1 command.sh\n" : "2 command.sh\n")
+        }
+    }
+
     func testArgumentsArriveExactly() throws {
         let client = try runspace.attachedClient()
         let arguments = ["a b", "", "$HOME", "c'd", "two\nlines", "*", "-n"]
