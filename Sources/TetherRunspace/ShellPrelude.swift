@@ -15,7 +15,9 @@
 ///   records the status, turns errexit off (the command is ending; an errexit exit would
 ///   race the unwinding) and unwinds the whole command — extdebug's DEBUG trap returning 2
 ///   simulates `return` before every further command, up to the driver line, whatever
-///   the callers test. `__tether_end` reports the recorded status.
+///   the callers test. `__tether_end` reports the recorded status, after turning xtrace
+///   and verbose off: were they left on until the next command's `__tether_begin`, bash
+///   would trace the next driver line and prelude onto that command's stderr.
 /// - `exec` is a function: with a program, the program runs as a child with the call's
 ///   redirections and its status ends the command, as `exit` would; with redirections
 ///   only, the descriptors 0–9 as the call left them are kept (duplicated and put back by
@@ -95,7 +97,7 @@ __tether_respawn() {
   BASH_ENV=$__tether_rf \builtin exec -a bash "$BASH" --noprofile --norc
 }
 __tether_s= __tether_e= __tether_interrupted= __tether_keep=()
-__tether_end() { \builtin echo ${__tether_s:-$?} >&3; }
+__tether_end() { \builtin local s=${__tether_s:-$?}; \builtin set +vx; \builtin echo $s >&3; }
 \builtin trap -- '\__tether_respawn' EXIT
 \builtin readonly -f __tether_begin __tether_stop __tether_debug __tether_keep_descriptors __tether_respawn __tether_end
 """#

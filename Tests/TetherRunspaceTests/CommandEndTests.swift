@@ -61,6 +61,22 @@ final class CommandEndTests: RunspaceTestCase {
         XCTAssertEqual(tested.stdoutText, "tested\nend\n", "errexit is off in a tested call, as bash has it")
     }
 
+    func testXtraceAndVerboseEndWithTheirCommandWithoutTracingTheNext() throws {
+        let traced = try client.run("set -x; echo one")
+        XCTAssertEqual(traced.stdoutText, "one\n")
+        XCTAssertTrue(traced.stderrText.contains("+ echo one"), traced.stderrText)
+        let next = try client.run("echo two")
+        XCTAssertEqual(next.stdoutText, "two\n")
+        XCTAssertEqual(next.stderrText, "", "the next command's stderr holds no trace of the driver")
+        XCTAssertEqual(try client.run("echo $-").stdoutText.contains("x"), false, "xtrace ends with its command")
+        _ = try client.run("set -v; echo three")
+        let afterVerbose = try client.run("echo four")
+        XCTAssertEqual(afterVerbose.stdoutText, "four\n")
+        XCTAssertEqual(afterVerbose.stderrText, "", "nor any line bash read for the driver")
+        XCTAssertEqual(try client.run("false").exitStatus, 1, "the status still comes through")
+        try assertStateKept()
+    }
+
     func testPipefailFailureUnderStrictModeAndPipefailPersists() throws {
         let result = try client.run("set -euo pipefail; false | true; echo no")
         XCTAssertEqual(result.exitStatus, 1)
