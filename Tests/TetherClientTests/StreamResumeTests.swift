@@ -54,10 +54,27 @@ final class StreamResumeTests: ResumeTestCase {
         try go()
         let rest = try tether(["receive", "--name", "s"], timeout: 30)
         XCTAssertEqual(rest.status, .exited(0), rest.stderrText)
-        let warnings: [String] = (run.stderrText + rest.stderrText).split(separator: "\n").map(String.init)
-            .filter { $0.hasPrefix("WARNING: ") }
-        let expected: [String] = (1...6).map { "WARNING: w\($0)" }
-        XCTAssertEqual(warnings, expected, "every warning once, in order: \(run.stderrText) | \(rest.stderrText)")
-        XCTAssertEqual(lineNumbers(run.stdoutText + rest.stdoutText), Array(1...6))
+        func warnings(_ text: String) -> [Int] {
+            text.split(separator: "\n").compactMap { $0.hasPrefix("WARNING: w") ? Int($0.dropFirst(10)) : nil }
+        }
+        let context = "\(run.stderrText) | \(rest.stderrText)"
+        assertNothingLost(shown: warnings(run.stderrText), received: warnings(rest.stderrText), context)
+        assertNothingLost(shown: lineNumbers(run.stdoutText), received: lineNumbers(rest.stdoutText), context)
+    }
+
+    /// The invoke showed 1… in order, and receive continues in order to 6 from no later
+    /// than the first record the invoke did not show. The overlap — records shown but
+    /// whose acknowledgement was still on its way when the link went — may repeat (the
+    /// client acknowledges only after showing; ResumeTests' rule for stdout); nothing may
+    /// be missing.
+    private func assertNothingLost(shown: [Int], received: [Int], _ context: String,
+                                   file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(shown, Array((1...6).prefix(shown.count)), "the invoke's part is in order: \(context)", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(shown.count, 3, "the invoke showed the first three rounds: \(context)", file: file, line: line)
+        guard let start = received.first else {
+            return XCTFail("receive showed nothing of rounds 4–6: \(context)", file: file, line: line)
+        }
+        XCTAssertEqual(received, Array(start...6), "receive continues in order to the end: \(context)", file: file, line: line)
+        XCTAssertLessThanOrEqual(start, shown.count + 1, "nothing lost between the two: \(context)", file: file, line: line)
     }
 }
