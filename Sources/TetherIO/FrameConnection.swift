@@ -674,6 +674,12 @@ public func setPipeCapacity(_ fd: Int32, _ bytes: Int32 = largePipeCapacity) {
     _ = fcntl(fd, 1031 /* F_SETPIPE_SZ, not exported by Glibc's module */, bytes)
 }
 
+/// The capacity of the pipe behind `fd` (either end), nil if it is not a pipe.
+public func pipeCapacity(_ fd: Int32) -> Int? {
+    let bytes = fcntl(fd, 1032 /* F_GETPIPE_SZ, not exported by Glibc's module */)
+    return bytes > 0 ? Int(bytes) : nil
+}
+
 public func setCloseOnExec(_ fd: Int32) {
     let flags = fcntl(fd, F_GETFD)
     if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }

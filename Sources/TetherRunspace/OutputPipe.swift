@@ -50,8 +50,7 @@ final class OutputPipe {
         self.fd = fd
         self.kind = kind
         setNonBlocking(fd)
-        let size = fcntl(fd, 1032 /* F_GETPIPE_SZ, not exported by Glibc's module */)
-        capacity = size > 0 ? Int(size) : 4096
+        capacity = pipeCapacity(fd) ?? 4096
     }
 
     var isOpen: Bool { fd >= 0 }
