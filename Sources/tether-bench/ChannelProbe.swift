@@ -13,7 +13,9 @@ import TetherSSH
 ///   framing or second process exists: no Tether design reached through sshd can beat it.
 ///   Through `.relayed`, the same bash sits behind one process that only copies bytes
 ///   (`Subsystem relay-floor`, socat): the least any design with a runspace between sshd
-///   and bash — which persistence needs — can cost.
+///   and bash — which persistence needs — can cost. Through `.relayedTwice`, behind two
+///   (`Subsystem relay2-floor`): the difference prices one more copying hop, such as a
+///   second Tether process between sshd and bash, in the same run.
 /// - `rawStream`: the same bash asked for `head -c N /dev/zero`, read and discarded. What
 ///   libssh2 on this machine can receive at all, next to OpenSSH's client.
 ///
@@ -24,8 +26,15 @@ enum ChannelProbe {
     enum BashPlacement {
         case direct
         case relayed
+        case relayedTwice
 
-        var subsystem: String { self == .direct ? "bash-floor" : "relay-floor" }
+        var subsystem: String {
+            switch self {
+            case .direct: "bash-floor"
+            case .relayed: "relay-floor"
+            case .relayedTwice: "relay2-floor"
+            }
+        }
     }
 
     enum Exchange {
