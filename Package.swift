@@ -66,7 +66,7 @@ let package = Package(
         // and each CLI command pays that start.
         .executableTarget(name: "tether", dependencies: ["TetherCLI"], linkerSettings: staticSwiftRuntime),
         .executableTarget(name: "tether-subsystem", dependencies: ["TetherHostMain"], linkerSettings: staticSwiftRuntime),
-        .executableTarget(name: "tether-bench", dependencies: ["TetherClient", "TetherSSH", "TetherIO"]),
+        .executableTarget(name: "tether-bench", dependencies: ["TetherClient", "TetherSSH", "TetherIO", "TetherRunspace"]),
         .target(name: "TetherTestSupport", dependencies: ["TetherProtocol", "TetherIO", "CTetherPosix"],
                 path: "Tests/TetherTestSupport"),
         .testTarget(name: "TetherProtocolTests", dependencies: ["TetherProtocol"]),

@@ -1,5 +1,6 @@
 import Foundation
 import TetherIO
+import TetherRunspace
 import TetherSSH
 
 /// The floors Tether's numbers are compared with: exchanges over a bare libssh2
@@ -13,7 +14,14 @@ import TetherSSH
 ///   framing or second process exists: no Tether design reached through sshd can beat it.
 ///   Through `.relayed`, the same bash sits behind one process that only copies bytes
 ///   (`Subsystem relay-floor`, socat): the least any design with a runspace between sshd
-///   and bash — which persistence needs — can cost.
+///   and bash — which persistence needs — can cost. Through `.relayedTwice`, behind two
+///   (`Subsystem relay2-floor`): the difference prices one more copying hop, such as a
+///   second Tether process between sshd and bash, in the same run.
+/// - `driverRoundTrip`: `true` run the way a session's bash runs each command — the
+///   runspace's prelude at startup, then its plain-command driver per command, answered
+///   by one `0` line (`DriverFloor`, the runspace's own text) — in a bash behind the same
+///   one relay. What the driver's guarantees cost in bash, with no
+///   runspace, journal or framing around it: the least any design keeping them can cost.
 /// - `rawStream`: the same bash asked for `head -c N /dev/zero`, read and discarded. What
 ///   libssh2 on this machine can receive at all, next to OpenSSH's client.
 ///
@@ -24,18 +32,27 @@ enum ChannelProbe {
     enum BashPlacement {
         case direct
         case relayed
+        case relayedTwice
 
-        var subsystem: String { self == .direct ? "bash-floor" : "relay-floor" }
+        var subsystem: String {
+            switch self {
+            case .direct: "bash-floor"
+            case .relayed: "relay-floor"
+            case .relayedTwice: "relay2-floor"
+            }
+        }
     }
 
     enum Exchange {
         case echo
         case bashRoundTrip(BashPlacement)
+        case driverRoundTrip
         case rawStream(BashPlacement, bytes: Int)
 
         var subsystem: String {
             switch self {
             case .echo: "echo"
+            case .driverRoundTrip: BashPlacement.relayed.subsystem
             case .bashRoundTrip(let placement), .rawStream(let placement, _): placement.subsystem
             }
         }
@@ -72,6 +89,8 @@ private final class ProbeRun {
     private var round = 0
     private var sentAt: UInt64 = 0
     private var receivedThisRound = 0
+    /// The driver floor's startup, answered before the first round (empty otherwise).
+    private var setup: [UInt8] = []
     /// Keeps the run alive while the connection's callbacks hold it weakly.
     private var selfReference: ProbeRun?
 
@@ -82,6 +101,9 @@ private final class ProbeRun {
         switch exchange {
         case .echo: request = [0x2a]
         case .bashRoundTrip: request = Array("true; echo $?\n".utf8)
+        case .driverRoundTrip:
+            request = Array(DriverFloor.commandLine.utf8)
+            setup = Array(DriverFloor.startup(script: "true").utf8)
         case .rawStream(_, let bytes): request = Array("head -c \(bytes) /dev/zero\n".utf8)
         }
         self.count = count
@@ -92,7 +114,7 @@ private final class ProbeRun {
     func start() {
         selfReference = self
         connection.start(
-            onReady: { [weak self] in self?.send() },
+            onReady: { [weak self] in self?.begin() },
             onBytes: { [weak self] bytes in self?.received(bytes) },
             onClose: { [weak self] error in
                 guard let self else { return }
@@ -100,6 +122,12 @@ private final class ProbeRun {
                     "\(self.exchange.subsystem) connection closed early: \(error?.message ?? "by the host") "
                         + "(does sshd have `Subsystem \(self.exchange.subsystem) …`? scripts/dev-sshd configures it)")))
             })
+    }
+
+    private func begin() {
+        guard !setup.isEmpty else { return send() }
+        receivedThisRound = 0
+        connection.write(setup)
     }
 
     private func send() {
@@ -110,6 +138,16 @@ private final class ProbeRun {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         receivedThisRound += bytes.count
+        if !setup.isEmpty {
+            // The startup's own status line: bash is ready.
+            guard bytes.last == UInt8(ascii: "\n") else { return }
+            guard receivedThisRound == 2 else {
+                return finish(.failure(BenchError("the driver floor's bash answered its startup with "
+                                                  + "\(receivedThisRound) bytes, not \"0\\n\"")))
+            }
+            setup = []
+            return send()
+        }
         switch exchange {
         case .echo:
             // One byte out, one byte back: anything else means the echo is not an echo.
@@ -121,6 +159,12 @@ private final class ProbeRun {
             guard receivedThisRound == 2 else {
                 return finish(.failure(BenchError(
                     "\(exchange.subsystem) answered \(receivedThisRound) bytes, not \"0\\n\"")))
+            }
+        case .driverRoundTrip:
+            guard bytes.last == UInt8(ascii: "\n") else { return }
+            guard receivedThisRound == 2 else {
+                return finish(.failure(BenchError(
+                    "the driver floor's bash answered \(receivedThisRound) bytes, not \"0\\n\"")))
             }
         case .rawStream(_, let total):
             guard receivedThisRound >= total else { return }
@@ -138,6 +182,7 @@ private final class ProbeRun {
     private func finish(_ result: Result<[Double], Error>) {
         guard let done else { return }
         self.done = nil
+        if case .driverRoundTrip = exchange { connection.write(Array(DriverFloor.cleanup.utf8)) }
         connection.close()
         selfReference = nil
         done(result)

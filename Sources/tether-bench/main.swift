@@ -9,7 +9,10 @@ import TetherClient
 ///         median time of `true` in an open session vs a 1-byte echo round trip over a
 ///         bare libssh2 channel to the host's `echo` subsystem (the anchor), and vs
 ///         `true; echo $?` in a bash sshd runs directly (`bash_floor`) and behind a relay
-///         that only copies (`relay_floor`, null without socat). With --command, that
+///         that only copies (`relay_floor`, null without socat) and behind two
+///         (`relay2_floor`: the price of one more hop), and `true` run by the runspace's
+///         own per-command driver in a bash behind one relay (`driver_floor`, no Tether
+///         process: what the driver's guarantees cost in bash). With --command, that
 ///         command instead of `true` in the session (the floors still run `true`). With
 ///         --order floors-first, the floors are measured first and the session last
 ///         (scripts/bench alternates the two orders between runs, so neither side always
@@ -18,7 +21,8 @@ import TetherClient
 ///         `head -c N /dev/zero` in a session, output read by the library and discarded
 ///     tether-bench raw-stream [--bytes N] HOST
 ///         the same through a bare libssh2 channel from bash behind sshd (`seconds`) and
-///         behind a relay that only copies (`relay_seconds`, null without socat)
+///         behind a relay that only copies (`relay_seconds`, null without socat) and
+///         behind two (`relay2_seconds`)
 let usage = """
     usage: tether-bench round-trip [--count N] [--warmup N] [--command TEXT] [--order tether-first|floors-first] HOST
            tether-bench stream [--bytes N] HOST
@@ -94,21 +98,27 @@ func run() async throws {
              Timings(try await SessionProbe.roundTrips(destination: host, command: command, count: count,
                                                        warmup: warmup, onLoop: false)))
         }
-        let floors: () async throws -> (echo: Timings, bash: Timings, relayed: Timings?) = {
+        let floors: () async throws -> (echo: Timings, bash: Timings, relayed: Timings?, relayedTwice: Timings?,
+                                        driver: Timings?) = {
             (Timings(try await ChannelProbe.measure(.echo, destination: host, count: count, warmup: warmup)),
              Timings(try await ChannelProbe.measure(.bashRoundTrip(.direct), destination: host, count: count,
                                                     warmup: warmup)),
              (try? await ChannelProbe.measure(.bashRoundTrip(.relayed), destination: host, count: count,
+                                              warmup: warmup)).map(Timings.init),
+             (try? await ChannelProbe.measure(.bashRoundTrip(.relayedTwice), destination: host, count: count,
+                                              warmup: warmup)).map(Timings.init),
+             (try? await ChannelProbe.measure(.driverRoundTrip, destination: host, count: count,
                                               warmup: warmup)).map(Timings.init))
         }
         var measured = order == "tether-first" ? try await session() : nil
-        let (echo, bash, relayed) = try await floors()
+        let (echo, bash, relayed, relayedTwice, driver) = try await floors()
         if measured == nil { measured = try await session() }
         guard let (tether, pool) = measured else { throw BenchError("round-trip: the session was not measured") }
         print(json([
             ("tether", tether.median), ("echo", echo.median), ("tether_pool", pool.median),
             ("bash_floor", bash.median), ("bash_floor_p90", bash.percentile(0.9)),
-            ("relay_floor", relayed?.median ?? .nan),
+            ("relay_floor", relayed?.median ?? .nan), ("relay2_floor", relayedTwice?.median ?? .nan),
+            ("driver_floor", driver?.median ?? .nan),
             ("tether_p90", tether.percentile(0.9)), ("echo_p90", echo.percentile(0.9)),
             ("tether_mean", tether.mean), ("echo_mean", echo.mean),
             ("count", Double(count)),
@@ -123,7 +133,10 @@ func run() async throws {
                                                      count: 1, warmup: 0)[0]
         let relayed = try? await ChannelProbe.measure(.rawStream(.relayed, bytes: bytes), destination: arguments.host,
                                                       count: 1, warmup: 0)[0]
-        print(json([("seconds", seconds), ("relay_seconds", relayed ?? .nan), ("bytes", Double(bytes)),
+        let relayedTwice = try? await ChannelProbe.measure(.rawStream(.relayedTwice, bytes: bytes),
+                                                           destination: arguments.host, count: 1, warmup: 0)[0]
+        print(json([("seconds", seconds), ("relay_seconds", relayed ?? .nan),
+                    ("relay2_seconds", relayedTwice ?? .nan), ("bytes", Double(bytes)),
                     ("mb_per_s", Double(bytes) / seconds / 1e6)]))
     case "-h", "--help", "help":
         print(usage)

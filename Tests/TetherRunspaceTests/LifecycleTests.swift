@@ -81,7 +81,12 @@ final class LifecycleTests: RunspaceTestCase {
         let signal = client.request(.signal(.terminate), channel: 1)
         XCTAssertEqual(try client.response(to: signal, channel: 1), .done)
         let result = try client.collect(commandID: id, timeout: 10)
-        XCTAssertEqual(result.exitStatus, 128 + SIGTERM)
+        // SIGTERM ends it; SIGKILL is the runspace's answer when bash's group outlives the
+        // grace (`BashInterpreter.terminationGrace`), which a heavily loaded machine can
+        // stretch past (seen once in a full suite at load ~30 on two cores: 137). Either is
+        // the command ended by the terminate; what it must not be is a normal exit.
+        XCTAssertTrue([128 + SIGTERM, 128 + SIGKILL].contains(result.exitStatus),
+                      "exit status \(result.exitStatus)")
         let closed = try client.nextRecord(channel: 1)
         XCTAssertEqual(closed.kind, .sessionClosed)
         XCTAssertEqual(try closed.closedInfo().reason, "terminated")
