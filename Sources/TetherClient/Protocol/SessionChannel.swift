@@ -168,7 +168,8 @@ final class SessionChannel: ChannelEndpoint {
             },
             consumerCancelled: {
                 reactor.execute { bound.value.abandonCancelledCommand() }
-            })
+            },
+            wakeAfterTurn: { reactor.execute($0) })
         return CommandCore(output: queue)
     }
 
