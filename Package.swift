@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "TetherHostTests", dependencies: ["TetherTestSupport", "TetherProtocol", "TetherIO"]),
         .testTarget(name: "TetherRegistryTests", dependencies: ["TetherRegistry", "TetherProtocol", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherRunspaceTests", dependencies: ["TetherRunspace", "TetherProtocol", "TetherIO", "CTetherPosix"]),
-        .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport", "CLibSSH2", "CTetherSSHCipher", "TetherIO"]),
+        .testTarget(name: "TetherSSHTests", dependencies: ["TetherSSH", "TetherTestSupport", "CLibSSH2", "CTetherSSHCipher", "TetherIO", "CTetherPosix"]),
         .testTarget(name: "TetherClientTests", dependencies: ["TetherTestSupport", "TetherClient", "TetherSSH", "TetherProtocol", "TetherIO", "TetherCLI"]),
     ]
 )

@@ -113,3 +113,31 @@ long tether_receive_with_descriptors(int socket, void *buffer, unsigned long len
 long tether_send_nonblocking(int socket, const void *bytes, unsigned long length) {
     return send(socket, bytes, length, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
+
+/* Descriptors below this are tracked; a higher one is always read (never faked). */
+#define TETHER_TRACKED_SOCKETS 4096
+/* 1: the last recv(2) on the descriptor found nothing more waiting. Only the loop thread
+   of a connection touches its descriptor's byte. */
+static unsigned char tether_socket_drained[TETHER_TRACKED_SOCKETS];
+
+long tether_recv_unless_drained(int fd, void *buffer, unsigned long length, int flags, void **abstract) {
+    (void)abstract;
+    int tracked = fd >= 0 && fd < TETHER_TRACKED_SOCKETS && !(flags & MSG_PEEK);
+    if (tracked && tether_socket_drained[fd]) return -EAGAIN;
+    ssize_t n = recv(fd, buffer, length, flags);
+    if (n < 0) {
+        int error = errno;
+        if (error == EWOULDBLOCK || error == EAGAIN) {
+            if (tracked) tether_socket_drained[fd] = 1;
+            return -EAGAIN;
+        }
+        return -error;
+    }
+    /* A stream socket hands over what it holds, up to `length`: a short read emptied it. */
+    if (tracked && n > 0 && (unsigned long)n < length) tether_socket_drained[fd] = 1;
+    return n;
+}
+
+void tether_socket_may_have_input(int fd) {
+    if (fd >= 0 && fd < TETHER_TRACKED_SOCKETS) tether_socket_drained[fd] = 0;
+}

@@ -41,10 +41,18 @@ public struct TimerHandle: Hashable, Sendable {
 /// thread (from handlers, timers, or before `run`). `execute` is the only door in from
 /// other threads; it wakes the loop through a pipe, so nothing ever sleeps to poll.
 public final class Reactor: @unchecked Sendable {
-    private struct Entry {
-        var fd: Int32
+    /// A class, so `update` changes the interest in place: a struct's through the
+    /// dictionary's modify accessor allocated a coroutine frame on every call — twice a
+    /// command on the client's SSH socket.
+    private final class Entry {
+        let fd: Int32
         var interest: Interest
-        var handler: (Readiness) -> Void
+        let handler: (Readiness) -> Void
+        init(fd: Int32, interest: Interest, handler: @escaping (Readiness) -> Void) {
+            self.fd = fd
+            self.interest = interest
+            self.handler = handler
+        }
     }
     private struct Timer {
         var deadline: UInt64
@@ -61,6 +69,9 @@ public final class Reactor: @unchecked Sendable {
     private let wakeWrite: Int32
     private let lock = Lock()
     private var injected: [@Sendable () -> Void] = []  // guarded by lock
+    /// `injected`'s other half: swapped with it to run the queue, emptied with its
+    /// capacity kept, so queueing a task's next step allocates no new array each time.
+    private var runningInjected: [@Sendable () -> Void] = []
     private var stopRequested = false                   // guarded by lock
 
     public init() throws {
@@ -88,7 +99,7 @@ public final class Reactor: @unchecked Sendable {
     }
 
     public func update(_ registration: Registration, interest: Interest) {
-        entries[registration.id]?.interest = interest
+        if let entry = entries[registration.id] { entry.interest = interest }
     }
 
     public func interest(of registration: Registration) -> Interest? {
@@ -259,20 +270,24 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func runInjected() {
-        let work = lock.withLock { () -> [@Sendable () -> Void] in
-            let w = injected
-            injected.removeAll()
-            return w
-        }
-        for body in work { body() }
+        lock.withLock { swap(&injected, &runningInjected) }
+        for body in runningInjected { body() }
+        runningInjected.removeAll(keepingCapacity: true)
     }
 
+    /// Runs the timers due now, earliest first; one a due timer schedules runs in a
+    /// later round. No array or dictionary is built: a loop of commands makes a timer
+    /// due several times per command (a write scheduled `after: 0`, held answers).
     private func runDueTimers() {
         let now = Reactor.now()
-        guard let next = nextDeadline(), next <= now else { return }
-        let due = timers.filter { $0.value.deadline <= now }.sorted { $0.value.deadline < $1.value.deadline }
-        for (id, timer) in due {
-            guard timers.removeValue(forKey: id) != nil else { continue }
+        let firstNew = nextID
+        while true {
+            var earliest: (id: UInt64, deadline: UInt64)?
+            for (id, timer) in timers where id < firstNew && timer.deadline <= now
+                && timer.deadline < (earliest?.deadline ?? .max) {
+                earliest = (id, timer.deadline)
+            }
+            guard let due = earliest, let timer = timers.removeValue(forKey: due.id) else { return }
             timer.body()
         }
     }

@@ -119,6 +119,18 @@ public struct Record: Sendable, Equatable {
         return Record(seq: seq, kind: kind, body: Array(payload[headerLength...]))
     }
 
+    /// A record whose body arrived in an array of its own (`FrameDecoder.next(_:recordBody:)`):
+    /// the header read in place, the body kept as it is — no copy.
+    public static func decode(header: UnsafeRawBufferPointer, body: [UInt8]) throws(ProtocolError) -> Record {
+        guard header.count >= headerLength else { throw .truncated(header.count < 8 ? "u64" : "u8") }
+        var seq: UInt64 = 0
+        for i in 0..<8 { seq = seq << 8 | UInt64(header[i]) }
+        guard let kind = Kind(rawValue: header[8]) else {
+            throw .badPayload("unknown record kind \(header[8])")
+        }
+        return Record(seq: seq, kind: kind, body: body)
+    }
+
     /// The record header (seq, kind) that precedes the body in a record payload.
     public static func header(seq: UInt64, kind: Kind) -> [UInt8] {
         var w = ByteWriter(capacity: headerLength)

@@ -192,7 +192,7 @@ final class BashInterpreter {
         commandNumber += 1
         if let interruptRepeat { reactor.cancel(interruptRepeat) }
         interruptRepeat = nil
-        driver.write(Array(line.utf8))
+        driver.write(line == DriverLine.plainCommand ? DriverLine.plainCommandBytes : Array(line.utf8))
     }
 
     /// SIGINT to the whole group: the foreground command dies or traps it, bash's INT trap
@@ -284,9 +284,13 @@ final class BashInterpreter {
     // MARK: Status pipe
 
     private func readStatus() {
-        var buffer = [UInt8](repeating: 0, count: 256)
+        // On the stack: this runs twice per command (`s`, then the status).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { readStatus(into: $0) }
+    }
+
+    private func readStatus(into buffer: UnsafeMutableBufferPointer<UInt8>) {
         while statusFD >= 0 {
-            let n = buffer.withUnsafeMutableBytes { read(statusFD, $0.baseAddress, $0.count) }
+            let n = read(statusFD, buffer.baseAddress, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { return }
@@ -301,7 +305,7 @@ final class BashInterpreter {
             for byte in buffer[0..<n] {
                 if byte == 0x0a {
                     handleStatusLine(String(decoding: statusLine, as: UTF8.self))
-                    statusLine.removeAll()
+                    statusLine.removeAll(keepingCapacity: true)
                 } else if statusLine.count < 64 {
                     statusLine.append(byte)
                 }

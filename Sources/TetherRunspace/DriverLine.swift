@@ -46,6 +46,9 @@ enum DriverLine {
     /// stay the user's): an interrupt that arrived before the script began ends it at once.
     static let scriptPrefix = #"[[ -z ${__tether_interrupted-} ]] || \builtin return 130; "#
 
+    /// `scriptPrefix` as bytes, for building a script file without a joined string.
+    static let scriptPrefixBytes = Array(scriptPrefix.utf8)
+
     /// The status-pipe line bash writes when the command is about to start.
     static let startedMarker = "s"
 
@@ -136,6 +139,8 @@ enum DriverLine {
     /// The line for a plain command: bash evaluates the driver it was given at startup,
     /// at the top level, reading no file but the script.
     static let plainCommand = #"\builtin eval "$"# + plainDriverVariable + "\"\n"
+    /// `plainCommand` as the bytes written to bash's stdin (made once, not per command).
+    static let plainCommandBytes = Array(plainCommand.utf8)
 
     /// The line for a command with a driver file: source it, report its status. The same
     /// few bytes each time — bash reads a pipe one byte per read(2), so everything that

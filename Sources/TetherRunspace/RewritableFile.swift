@@ -14,7 +14,7 @@ final class RewritableFile {
     /// Opened on first use.
     private var fd: Int32 = -1
     /// What `path` must point to while the memfd serves (nil: a plain file stands in).
-    private var linkTarget: String?
+    private var linkTarget: [UInt8]?
     /// The length of what the last `write` left.
     private var size = 0
 
@@ -56,9 +56,12 @@ final class RewritableFile {
     /// The path still leads to our file (one readlink or stat, per command).
     private var isIntact: Bool {
         if let linkTarget {
-            var buffer = [CChar](repeating: 0, count: 256)
-            let n = readlink(path, &buffer, buffer.count)
-            return n > 0 && String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == linkTarget
+            // Compared as bytes in a stack buffer: no array or string per command.
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { buffer in
+                let n = readlink(path, buffer.baseAddress!, buffer.count)
+                guard n == linkTarget.count else { return false }
+                return linkTarget.withUnsafeBytes { memcmp($0.baseAddress!, buffer.baseAddress!, n) == 0 }
+            }
         }
         var onDisk = stat(), ours = stat()
         return stat(path, &onDisk) == 0 && fstat(fd, &ours) == 0 && onDisk.st_ino == ours.st_ino && onDisk.st_dev == ours.st_dev
@@ -70,7 +73,7 @@ final class RewritableFile {
         if memory >= 0 {
             let target = "/proc/\(getpid())/fd/\(memory)"
             if symlink(target, path) == 0 {
-                linkTarget = target
+                linkTarget = Array(target.utf8)
                 return memory
             }
             close(memory)

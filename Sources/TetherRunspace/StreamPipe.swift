@@ -26,6 +26,12 @@ final class StreamPipe {
     private var ackFD: Int32
     private var registration: Registration?
     private var pending: [UInt8] = []
+    /// `readOnce`'s buffer, allocated on first use and kept: every command's end looks
+    /// into the FIFO, and a fresh zeroed 16 KiB array per look cost more than the read.
+    private var readBuffer: [UInt8] = []
+    /// An answer went out since `discardStaleAnswers` last emptied the answer FIFO: only
+    /// then can a stale one be in it (we are its only writer).
+    private var answeredSinceDiscard = false
 
     /// A message became a record.
     var onRecord: (StreamRecord) -> Void = { _ in }
@@ -116,12 +122,12 @@ final class StreamPipe {
     @discardableResult
     func readOnce() -> Bool {
         guard isOpen else { return false }
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        if readBuffer.isEmpty { readBuffer = [UInt8](repeating: 0, count: 16 * 1024) }
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
-            pending += buffer[0..<n]
+            pending += readBuffer[0..<n]
             parse()
             return true
         }
@@ -137,7 +143,8 @@ final class StreamPipe {
     /// would let later writers go on before their message is taken: dropped before each
     /// command.
     func discardStaleAnswers() {
-        guard ackFD >= 0 else { return }
+        guard ackFD >= 0, answeredSinceDiscard else { return }
+        answeredSinceDiscard = false
         var buffer = [UInt8](repeating: 0, count: 4096)
         while buffer.withUnsafeMutableBytes({ read(ackFD, $0.baseAddress, $0.count) }) > 0 {}
     }
@@ -191,6 +198,7 @@ final class StreamPipe {
 
     private func answer() {
         var byte: UInt8 = 0x0a
+        answeredSinceDiscard = true
         _ = write(ackFD, &byte, 1)  // a full answer FIFO: its readers are gone anyway
     }
 

@@ -1,4 +1,5 @@
 import CLibSSH2
+import CTetherPosix
 import TetherIO
 
 /// Moving bytes once the subsystem runs: write what's queued, read until EAGAIN, and
@@ -99,6 +100,11 @@ extension SSHConnection {
         guard let channel, let session else { return .ended }
         if committed == .write { committed = nil }
         var progressed = false
+        // The read libssh2 makes before a write goes to the kernel even when the last one
+        // found the socket empty (`tether_recv_unless_drained`): a link that went down
+        // since is noticed as the write is made — before a keeper's client is told its
+        // bytes went out — as it was before reads were skipped.
+        if !outbound.isEmpty { tether_socket_may_have_input(socket) }
         while !outbound.isEmpty {
             let rc = outbound.writeNext { bytes in
                 bytes.withMemoryRebound(to: CChar.self) { chars in

@@ -1,10 +1,16 @@
 import CLibSSH2
+import CTetherPosix
 import Glibc
 import TetherIO
 import TetherProtocol
 
 /// SSH handshake, host-key verification, authentication, channel and subsystem start.
 extension SSHConnection {
+    /// libssh2's recv(2), skipping reads of a socket known to be empty (CTetherPosix).
+    static let recvUnlessDrained: @convention(c) (Int32, UnsafeMutableRawPointer?, UInt, Int32,
+                                                  UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int
+        = tether_recv_unless_drained
+
     func beginHandshake() {
         enter(.handshaking)
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
@@ -13,6 +19,12 @@ extension SSHConnection {
         }
         self.session = session
         libssh2_session_set_blocking(session, 0)
+        // Reads that can only meet EAGAIN are answered without a recv(2): the socket is
+        // polled level-triggered, and every readiness it reports lets the next one through
+        // (`socketEvent`). A short command's answer then costs one recv(2), not three.
+        tether_socket_may_have_input(socket)
+        libssh2_session_callback_set(session, LIBSSH2_CALLBACK_RECV,
+                                     unsafeBitCast(SSHConnection.recvUnlessDrained, to: UnsafeMutableRawPointer.self))
         knownHosts = KnownHosts(files: target.knownHostsFiles + target.globalKnownHostsFiles)
         guard applyAlgorithmPreferences(session) else { return }
         preferKnownHostKeyTypes(session)

@@ -204,6 +204,7 @@ public final class SSHConnection {
         readingPaused = false
         // Nobody watched the socket while paused.
         socketMayHaveInput = true
+        tether_socket_may_have_input(socket)
         // libssh2 may already hold data read off the socket: pump, don't wait for poll.
         if phase == .ready { schedulePump() }
     }
@@ -338,6 +339,11 @@ public final class SSHConnection {
             // must fail at once rather than block or reach a reused descriptor.
             _ = shutdown(socket, Int32(SHUT_RDWR))
         }
+        if socket >= 0 {
+            // Reads go to the kernel again: blocking mode below must see the shut-down
+            // socket's end, and a descriptor reused later starts afresh.
+            tether_socket_may_have_input(socket)
+        }
         if let session {
             // Blocking mode on a shut-down socket can't wait, and free can't return EAGAIN.
             libssh2_session_set_blocking(session, 1)
@@ -393,7 +399,10 @@ public final class SSHConnection {
             connectCompleted()
             return
         }
-        if !readiness.isDisjoint(with: [.readable, .hangup, .error]) { socketMayHaveInput = true }
+        if !readiness.isDisjoint(with: [.readable, .hangup, .error]) {
+            socketMayHaveInput = true
+            tether_socket_may_have_input(socket)
+        }
         advance()
         if lost, let registration, phase != .closed {
             // The reactor drops a registration that reported only HUP/ERR.

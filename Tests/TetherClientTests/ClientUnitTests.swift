@@ -84,6 +84,48 @@ final class ClientUnitTests: XCTestCase {
         }
     }
 
+    /// On the loop a parked consumer is woken once per turn, after the turn queued every
+    /// record it decoded (`wakeAfterTurn`), not once per record; it takes them in order
+    /// and nothing is acknowledged before it took it.
+    func testAWaitingConsumerIsWokenOncePerTurnWithAllTheTurnQueued() async throws {
+        let turn = TurnLog()
+        let acks = AckLog()
+        let queue = OutputQueue(pause: {}, requestResume: { _ in }, sendAck: { acks.append($0) },
+                                wakeAfterTurn: { turn.append($0) })
+        let consumer = Task { () -> [OutputChunk] in
+            var got: [OutputChunk] = []
+            while let chunk = try await queue.next() { got.append(chunk) }
+            return got
+        }
+        try await waitUntil { queue.consumerIsWaiting }
+        queue.push(.init(seq: 1, chunk: nil, ackNow: false))   // a command's start: no wake-up
+        XCTAssertEqual(turn.count, 0)
+        XCTAssertEqual(acks.values, [1], "a marker alone is consumed at once, as before")
+        queue.push(.init(seq: 2, chunk: .stdout([1]), ackNow: false))
+        queue.push(.init(seq: 3, chunk: .stderr([2]), ackNow: false))
+        queue.push(.init(seq: 4, chunk: .stdout([3]), ackNow: false))
+        XCTAssertEqual(turn.count, 1, "one wake-up for the turn")
+        XCTAssertTrue(queue.consumerIsWaiting, "nothing handed over before the turn ends")
+        XCTAssertEqual(acks.values, [1], "no output acknowledged before it was taken")
+        turn.runAll()
+        try await waitUntil { queue.consumerIsWaiting }
+        XCTAssertEqual(acks.values.last, 4, "caught up: everything taken is acknowledged")
+        queue.push(.init(seq: 5, chunk: nil, ackNow: true))   // the command's end
+        queue.finish()
+        let got = try await consumer.value
+        XCTAssertEqual(got, [.stdout([1]), .stderr([2]), .stdout([3])])
+        XCTAssertEqual(acks.values.last, 5)
+        XCTAssertEqual(turn.count, 1, "the end wakes the consumer itself")
+    }
+
+    private func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(10)
+        while !condition() {
+            guard Date() < deadline else { XCTFail("the consumer never parked"); throw CancellationError() }
+            await Task.yield()
+        }
+    }
+
     func testRelativeStateFollowsPowerShell() {
         let me = "me", other = "other"
         func info(_ state: HostSessionState, holder: String?, busy: Bool = false) -> SessionInfo {
@@ -181,6 +223,20 @@ final class ClientUnitTests: XCTestCase {
 }
 
 /// A thread-safe list for callbacks.
+/// Work queued for "after the loop's turn", run when the test says the turn ended.
+final class TurnLog: @unchecked Sendable {
+    private let lock = Lock()
+    private var queued: [@Sendable () -> Void] = []
+    private var total = 0
+    func append(_ body: @escaping @Sendable () -> Void) { lock.withLock { queued.append(body); total += 1 } }
+    /// How many were ever queued.
+    var count: Int { lock.withLock { total } }
+    func runAll() {
+        let work = lock.withLock { () -> [@Sendable () -> Void] in defer { queued = [] }; return queued }
+        work.forEach { $0() }
+    }
+}
+
 final class AckLog: @unchecked Sendable {
     private let lock = Lock()
     private var storage: [UInt64] = []

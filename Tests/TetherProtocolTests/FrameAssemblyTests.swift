@@ -36,6 +36,28 @@ final class FrameAssemblyTests: XCTestCase {
         }
     }
 
+    /// The raw-buffer `append` (a transport's lent bytes, copied with memcpy) keeps the
+    /// generic one's results — and leaves `lastOffered`, a reader's drained test, alone.
+    func testBigFramesSurviveAnyChunkingThroughLentBuffers() throws {
+        let frames = sampleFrames()
+        let wire = frames.flatMap { $0.encoded() }
+        for round in 0..<20 {
+            var decoder = FrameDecoder()
+            var out: [Frame] = []
+            var offset = 0
+            while offset < wire.count {
+                let size = round == 0 ? 1 + offset % 7 : Int.random(in: 0...100_000, using: &generator)
+                let end = min(wire.count, offset + size)
+                wire.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[offset..<end])) }
+                XCTAssertEqual(decoder.lastOffered, 0)
+                offset = end
+                while let frame = try decoder.next() { out.append(frame) }
+            }
+            XCTAssertEqual(out, frames, "round \(round)")
+            XCTAssertFalse(decoder.hasPartialFrame)
+        }
+    }
+
     func testBigFramesSurviveAnyChunkingThroughReadsAndComeOutAsWire() throws {
         let frames = sampleFrames()
         let wire = frames.flatMap { $0.encoded() }

@@ -68,3 +68,14 @@ long tether_receive_with_descriptors(int socket, void *buffer, unsigned long len
                                      int *descriptors, int capacity, int *count);
 /// send(2) with MSG_DONTWAIT | MSG_NOSIGNAL: never blocks, never raises SIGPIPE.
 long tether_send_nonblocking(int socket, const void *bytes, unsigned long length);
+
+/// libssh2's recv callback (LIBSSH2_CALLBACK_RECV): recv(2), except on a descriptor whose
+/// last recv found its queue empty — EAGAIN, or fewer bytes than asked for — while
+/// nothing has said since that more came (`tether_socket_may_have_input`): then -EAGAIN
+/// without a system call. libssh2 reads the socket until EAGAIN in every read and again
+/// before every write; on a loop that polls the socket level-triggered, those reads can
+/// only say what the last one did. Returns bytes, or -errno as libssh2 expects.
+long tether_recv_unless_drained(int fd, void *buffer, unsigned long length, int flags, void **abstract);
+/// poll(2) said `fd` is readable (or hung up, or failed), or it is new or being closed:
+/// its next recv goes to the kernel.
+void tether_socket_may_have_input(int fd);

@@ -51,6 +51,9 @@ final class KeeperTransport: ByteTransport {
     private var onClose: ((TetherClientError?) -> Void)?
 
     var onDrained: (() -> Void)?
+    /// Only the direct connection of a fallback reads into the reader's buffer; the
+    /// keeper's socket lends its own through `onData`.
+    var readsInto: ((_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int)?
 
     static let highWatermark = 4 << 20
     static let lowWatermark = 1 << 20
@@ -223,6 +226,7 @@ final class KeeperTransport: ByteTransport {
         let direct = SSHTransport.make(reactor: reactor, destination: destination, target: target)
         phase = .direct(direct)
         direct.onDrained = { [weak self] in self?.onDrained?() }
+        direct.readsInto = readsInto
         if readingPaused { direct.pauseReading() }
         direct.start(onReady: onReady, onData: onData, onClose: { [weak self] error in
             guard let self, let callback = self.onClose else { return }

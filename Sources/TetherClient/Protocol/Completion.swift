@@ -24,7 +24,11 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
 
     var value: Value {
         get async throws {
-            try await withCheckedThrowingContinuation { continuation in
+            // Already there — a command's id by the time `invoke` has its answer, its exit
+            // status once its output ended —: no suspension, so no round through the
+            // task's executor (on the client's loop, a queued job and a loop round each).
+            if let ready = current { return try ready.get() }
+            return try await withCheckedThrowingContinuation { continuation in
                 let ready: Result<Value, Error>? = lock.withLock {
                     if let result { return result }
                     waiters.append(continuation)

@@ -35,7 +35,13 @@ final class HostConnection {
     let clientID: String
     private let transport: ByteTransport
     private let clientHello: Hello
-    private var decoder = FrameDecoder()
+    /// Big records' bodies are read into arrays of their own and become the records'
+    /// bodies as they are: no copy of output between libssh2 and the consumer.
+    private var decoder: FrameDecoder = {
+        var decoder = FrameDecoder()
+        decoder.keepsRecordBodiesApart = true
+        return decoder
+    }()
     private(set) var phase: Phase = .connecting
     private(set) var hostHello: Hello?
     /// The protocol version the hello settled on (the highest both sides speak).
@@ -74,6 +80,7 @@ final class HostConnection {
         readyWaiters.append(completion)
         transport.onDrained = { [weak self] in self?.drained() }
         armHandshakeTimer(after: handshakeTimeout)
+        transport.readsInto = { [weak self] read in self?.receive(read) ?? 0 }
         transport.start(
             onReady: { [weak self] in
                 guard let self else { return }
@@ -201,8 +208,23 @@ final class HostConnection {
         deliverFrames()
     }
 
-    /// What the decoder hands over: output records decoded straight from its buffer (the
-    /// body is the one copy), everything else as a frame.
+    /// The subsystem's stdout read by libssh2 straight into the decoder (a big frame's own
+    /// array once its header is in), as the keeper reads its links: no copy out of the
+    /// loop's shared buffer.
+    private func receive(_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        let n = decoder.append(readingUpTo: Self.readSize, read)
+        guard n > 0 else { return n }
+        liveness?.heard()
+        deliverFrames()
+        return n
+    }
+
+    /// What one read from the transport may bring when no big frame is being assembled.
+    static let readSize = 128 * 1024
+
+    /// What the decoder hands over: output records — a big one's body the very array
+    /// libssh2 decrypted it into, a small one's copied out of the decoder's buffer —,
+    /// everything else as a frame.
     private enum Incoming {
         case record(channel: UInt32, Record)
         case badRecord(ProtocolError)
@@ -217,7 +239,7 @@ final class HostConnection {
             do {
                 let inHandshake: Bool
                 if case .connecting = phase { inHandshake = true } else { inHandshake = false }
-                incoming = try decoder.next { type, channel, payload throws(ProtocolError) -> Incoming in
+                incoming = try decoder.next({ type, channel, payload throws(ProtocolError) -> Incoming in
                     guard type == .record, !inHandshake else {
                         return .frame(Frame(type: type, channel: channel, payload: Array(payload)))
                     }
@@ -227,7 +249,19 @@ final class HostConnection {
                     } catch {
                         return .badRecord(error)
                     }
-                }
+                }, recordBody: { channel, header, body throws(ProtocolError) -> Incoming in
+                    // Output streams in: keep freed record arrays on the heap, as the CLI does.
+                    StreamingHeap.configureOnceForStreaming()
+                    guard !inHandshake else {
+                        return .frame(Frame(type: .record, channel: channel, payload: Array(header) + body))
+                    }
+                    guard channels[channel] != nil else { return .straggler }
+                    do throws(ProtocolError) {
+                        return .record(channel: channel, try Record.decode(header: header, body: body))
+                    } catch {
+                        return .badRecord(error)
+                    }
+                })
             } catch {
                 shutdown(TetherClientError(.protocolViolation, host: computerName,
                                            "the host sent garbage: \(error)"))

@@ -165,7 +165,8 @@ final class JobReceiveChannel: ChannelEndpoint {
             },
             consumerCancelled: {
                 reactor.execute { bound.value.abandon() }
-            })
+            },
+            wakeAfterTurn: { reactor.execute($0) })
     }
 
     /// The consuming task was cancelled: stop and detach now (unconsumed output stays

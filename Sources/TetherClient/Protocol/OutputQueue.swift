@@ -35,6 +35,9 @@ final class OutputQueue: @unchecked Sendable {
     private var entries: [Entry] = []
     private var head = 0
     private var bufferedBytes = 0
+    /// The most output that ever waited here for the consumer (tests: the host's window
+    /// bounds it).
+    private var peakBufferedBytes = 0
     private var ending: Result<Void, Error>?
     private var waiter: CheckedContinuation<OutputChunk?, Error>?
     // Acknowledgement bookkeeping (consumer side, under lock).
@@ -71,15 +74,25 @@ final class OutputQueue: @unchecked Sendable {
     /// go of the host (what was not consumed stays unacknowledged there, for `receive`).
     private let consumerCancelled: (@Sendable () -> Void)?
     private var cancelled = false
+    /// Runs its argument on the loop after the current turn (`Reactor.execute` from the
+    /// loop's own thread: no system call). With it, a consumer parked for output is woken
+    /// once per turn — after every record that turn decoded is queued — not once per
+    /// record: a stream's consumer then takes several records per wake-up, and comes back
+    /// to an empty queue (which acknowledges) once per turn too. Nil: at once (tests).
+    private let wakeAfterTurn: ((@escaping @Sendable () -> Void) -> Void)?
+    /// A wake-up is queued on the loop (under lock).
+    private var wakeQueued = false
 
     init(pause: @escaping () -> Void, requestResume: @escaping @Sendable (OutputQueue) -> Void,
          sendAck: @escaping @Sendable (UInt64) -> Void, consumerReachedEnd: (@Sendable () -> Void)? = nil,
-         consumerCancelled: (@Sendable () -> Void)? = nil) {
+         consumerCancelled: (@Sendable () -> Void)? = nil,
+         wakeAfterTurn: ((@escaping @Sendable () -> Void) -> Void)? = nil) {
         self.pause = pause
         self.requestResume = requestResume
         self.sendAck = sendAck
         self.consumerReachedEnd = consumerReachedEnd
         self.consumerCancelled = consumerCancelled
+        self.wakeAfterTurn = wakeAfterTurn
     }
 
     // MARK: Loop side
@@ -89,11 +102,20 @@ final class OutputQueue: @unchecked Sendable {
         var resume: CheckedContinuation<OutputChunk?, Error>?
         var result: OutputChunk??
         var needPause = false
+        var queueWake = false
         lock.withLock {
             guard ending == nil else { return }
             entries.append(entry)
             bufferedBytes += entry.chunk?.byteCount ?? 0
-            if let w = waiter, let chunk = popLocked() {
+            peakBufferedBytes = max(peakBufferedBytes, bufferedBytes)
+            if waiter != nil && wakeAfterTurn != nil && (wakeQueued || entry.chunk != nil) {
+                // Output (and what follows it) waits for the end of the turn.
+                if !wakeQueued {
+                    wakeQueued = true
+                    queueWake = true
+                }
+            } else if let w = waiter, let chunk = popLocked() {
+                // (A marker alone is consumed at once, as it pops as nothing.)
                 waiter = nil
                 resume = w
                 result = .some(chunk)
@@ -104,6 +126,24 @@ final class OutputQueue: @unchecked Sendable {
             }
         }
         if needPause { pause() }
+        if let resume, let result { resume.resume(returning: result) }
+        if queueWake, let wakeAfterTurn { wakeAfterTurn { [self] in wakeWaiter() } }
+        flushAckIfDue()
+    }
+
+    /// The turn's records are queued: a parked consumer gets the first of them (it takes
+    /// the rest without waiting). Loop thread.
+    private func wakeWaiter() {
+        var resume: CheckedContinuation<OutputChunk?, Error>?
+        var result: OutputChunk?
+        lock.withLock {
+            wakeQueued = false
+            // The consumer may have come back meanwhile, or `finish` woken it.
+            guard let w = waiter, let chunk = popLocked() else { return }
+            waiter = nil
+            resume = w
+            result = chunk
+        }
         if let resume, let result { resume.resume(returning: result) }
         flushAckIfDue()
     }
@@ -145,6 +185,12 @@ final class OutputQueue: @unchecked Sendable {
     }
 
     var isPausingReads: Bool { lock.withLock { readingPaused } }
+
+    /// A consumer is parked in `next()` (tests).
+    var consumerIsWaiting: Bool { lock.withLock { waiter != nil } }
+
+    /// The most output bytes that ever waited for the consumer (tests).
+    var peakBufferedByteCount: Int { lock.withLock { peakBufferedBytes } }
 
     /// The consumer's task was cancelled before it reached the end. Any thread.
     var consumerCancelledEarly: Bool { lock.withLock { cancelled && !endReported } }

@@ -151,7 +151,8 @@ final class ReceiveChannel: ChannelEndpoint {
             },
             consumerCancelled: {
                 reactor.execute { bound.value.abandon() }
-            })
+            },
+            wakeAfterTurn: { reactor.execute($0) })
     }
 
     /// The consuming task was cancelled: stop following and detach now. What was not

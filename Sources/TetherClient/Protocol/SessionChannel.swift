@@ -26,6 +26,12 @@ final class SessionChannel: ChannelEndpoint {
     /// The newest seq acknowledged on the wire, and one held back (`sendAck`).
     private var sentAck: UInt64 = 0
     private var pendingAck: UInt64?
+    /// When `pendingAck` was first held (monotonic ns): it leaves `markerAckDelay` later
+    /// at the latest.
+    private var pendingAckSince: UInt64 = 0
+    /// Armed while an ack may be held; not cancelled when a request takes the ack along
+    /// (`ackTimerFired` re-arms or does nothing), so a loop of short commands arms one
+    /// timer per `markerAckDelay` instead of arming and cancelling one per command.
     private var ackTimer: TimerHandle?
 
     init(host: HostConnection, instanceID: String) {
@@ -162,7 +168,8 @@ final class SessionChannel: ChannelEndpoint {
             },
             consumerCancelled: {
                 reactor.execute { bound.value.abandonCancelledCommand() }
-            })
+            },
+            wakeAfterTurn: { reactor.execute($0) })
         return CommandCore(output: queue)
     }
 
@@ -186,14 +193,30 @@ final class SessionChannel: ChannelEndpoint {
     /// subsystem, runspace) wakes once.
     private func sendAck(_ seq: UInt64) {
         guard case .attached = state else { return }
+        if pendingAck == nil { pendingAckSince = Reactor.now() }
         pendingAck = max(pendingAck ?? 0, seq)
         if highestOutputSeq > sentAck {
             flushAck()
-        } else if ackTimer == nil {
-            ackTimer = host.reactor.schedule(after: Self.markerAckDelay) { [weak self] in
-                self?.ackTimer = nil
-                self?.flushAck()
-            }
+        } else {
+            armAckTimer(after: Self.markerAckDelay)
+        }
+    }
+
+    private func armAckTimer(after seconds: Double) {
+        guard ackTimer == nil else { return }
+        ackTimer = host.reactor.schedule(after: seconds) { [weak self] in self?.ackTimerFired() }
+    }
+
+    /// The held ack has waited `markerAckDelay`: it goes now. One held for less (the
+    /// earlier one left with a request) gets the rest of its wait.
+    private func ackTimerFired() {
+        ackTimer = nil
+        guard pendingAck != nil else { return }
+        let waited = Double(Reactor.now() &- pendingAckSince) / 1e9
+        if waited < Self.markerAckDelay {
+            armAckTimer(after: Self.markerAckDelay - waited)
+        } else {
+            flushAck()
         }
     }
 
@@ -201,8 +224,6 @@ final class SessionChannel: ChannelEndpoint {
 
     /// Sends the held ack, if any.
     private func flushAck() {
-        if let ackTimer { host.reactor.cancel(ackTimer) }
-        ackTimer = nil
         guard let seq = pendingAck, case .attached = state else { return }
         pendingAck = nil
         sentAck = max(sentAck, seq)

@@ -8,7 +8,8 @@ import TetherIO
 protocol ByteTransport: AnyObject {
     /// Begins connecting. `onReady` once bytes may flow, `onData` per chunk read — lent in
     /// place, valid only during the call (the reader copies it into its frame decoder:
-    /// one copy of everything received) —, `onClose` once at the end (nil: the host
+    /// one copy of everything received) — unless `readsInto` is set and the transport
+    /// can read into the reader's buffer, `onClose` once at the end (nil: the host
     /// closed cleanly, or `close()` was called).
     func start(onReady: @escaping () -> Void,
                onData: @escaping (UnsafeRawBufferPointer) -> Void,
@@ -28,4 +29,19 @@ protocol ByteTransport: AnyObject {
     /// How the connection checks that the host is still there (nil: not this end's job —
     /// the keeper watches its own links).
     var liveness: LivenessWatch.Settings? { get }
+    /// Set before `start` by a reader that decodes frames: a transport that can (libssh2's
+    /// `SSHConnection.readsInto`) reads straight into the buffer the reader lends — the
+    /// rest of a big record's own array — and calls this instead of `onData`; the others
+    /// ignore it. The closure calls `read` once, handles what landed, and returns what
+    /// `read` returned (bytes, or zero / a negative status, passed back unchanged).
+    var readsInto: ((_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int)? { get set }
+}
+
+extension ByteTransport {
+    /// Transports that read into their own buffer (a pipe from `ssh`, the keeper's
+    /// socket) lend it through `onData`.
+    var readsInto: ((_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int)? {
+        get { nil }
+        set {}
+    }
 }

@@ -9,6 +9,7 @@ final class SSHTransport: ByteTransport {
     private var closeHandler: ((TetherClientError?) -> Void)?
 
     var onDrained: (() -> Void)?
+    var readsInto: ((_ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int)?
     var pendingWriteBytes: Int { connection.pendingWriteBytes }
     var liveness: LivenessWatch.Settings? { connection.target.liveness }
 
@@ -28,6 +29,7 @@ final class SSHTransport: ByteTransport {
                onClose: @escaping (TetherClientError?) -> Void) {
         closeHandler = onClose
         connection.onDrained = { [weak self] in self?.onDrained?() }
+        connection.readsInto = readsInto
         let destination = self.destination
         connection.start(
             onReady: onReady,
