@@ -46,8 +46,7 @@ enum DriverLine {
     /// stay the user's): an interrupt that arrived before the script began ends it at once.
     static let scriptPrefix = #"[[ -z ${__tether_interrupted-} ]] || \builtin return 130; "#
 
-    /// `scriptPrefix` as bytes, for building a script file without a joined string.
-    static let scriptPrefixBytes = Array(scriptPrefix.utf8)
+    private static let scriptPrefixBytes = Array(scriptPrefix.utf8)
 
     /// The status-pipe line bash writes when the command is about to start.
     static let startedMarker = "s"
@@ -94,7 +93,18 @@ enum DriverLine {
 
     /// The script file's contents for `script`.
     static func scriptFile(_ script: String) -> String {
-        scriptPrefix + script
+        String(decoding: scriptFileBytes(script), as: UTF8.self)
+    }
+
+    /// `scriptFile(script)` as the bytes written to the file, built at once (no joined
+    /// string first: the runspace makes one per command).
+    static func scriptFileBytes(_ script: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        // (+ 1: room for the final newline `WorkDirectory` adds if the script lacks one.)
+        bytes.reserveCapacity(scriptPrefixBytes.count + script.utf8.count + 1)
+        bytes += scriptPrefixBytes
+        bytes += script.utf8
+        return bytes
     }
 
     /// The driver file for one command (written next to its script): the script

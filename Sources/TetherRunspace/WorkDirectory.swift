@@ -90,11 +90,7 @@ final class WorkDirectory {
     /// removed the directory itself, it is made again (0700, ours) first.
     func prepare(script text: String, arguments: [String], stdinName: String?,
                  terminal: (slave: String, term: String)? = nil) throws -> String {
-        // `DriverLine.scriptFile(text)`, built as bytes at once (no joined string first).
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(DriverLine.scriptPrefixBytes.count + text.utf8.count + 1)
-        bytes += DriverLine.scriptPrefixBytes
-        bytes += text.utf8
+        var bytes = DriverLine.scriptFileBytes(text)
         // A final newline so a last line ending in a comment or `\` can't swallow anything.
         if bytes.last != 0x0a { bytes.append(0x0a) }
         let plain = DriverLine.isPlain(arguments: arguments, stdinName: stdinName, terminal: terminal)

@@ -243,23 +243,15 @@ final class HostConnection {
                     guard type == .record, !inHandshake else {
                         return .frame(Frame(type: type, channel: channel, payload: Array(payload)))
                     }
-                    guard channels[channel] != nil else { return .straggler }
-                    do throws(ProtocolError) {
-                        return .record(channel: channel, try Record.decode(payload))
-                    } catch {
-                        return .badRecord(error)
-                    }
+                    return incomingRecord(channel: channel) { () throws(ProtocolError) in try Record.decode(payload) }
                 }, recordBody: { channel, header, body throws(ProtocolError) -> Incoming in
                     // Output streams in: keep freed record arrays on the heap, as the CLI does.
                     StreamingHeap.configureOnceForStreaming()
                     guard !inHandshake else {
                         return .frame(Frame(type: .record, channel: channel, payload: Array(header) + body))
                     }
-                    guard channels[channel] != nil else { return .straggler }
-                    do throws(ProtocolError) {
-                        return .record(channel: channel, try Record.decode(header: header, body: body))
-                    } catch {
-                        return .badRecord(error)
+                    return incomingRecord(channel: channel) { () throws(ProtocolError) in
+                        try Record.decode(header: header, body: body)
                     }
                 })
             } catch {
@@ -279,6 +271,17 @@ final class HostConnection {
             case .straggler:
                 break
             }
+        }
+    }
+
+    /// An output record for `channel`, decoded by `decode` (from the decoder's buffer, or
+    /// from a body read apart) — or a straggler for a channel no longer open.
+    private func incomingRecord(channel: UInt32, _ decode: () throws(ProtocolError) -> Record) -> Incoming {
+        guard channels[channel] != nil else { return .straggler }
+        do throws(ProtocolError) {
+            return .record(channel: channel, try decode())
+        } catch {
+            return .badRecord(error)
         }
     }
 
